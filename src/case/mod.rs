@@ -1,0 +1,338 @@
+//! Cases: what they are, what happens to them, and the effects each change
+//! has, as plain data.
+//!
+//! Every change to a case is decided by a pure function in [`decide`]: it
+//! takes the case, the rules and `now`, and returns a [`Transition`]: the new
+//! case, the timeline events, the pages to send and the timers to set or
+//! cancel. The store then commits a transition atomically, so a page exists
+//! if and only if the change that caused it does.
+
+pub mod decide;
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::escalation::Position;
+use crate::people::{ChannelKind, PersonId};
+use crate::sla::{Deadlines, Priority};
+
+pub use decide::{ActionError, World};
+
+/// A case number, shown as `#1042`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CaseNumber(pub i64);
+
+impl FromStr for CaseNumber {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let digits = s.trim().trim_start_matches('#');
+        match digits.parse::<i64>() {
+            Ok(n) if n > 0 && !digits.starts_with('+') => Ok(Self(n)),
+            _ => Err(format!("{s:?} is not a case number: write digits such as 1042")),
+        }
+    }
+}
+
+impl fmt::Display for CaseNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Where a case stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Nobody has acknowledged it; the escalation policy runs.
+    Open,
+    Acknowledged,
+    /// Waiting on the customer.
+    Waiting,
+    Resolved,
+    Closed,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [Status::Open, Status::Acknowledged, Status::Waiting, Status::Resolved, Status::Closed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Acknowledged => "acknowledged",
+            Status::Waiting => "waiting",
+            Status::Resolved => "resolved",
+            Status::Closed => "closed",
+        }
+    }
+
+    /// Resolved or closed: the work is done.
+    pub fn is_done(self) -> bool {
+        matches!(self, Status::Resolved | Status::Closed)
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown status {s:?}: use open, acknowledged, waiting, resolved or closed"))
+    }
+}
+
+/// Where a case's escalation stands: the step that ran last, and whether
+/// the policy is still running (not acknowledged, not exhausted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Escalation {
+    pub at: Position,
+    pub running: bool,
+}
+
+/// A case as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub number: CaseNumber,
+    pub subject: String,
+    pub body: String,
+    pub customer: Option<String>,
+    pub requester: String,
+    pub priority: Priority,
+    pub plan: String,
+    pub policy: String,
+    pub status: Status,
+    pub assignee: Option<PersonId>,
+    pub opened_at: DateTime<Utc>,
+    pub acked_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub deadlines: Deadlines,
+    pub escalation: Escalation,
+    /// Bumped by every committed change; a commit names the version it was
+    /// decided on, so two racing changes cannot both apply.
+    pub version: i64,
+}
+
+/// Who did something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    Person(PersonId),
+    /// An API token that belongs to no person, by its name.
+    Token(String),
+    /// A customer, by mail address.
+    Customer(String),
+    /// Tocsin itself (timers).
+    System,
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Person(p) => write!(f, "{p}"),
+            Actor::Token(t) => write!(f, "token:{t}"),
+            Actor::Customer(a) => f.write_str(a),
+            Actor::System => f.write_str("tocsin"),
+        }
+    }
+}
+
+/// The door an action came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Api,
+    Sms,
+    Email,
+    Dashboard,
+    Scheduler,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Api => "api",
+            Via::Sms => "sms",
+            Via::Email => "email",
+            Via::Dashboard => "dashboard",
+            Via::Scheduler => "scheduler",
+        }
+    }
+}
+
+/// What a timeline entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Opened,
+    Paged,
+    Acknowledged,
+    Note,
+    Resolved,
+    Reopened,
+    Escalated,
+    Breach,
+    Exhausted,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Opened => "opened",
+            EventKind::Paged => "paged",
+            EventKind::Acknowledged => "acknowledged",
+            EventKind::Note => "note",
+            EventKind::Resolved => "resolved",
+            EventKind::Reopened => "reopened",
+            EventKind::Escalated => "escalated",
+            EventKind::Breach => "breach",
+            EventKind::Exhausted => "exhausted",
+        }
+    }
+}
+
+/// A timeline entry to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub at: DateTime<Utc>,
+    pub kind: EventKind,
+    pub actor: String,
+    pub channel: Option<Via>,
+    pub text: String,
+}
+
+/// Why a message goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PageKind {
+    /// An escalation step pages someone.
+    Page,
+    /// The assignee missed an update.
+    Reminder,
+    /// A deadline passed: managers are told.
+    Breach,
+    /// The requester learns the case number.
+    Receipt,
+}
+
+impl PageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PageKind::Page => "page",
+            PageKind::Reminder => "reminder",
+            PageKind::Breach => "breach",
+            PageKind::Receipt => "receipt",
+        }
+    }
+}
+
+impl FromStr for PageKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [PageKind::Page, PageKind::Reminder, PageKind::Breach, PageKind::Receipt]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown page kind {s:?}"))
+    }
+}
+
+/// A message to queue in the outbox, written with the change that causes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPage {
+    /// `None` for messages to customers.
+    pub person: Option<PersonId>,
+    pub address: String,
+    pub channel: ChannelKind,
+    pub kind: PageKind,
+    /// The escalation step that sent it, for step pages.
+    pub position: Option<Position>,
+    /// Why, in words (the breached deadline, …).
+    pub detail: String,
+}
+
+/// The durable timers a case can have; at most one of each kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimerKind {
+    /// The wait after an escalation step ends.
+    Step,
+    /// The respond deadline.
+    Respond,
+    /// The update deadline.
+    Update,
+    /// The assignee was reminded of a missed update; escalate if still silent.
+    UpdateGrace,
+    /// The resolve deadline.
+    Resolve,
+}
+
+impl TimerKind {
+    pub const ALL: [TimerKind; 5] = [TimerKind::Step, TimerKind::Respond, TimerKind::Update, TimerKind::UpdateGrace, TimerKind::Resolve];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::Step => "step",
+            TimerKind::Respond => "respond",
+            TimerKind::Update => "update",
+            TimerKind::UpdateGrace => "update_grace",
+            TimerKind::Resolve => "resolve",
+        }
+    }
+}
+
+impl FromStr for TimerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        TimerKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| format!("unknown timer kind {s:?}"))
+    }
+}
+
+/// A timer to set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewTimer {
+    pub kind: TimerKind,
+    pub due: DateTime<Utc>,
+    /// For step timers: the step whose wait this is.
+    pub position: Position,
+}
+
+/// A stored timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timer {
+    pub id: i64,
+    pub case: CaseNumber,
+    pub kind: TimerKind,
+    pub due: DateTime<Utc>,
+    pub position: Position,
+}
+
+/// Everything one change does, committed as one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// The case after the change.
+    pub case: Case,
+    pub events: Vec<NewEvent>,
+    pub pages: Vec<NewPage>,
+    /// Timer kinds of this case to delete (before `timers` are set).
+    pub cancel: Vec<TimerKind>,
+    pub timers: Vec<NewTimer>,
+}
+
+impl Transition {
+    /// A transition that starts from `case` and changes nothing yet.
+    pub fn from(case: &Case) -> Self {
+        Self { case: case.clone(), events: Vec::new(), pages: Vec::new(), cancel: Vec::new(), timers: Vec::new() }
+    }
+
+    /// Replaces the timer of `kind` (cancelling any earlier one).
+    pub fn set_timer(&mut self, kind: TimerKind, due: DateTime<Utc>, position: Position) {
+        self.cancel_timer(kind);
+        self.timers.retain(|t| t.kind != kind);
+        self.timers.push(NewTimer { kind, due, position });
+    }
+
+    pub fn cancel_timer(&mut self, kind: TimerKind) {
+        if !self.cancel.contains(&kind) {
+            self.cancel.push(kind);
+        }
+        self.timers.retain(|t| t.kind != kind);
+    }
+}

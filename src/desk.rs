@@ -1,0 +1,146 @@
+//! The desk: the one place every door (API, SMS, email reply, dashboard,
+//! timers) goes through to change a case.
+//!
+//! Each change is decided by the pure core on the case as stored, then
+//! committed with the version it was decided on. If another change got
+//! there first, the store answers `Conflict` and the desk decides again on
+//! the new state: so two racing acknowledgements give one success and one
+//! "already acknowledged by …", never two assignees.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::case::decide::NewCase;
+use crate::case::{ActionError, Actor, Case, CaseNumber, Timer, Transition, Via, World};
+use crate::clock::Clock;
+use crate::escalation::{Overrides, Position};
+use crate::people::PersonId;
+use crate::rules::Rules;
+use crate::store::{Store, StoreError};
+
+/// How often a change is decided again after losing a race.
+const RETRIES: usize = 16;
+
+/// What can be done to a case.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Ack { by: PersonId, text: Option<String> },
+    Note { text: String },
+    Resolve { text: Option<String> },
+    Reopen { text: Option<String> },
+    /// Escalate past `from` (default: the current step).
+    Escalate { from: Option<Position> },
+}
+
+/// Why the desk could not do it.
+#[derive(Debug, thiserror::Error)]
+pub enum DeskError {
+    #[error("no case {0}")]
+    NotFound(CaseNumber),
+    #[error(transparent)]
+    Refused(#[from] ActionError),
+    #[error("the case keeps changing under this request; try again")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Signals for the background workers.
+#[derive(Debug, Clone, Default)]
+pub struct Wakers {
+    pub scheduler: Arc<Notify>,
+    pub dispatcher: Arc<Notify>,
+}
+
+/// Changes cases.
+pub struct Desk {
+    pub store: Arc<dyn Store>,
+    pub rules: Arc<Rules>,
+    pub clock: Arc<dyn Clock>,
+    pub wake: Wakers,
+}
+
+impl Desk {
+    fn signal(&self, tr: &Transition) {
+        if !tr.timers.is_empty() {
+            self.wake.scheduler.notify_one();
+        }
+        if !tr.pages.is_empty() {
+            self.wake.dispatcher.notify_one();
+        }
+    }
+
+    async fn overrides(&self) -> Result<Overrides, StoreError> {
+        Ok(Overrides::new())
+    }
+
+    /// Opens a case and commits its first effects.
+    pub async fn open(&self, new: NewCase) -> Result<Case, DeskError> {
+        let overrides = self.overrides().await?;
+        let world = World { rules: &self.rules, overrides: &overrides, now: self.clock.now() };
+        let tr = world.open(new)?;
+        let case = self.store.create_case(&tr).await?;
+        self.signal(&tr);
+        tracing::info!(case = case.number.0, priority = %case.priority, policy = %case.policy, "case opened");
+        Ok(case)
+    }
+
+    /// Applies `action` by `actor` to case `number`.
+    pub async fn act(&self, number: CaseNumber, action: &Action, actor: &Actor, via: Via) -> Result<Case, DeskError> {
+        let overrides = self.overrides().await?;
+        for _ in 0..RETRIES {
+            let case = self.store.case(number).await?.ok_or(DeskError::NotFound(number))?;
+            let world = World { rules: &self.rules, overrides: &overrides, now: self.clock.now() };
+            let tr = match action {
+                Action::Ack { by, text } => world.ack(&case, by, via, text.as_deref())?,
+                Action::Note { text } => world.note(&case, actor, via, text)?,
+                Action::Resolve { text } => world.resolve(&case, actor, via, text.as_deref())?,
+                Action::Reopen { text } => world.reopen(&case, actor, via, text.as_deref())?,
+                Action::Escalate { from } => {
+                    let from = match (from, actor) {
+                        (Some(p), _) => Some(*p),
+                        // A person escalates past the step that paged them,
+                        // so a repeated ESC cannot skip a second step.
+                        (None, Actor::Person(p)) => self.store.last_step_paging(number, p).await?,
+                        (None, _) => None,
+                    };
+                    world.escalate(&case, actor, via, from)?
+                }
+            };
+            match self.store.commit(&tr, case.version, None).await {
+                Ok(case) => {
+                    self.signal(&tr);
+                    return Ok(case);
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DeskError::Busy)
+    }
+
+    /// Fires a timer this worker holds: applies its effects and deletes it
+    /// in one transaction. Returns false when another worker took it over.
+    pub async fn fire(&self, timer: &Timer, owner: &str) -> Result<bool, DeskError> {
+        let overrides = self.overrides().await?;
+        for _ in 0..RETRIES {
+            let Some(case) = self.store.case(timer.case).await? else {
+                self.store.drop_timer(timer.id, owner).await?;
+                return Ok(true);
+            };
+            let world = World { rules: &self.rules, overrides: &overrides, now: self.clock.now() };
+            let tr = world.fire(&case, timer);
+            match self.store.commit(&tr, case.version, Some((timer.id, owner))).await {
+                Ok(_) => {
+                    self.signal(&tr);
+                    return Ok(true);
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(StoreError::LostLease) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DeskError::Busy)
+    }
+}

@@ -1,0 +1,123 @@
+//! The outbox transport: each message becomes a file in a folder, an `.eml`
+//! per email and a `.json` per SMS. The default set-up pages into a folder
+//! anyone can watch, and tests read what was sent.
+//!
+//! A file is named after its outbox row and written to a temporary name,
+//! then renamed, so a watcher never sees half a message and sending the
+//! same page again rewrites the same file instead of adding a second one.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use serde_json::json;
+
+use super::{Channel, Message, SendError};
+use crate::people::ChannelKind;
+
+/// `Auto-Submitted: auto-replied` (RFC 3834 §5): tells other robots not to
+/// answer, so two systems never loop.
+#[derive(Debug, Clone)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-replied".into())
+    }
+}
+
+/// `X-Auto-Response-Suppress: All`: asks Exchange not to send
+/// out-of-office replies to our pages.
+#[derive(Debug, Clone)]
+struct AutoResponseSuppress;
+
+impl Header for AutoResponseSuppress {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("X-Auto-Response-Suppress")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "All".into())
+    }
+}
+
+/// Writes messages as files under `dir`.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    dir: PathBuf,
+    email_from: Mailbox,
+    sms_from: String,
+    /// Domain of the Message-IDs we mint.
+    id_domain: String,
+}
+
+impl Outbox {
+    pub fn new(dir: &Path, email_from: Mailbox, sms_from: &str, id_domain: &str) -> Self {
+        Self { dir: dir.to_owned(), email_from, sms_from: sms_from.to_owned(), id_domain: id_domain.to_owned() }
+    }
+
+    fn file_name(msg: &Message, ext: &str) -> String {
+        format!("{:08}-case{}-{}-{}.{ext}", msg.page_id, msg.case.0, msg.kind.as_str(), msg.channel.as_str())
+    }
+
+    fn email(&self, msg: &Message) -> Result<Vec<u8>, SendError> {
+        let to: Mailbox = msg.to.parse().map_err(|e| SendError::Permanent(format!("bad address {:?}: {e}", msg.to)))?;
+        let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(msg.body.text.clone());
+        let body = match &msg.body.html {
+            Some(html) => MultiPart::alternative().singlepart(text).singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html.clone())),
+            None => MultiPart::mixed().singlepart(text),
+        };
+        let email = lettre::Message::builder()
+            .from(self.email_from.clone())
+            .to(to)
+            .subject(msg.body.subject.clone())
+            .message_id(Some(format!("<tocsin.{}.{}@{}>", msg.case.0, msg.page_id, self.id_domain)))
+            .header(AutoSubmitted)
+            .header(AutoResponseSuppress)
+            .multipart(body)
+            .map_err(|e| SendError::Permanent(format!("cannot build the email: {e}")))?;
+        Ok(email.formatted())
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<(), SendError> {
+        let temporary = |e: std::io::Error| SendError::Temporary(format!("outbox {}: {e}", self.dir.display()));
+        std::fs::create_dir_all(&self.dir).map_err(temporary)?;
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes).map_err(temporary)?;
+        std::fs::rename(&tmp, self.dir.join(name)).map_err(temporary)
+    }
+}
+
+#[async_trait]
+impl Channel for Outbox {
+    async fn send(&self, msg: &Message) -> Result<Option<String>, SendError> {
+        let (name, bytes) = match msg.channel {
+            ChannelKind::Email => (Self::file_name(msg, "eml"), self.email(msg)?),
+            ChannelKind::Sms => {
+                let body = json!({
+                    "to": msg.to,
+                    "from": self.sms_from,
+                    "body": msg.body.text,
+                    "case": msg.case.0,
+                    "kind": msg.kind.as_str(),
+                });
+                (Self::file_name(msg, "json"), serde_json::to_vec_pretty(&body).map_err(|e| SendError::Permanent(e.to_string()))?)
+            }
+        };
+        let this = self.clone();
+        let n = name.clone();
+        tokio::task::spawn_blocking(move || this.write(&n, &bytes))
+            .await
+            .map_err(|e| SendError::Temporary(format!("outbox writer stopped: {e}")))??;
+        Ok(Some(name))
+    }
+}

@@ -1,0 +1,113 @@
+//! The message templates in `templates/`: one set per message kind and
+//! channel, rendered with minijinja (strict about undefined names, HTML
+//! auto-escaped in `.html` files, fuel-limited so a template cannot loop).
+
+use std::path::Path;
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde::Serialize;
+
+use crate::case::PageKind;
+use crate::people::ChannelKind;
+
+/// Fuel for one render: plenty for any page, finite for a runaway loop.
+const FUEL: u64 = 100_000;
+
+/// The templates every kind of message needs, by file name.
+pub fn required() -> Vec<String> {
+    let mut names = Vec::new();
+    for kind in [PageKind::Page, PageKind::Reminder, PageKind::Breach] {
+        names.push(format!("{}.sms.txt", kind.as_str()));
+        names.extend(email_names(kind));
+    }
+    names.extend(email_names(PageKind::Receipt));
+    names
+}
+
+fn email_names(kind: PageKind) -> [String; 3] {
+    let k = kind.as_str();
+    [format!("{k}.email.subject.txt"), format!("{k}.email.txt"), format!("{k}.email.html")]
+}
+
+/// A rendered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// Empty for SMS.
+    pub subject: String,
+    pub text: String,
+    /// Only for email.
+    pub html: Option<String>,
+}
+
+/// The loaded templates.
+#[derive(Debug)]
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    /// Loads every file in `dir` and checks that each required template is
+    /// there and compiles. Errors name the file and, where known, the line.
+    pub fn load(dir: &Path) -> Result<Templates, Vec<String>> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(FUEL));
+        let mut errors = Vec::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            vec![format!("{}: cannot read the templates folder ({e}): run from the folder that holds templates/, or set [paths] templates", dir.display())]
+        })?;
+        let mut names = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else { continue };
+            if !path.is_file() || name.starts_with('.') {
+                continue;
+            }
+            match std::fs::read_to_string(&path) {
+                Ok(source) => match env.add_template_owned(name.clone(), source) {
+                    Ok(()) => names.push(name),
+                    Err(e) => errors.push(format!("{}:{}: {}", path.display(), e.line().unwrap_or(0), e.detail().unwrap_or("syntax error"))),
+                },
+                Err(e) => errors.push(format!("{}: cannot read ({e})", path.display())),
+            }
+        }
+        for name in required() {
+            if !names.contains(&name) && !errors.iter().any(|e| e.contains(&name)) {
+                errors.push(format!("{}: missing: every message kind needs it; copy it from the shipped templates/", dir.join(&name).display()));
+            }
+        }
+        if errors.is_empty() { Ok(Templates { env }) } else { Err(errors) }
+    }
+
+    /// How many templates are loaded.
+    pub fn len(&self) -> usize {
+        self.env.templates().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn render_one(&self, name: &str, ctx: &Value) -> Result<String, String> {
+        let t = self.env.get_template(name).map_err(|e| format!("{name}: {e}"))?;
+        let out = t.render(ctx).map_err(|e| format!("{name}:{}: {}", e.line().unwrap_or(0), e.detail().unwrap_or("render error")))?;
+        Ok(out.trim().to_owned())
+    }
+
+    /// Renders message `kind` for `channel` with `ctx`.
+    pub fn render(&self, kind: PageKind, channel: ChannelKind, ctx: &impl Serialize) -> Result<Rendered, String> {
+        let ctx = Value::from(minijinja::value::Serde(ctx));
+        let k = kind.as_str();
+        match channel {
+            ChannelKind::Sms => Ok(Rendered { subject: String::new(), text: self.render_one(&format!("{k}.sms.txt"), &ctx)?, html: None }),
+            ChannelKind::Email => {
+                let subject = self.render_one(&format!("{k}.email.subject.txt"), &ctx)?;
+                Ok(Rendered {
+                    subject: subject.lines().next().unwrap_or_default().to_owned(),
+                    text: self.render_one(&format!("{k}.email.txt"), &ctx)?,
+                    html: Some(self.render_one(&format!("{k}.email.html"), &ctx)?),
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Routing: which priority and escalation policy a new case gets.
+//! Routes are tried in order; the first that matches wins.
+
+use regex::Regex;
+
+use crate::sla::Priority;
+
+/// One `[[route]]`. Every condition given must hold.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub subject: Option<Regex>,
+    pub body: Option<Regex>,
+    /// Name of the customer the case must belong to.
+    pub customer: Option<String>,
+    /// Priorities, given by the caller, this route applies to.
+    pub when_priority: Vec<Priority>,
+    pub priority: Priority,
+    pub policy: String,
+}
+
+impl Route {
+    /// True when the route has no condition, so it matches every case.
+    pub fn matches_all(&self) -> bool {
+        self.subject.is_none() && self.body.is_none() && self.customer.is_none() && self.when_priority.is_empty()
+    }
+
+    fn matches(&self, case: &Incoming<'_>) -> bool {
+        self.subject.as_ref().is_none_or(|r| r.is_match(case.subject))
+            && self.body.as_ref().is_none_or(|r| r.is_match(case.body))
+            && self.customer.as_deref().is_none_or(|c| case.customer == Some(c))
+            && (self.when_priority.is_empty() || case.priority.is_some_and(|p| self.when_priority.contains(p)))
+    }
+}
+
+/// What routing looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub customer: Option<&'a str>,
+    /// A priority the caller asked for, if any.
+    pub priority: Option<&'a Priority>,
+}
+
+/// The first route that matches, if any.
+pub fn route<'r>(routes: &'r [Route], case: &Incoming<'_>) -> Option<&'r Route> {
+    routes.iter().find(|r| r.matches(case))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(subject: Option<&str>, customer: Option<&str>, priority: &str, policy: &str) -> Route {
+        Route {
+            subject: subject.map(|s| Regex::new(s).unwrap()),
+            body: None,
+            customer: customer.map(str::to_owned),
+            when_priority: vec![],
+            priority: priority.parse().unwrap(),
+            policy: policy.into(),
+        }
+    }
+
+    #[test]
+    fn first_matching_route_wins() {
+        let routes = [r(Some(r"(?i)\bdown\b"), None, "P1", "urgent"), r(None, Some("Acme"), "P2", "gold"), r(None, None, "P3", "standard")];
+        let case = |subject, customer| Incoming { subject, body: "", customer, priority: None };
+        assert_eq!(route(&routes, &case("Site DOWN", Some("Acme"))).unwrap().policy, "urgent");
+        assert_eq!(route(&routes, &case("slow", Some("Acme"))).unwrap().policy, "gold");
+        assert_eq!(route(&routes, &case("slow", None)).unwrap().policy, "standard");
+        assert_eq!(route(&routes, &case("breakdown", None)).unwrap().policy, "standard");
+    }
+}

@@ -1,0 +1,83 @@
+//! The durable scheduler: fires timers stored in the database.
+//!
+//! It sleeps until the earliest timer is due and wakes at once when an
+//! earlier one is set, so there is no polling lag. Timers that fell due
+//! while the daemon was down are due at start-up and fire at once, oldest
+//! first. A timer is claimed with a lease and deleted in the transaction
+//! that applies its effects, so it fires once even across crashes.
+
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use tokio::sync::{Notify, watch};
+
+use crate::clock::Clock;
+use crate::desk::{Desk, DeskError};
+use crate::store::Store;
+
+/// The timer loop.
+pub struct Scheduler {
+    pub desk: Arc<Desk>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub wake: Arc<Notify>,
+    /// Names this worker in leases.
+    pub owner: String,
+    pub lease: TimeDelta,
+    pub batch: u32,
+    /// Counts fired timers, for tests and metrics to watch.
+    pub fired: watch::Sender<u64>,
+}
+
+impl Scheduler {
+    /// Fires every timer due now; returns how many fired.
+    pub async fn run_due(&self) -> Result<usize, DeskError> {
+        let mut fired = 0;
+        loop {
+            let now = self.clock.now();
+            let timers = self.store.claim_timers(now, &self.owner, self.lease, self.batch).await?;
+            if timers.is_empty() {
+                return Ok(fired);
+            }
+            for timer in &timers {
+                let late = (self.clock.now() - timer.due).num_milliseconds().max(0) as f64 / 1000.0;
+                if self.desk.fire(timer, &self.owner).await? {
+                    metrics::histogram!("tocsin_timer_lateness_seconds").record(late);
+                    metrics::counter!("tocsin_timers_fired_total", "kind" => timer.kind.as_str()).increment(1);
+                    tracing::debug!(case = timer.case.0, kind = timer.kind.as_str(), late, "timer fired");
+                    fired += 1;
+                    self.fired.send_modify(|n| *n += 1);
+                }
+            }
+        }
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if let Err(e) = self.run_due().await {
+                tracing::error!(error = %e, "scheduler cannot fire timers; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = shutdown.changed() => return,
+                }
+                continue;
+            }
+            // Without timers, still look again now and then: another
+            // process (`tocsin ingest`) may have added some.
+            let next = match self.store.next_timer_at().await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!(error = %e, "scheduler cannot read the next timer");
+                    None
+                }
+            };
+            let until = next.unwrap_or_else(|| self.clock.now() + TimeDelta::seconds(5)).min(self.clock.now() + TimeDelta::seconds(5));
+            tokio::select! {
+                _ = self.clock.sleep_until(until) => {}
+                _ = self.wake.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! SLA plans: what a customer was promised, per priority, and the deadlines
+//! those promises give a case.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::Calendar;
+
+/// A case priority: `P1`–`P4` or a name a plan defines (`critical`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Priority(String);
+
+impl Priority {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Priority {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = (1..=16).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(format!("priority {s:?} is not valid: use 1-16 letters, digits, '-' or '_' (e.g. \"P1\")"))
+        }
+    }
+}
+
+impl FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::try_from(s.to_owned())
+    }
+}
+
+impl From<Priority> for String {
+    fn from(p: Priority) -> String {
+        p.0
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The three promises of one priority, in working time of the plan's calendar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Targets {
+    /// Until the first acknowledgement.
+    pub respond: TimeDelta,
+    /// Between updates once acknowledged.
+    pub update: TimeDelta,
+    /// Until resolved.
+    pub resolve: TimeDelta,
+}
+
+/// An SLA plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub name: String,
+    pub calendar: String,
+    pub priorities: BTreeMap<Priority, Targets>,
+}
+
+/// A customer organisation, recognised by its mail domains.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Customer {
+    pub name: String,
+    /// Lower-case domains.
+    pub domains: Vec<String>,
+    pub plan: String,
+}
+
+impl Customer {
+    /// Whether `address` (`ops@acme.com`) belongs to this customer. A
+    /// subdomain of a customer's domain belongs to it too.
+    pub fn owns(&self, address: &str) -> bool {
+        let Some((_, domain)) = address.rsplit_once('@') else { return false };
+        let domain = domain.trim_end_matches('>').to_ascii_lowercase();
+        self.domains.iter().any(|d| domain == *d || domain.strip_suffix(d.as_str()).is_some_and(|rest| rest.ends_with('.')))
+    }
+}
+
+/// The deadlines of a case; `None` where a clock is not running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Deadlines {
+    pub respond: Option<DateTime<Utc>>,
+    pub update: Option<DateTime<Utc>>,
+    pub resolve: Option<DateTime<Utc>>,
+}
+
+/// Deadline of a clock started at `from` with `target` of working time,
+/// falling back to a 24x7 reading if the calendar cannot place it.
+pub fn due(calendar: &Calendar, from: DateTime<Utc>, target: TimeDelta) -> DateTime<Utc> {
+    calendar.deadline(from, target).unwrap_or(from + target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customers_own_their_domains_and_subdomains_only() {
+        let acme = Customer { name: "Acme".into(), domains: vec!["acme.com".into()], plan: "gold".into() };
+        assert!(acme.owns("ops@acme.com"));
+        assert!(acme.owns("ops@EU.Acme.com"));
+        assert!(!acme.owns("ops@notacme.com"));
+        assert!(!acme.owns("acme.com"));
+    }
+}

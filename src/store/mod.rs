@@ -1,0 +1,172 @@
+//! Storage: one [`Store`] trait of domain-level operations, implemented for
+//! SQLite ([`sqlite`]); the backend is chosen once at start-up from the URL.
+//!
+//! The trait holds no SQL dialect: instants are `DateTime<Utc>` from the
+//! injected clock, changes arrive as whole [`Transition`]s, and claims are
+//! "take what is due, with a lease", which each backend implements its own
+//! way (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use crate::case::{Case, CaseNumber, PageKind, Status, Timer, Transition};
+use crate::escalation::Position;
+use crate::people::{ChannelKind, PersonId};
+use crate::token::{TokenInfo, TokenRole};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The case changed since the transition was decided on it.
+    #[error("the case changed meanwhile; decide again on its new state")]
+    Conflict,
+    /// Another worker owns the timer or page now.
+    #[error("the lease on this work was lost to another worker")]
+    LostLease,
+    #[error("{0} already exists")]
+    Duplicate(String),
+    #[error("stored data cannot be read: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A page's delivery state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PageStatus {
+    Queued,
+    Sending,
+    Sent,
+    Failed,
+}
+
+impl PageStatus {
+    pub const ALL: [PageStatus; 4] = [PageStatus::Queued, PageStatus::Sending, PageStatus::Sent, PageStatus::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PageStatus::Queued => "queued",
+            PageStatus::Sending => "sending",
+            PageStatus::Sent => "sent",
+            PageStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// A timeline entry as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub actor: String,
+    pub channel: Option<String>,
+    pub text: String,
+}
+
+/// An outbox row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageRecord {
+    pub id: i64,
+    pub case: CaseNumber,
+    pub person: Option<PersonId>,
+    pub address: String,
+    pub channel: ChannelKind,
+    pub kind: PageKind,
+    pub position: Option<Position>,
+    pub detail: String,
+    pub status: PageStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub attempts: i64,
+    pub provider_id: Option<String>,
+    pub error: Option<String>,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    Sent { provider_id: Option<String> },
+    Failed { error: String },
+}
+
+/// Figures for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counts {
+    pub cases_by_status: Vec<(String, i64)>,
+    /// (channel, status, count)
+    pub pages: Vec<(String, String, i64)>,
+    pub timers_pending: i64,
+    pub timers_due: i64,
+}
+
+/// Everything Tocsin keeps.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Cheap round trip, for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a new case with the effects of opening it; assigns its number.
+    async fn create_case(&self, tr: &Transition) -> Result<Case, StoreError>;
+    async fn case(&self, number: CaseNumber) -> Result<Option<Case>, StoreError>;
+    /// Cases, newest first, optionally of one status.
+    async fn cases(&self, status: Option<Status>, limit: u32) -> Result<Vec<Case>, StoreError>;
+    async fn timeline(&self, number: CaseNumber) -> Result<Vec<EventRecord>, StoreError>;
+    async fn pages_of(&self, number: CaseNumber) -> Result<Vec<PageRecord>, StoreError>;
+    /// The escalation step of the latest page that reached `person` on
+    /// this case.
+    async fn last_step_paging(&self, number: CaseNumber, person: &PersonId) -> Result<Option<Position>, StoreError>;
+
+    /// Applies `tr` if the case is still at `version`; with `consume`, also
+    /// deletes that timer, which `owner` must still hold. All or nothing.
+    async fn commit(&self, tr: &Transition, version: i64, consume: Option<(i64, &str)>) -> Result<Case, StoreError>;
+
+    /// Leases up to `limit` timers due at `now` that nobody holds (or whose
+    /// lease ran out), oldest first.
+    async fn claim_timers(&self, now: DateTime<Utc>, owner: &str, lease: TimeDelta, limit: u32) -> Result<Vec<Timer>, StoreError>;
+    /// Deletes a held timer without effects (its case is gone).
+    async fn drop_timer(&self, id: i64, owner: &str) -> Result<(), StoreError>;
+    /// The earliest instant at which some timer can be claimed.
+    async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Leases up to `limit` queued pages (and pages whose sending lease ran
+    /// out), oldest first, marking them `sending`.
+    async fn claim_pages(&self, now: DateTime<Utc>, owner: &str, lease: TimeDelta, limit: u32) -> Result<Vec<PageRecord>, StoreError>;
+    /// Records how a delivery ended; a failure also goes on the timeline.
+    async fn finish_page(&self, id: i64, owner: &str, outcome: &Delivery, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    async fn insert_token(&self, info: &TokenInfo, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError>;
+
+    async fn counts(&self, now: DateTime<Utc>) -> Result<Counts, StoreError>;
+}
+
+/// Opens the store a URL names: `sqlite://PATH` (created if missing).
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, String> {
+    if url.starts_with("sqlite:") {
+        let store = sqlite::SqliteStore::open(url).await.map_err(|e| format!("cannot open {url}: {e}"))?;
+        Ok(Arc::new(store))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Err(format!("{url}: the PostgreSQL backend is not built yet; use sqlite://tocsin.db"))
+    } else {
+        Err(format!("database url {url:?} is not understood: use sqlite://PATH"))
+    }
+}
+
+/// Parses a stored role.
+pub(crate) fn role(s: &str) -> Result<TokenRole, StoreError> {
+    s.parse().map_err(StoreError::Corrupt)
+}

@@ -1,0 +1,446 @@
+//! The SQLite store: the embedded default, nothing to install.
+//!
+//! Writes go through a pool of one connection and start with
+//! `BEGIN IMMEDIATE`, so a transaction takes the write lock before it reads
+//! and never fails half-way on a lock upgrade; reads use a separate pool.
+//! WAL lets readers run beside the writer; `synchronous = FULL` makes every
+//! commit durable before Tocsin answers 201 or 250.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::{Counts, Delivery, EventRecord, PageRecord, PageStatus, Store, StoreError, role};
+use crate::case::{Case, CaseNumber, Escalation, Status, Timer, TimerKind, Transition};
+use crate::escalation::Position;
+use crate::people::PersonId;
+use crate::sla::Deadlines;
+use crate::token::TokenInfo;
+
+const CASE_COLUMNS: &str = "number, subject, body, customer, requester, priority, plan, policy, status, assignee, opened_at, acked_at, resolved_at, respond_due, update_due, resolve_due, esc_round, esc_step, esc_running, version";
+const PAGE_COLUMNS: &str = "id, case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at, attempts, provider_id, error";
+
+/// SQLite behind the [`Store`] trait.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn instant(v: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(v).ok_or_else(|| StoreError::Corrupt(format!("instant {v} out of range")))
+}
+
+fn opt_instant(v: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    v.map(instant).transpose()
+}
+
+fn corrupt<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn case_from_row(r: &SqliteRow) -> Result<Case, StoreError> {
+    let assignee: Option<String> = r.try_get("assignee")?;
+    Ok(Case {
+        number: CaseNumber(r.try_get("number")?),
+        subject: r.try_get("subject")?,
+        body: r.try_get("body")?,
+        customer: r.try_get("customer")?,
+        requester: r.try_get("requester")?,
+        priority: r.try_get::<String, _>("priority")?.parse().map_err(corrupt("priority"))?,
+        plan: r.try_get("plan")?,
+        policy: r.try_get("policy")?,
+        status: r.try_get::<String, _>("status")?.parse().map_err(corrupt("status"))?,
+        assignee: assignee.map(|a| a.parse::<PersonId>()).transpose().map_err(corrupt("assignee"))?,
+        opened_at: instant(r.try_get("opened_at")?)?,
+        acked_at: opt_instant(r.try_get("acked_at")?)?,
+        resolved_at: opt_instant(r.try_get("resolved_at")?)?,
+        deadlines: Deadlines {
+            respond: opt_instant(r.try_get("respond_due")?)?,
+            update: opt_instant(r.try_get("update_due")?)?,
+            resolve: opt_instant(r.try_get("resolve_due")?)?,
+        },
+        escalation: Escalation {
+            at: Position { round: r.try_get("esc_round")?, step: r.try_get("esc_step")? },
+            running: r.try_get("esc_running")?,
+        },
+        version: r.try_get("version")?,
+    })
+}
+
+fn page_from_row(r: &SqliteRow) -> Result<PageRecord, StoreError> {
+    let person: Option<String> = r.try_get("person")?;
+    let round: Option<u32> = r.try_get("round")?;
+    let step: Option<u32> = r.try_get("step")?;
+    let status: String = r.try_get("status")?;
+    Ok(PageRecord {
+        id: r.try_get("id")?,
+        case: CaseNumber(r.try_get("case_number")?),
+        person: person.map(|p| p.parse::<PersonId>()).transpose().map_err(corrupt("page person"))?,
+        address: r.try_get("address")?,
+        channel: r.try_get::<String, _>("channel")?.parse().map_err(corrupt("page channel"))?,
+        kind: r.try_get::<String, _>("kind")?.parse().map_err(corrupt("page kind"))?,
+        position: round.zip(step).map(|(round, step)| Position { round, step }),
+        detail: r.try_get("detail")?,
+        status: PageStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("page status {status:?}")))?,
+        created_at: instant(r.try_get("created_at")?)?,
+        updated_at: instant(r.try_get("updated_at")?)?,
+        attempts: r.try_get("attempts")?,
+        provider_id: r.try_get("provider_id")?,
+        error: r.try_get("error")?,
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` and applies
+    /// migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        // Migrate before the readers connect: a read-only connection cannot
+        // create the file or its WAL.
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
+        let store = Self { writer, reader };
+        Ok(store)
+    }
+
+    async fn insert_effects(tx: &mut sqlx::SqliteConnection, number: CaseNumber, tr: &Transition, now: i64) -> Result<(), StoreError> {
+        for kind in &tr.cancel {
+            sqlx::query("DELETE FROM timers WHERE case_number = ? AND kind = ?").bind(number.0).bind(kind.as_str()).execute(&mut *tx).await?;
+        }
+        for t in &tr.timers {
+            sqlx::query("INSERT INTO timers (case_number, kind, due_at, round, step) VALUES (?, ?, ?, ?, ?)")
+                .bind(number.0)
+                .bind(t.kind.as_str())
+                .bind(ms(t.due))
+                .bind(t.position.round)
+                .bind(t.position.step)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for e in &tr.events {
+            sqlx::query("INSERT INTO events (case_number, at, kind, actor, channel, text) VALUES (?, ?, ?, ?, ?, ?)")
+                .bind(number.0)
+                .bind(ms(e.at))
+                .bind(e.kind.as_str())
+                .bind(&e.actor)
+                .bind(e.channel.map(|c| c.as_str()))
+                .bind(&e.text)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for p in &tr.pages {
+            sqlx::query(
+                "INSERT INTO pages (case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+            )
+            .bind(number.0)
+            .bind(p.person.as_ref().map(PersonId::as_str))
+            .bind(&p.address)
+            .bind(p.channel.as_str())
+            .bind(p.kind.as_str())
+            .bind(p.position.map(|x| x.round))
+            .bind(p.position.map(|x| x.step))
+            .bind(&p.detail)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+fn event_now(tr: &Transition) -> i64 {
+    tr.events.first().map_or_else(|| ms(Utc::now()), |e| ms(e.at))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations/sqlite").run(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn create_case(&self, tr: &Transition) -> Result<Case, StoreError> {
+        let c = &tr.case;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let number: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), 1000) + 1 FROM cases").fetch_one(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO cases (number, subject, body, customer, requester, priority, plan, policy, status, assignee, opened_at, acked_at, resolved_at, respond_due, update_due, resolve_due, esc_round, esc_step, esc_running, version)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+        )
+        .bind(number)
+        .bind(&c.subject)
+        .bind(&c.body)
+        .bind(&c.customer)
+        .bind(&c.requester)
+        .bind(c.priority.as_str())
+        .bind(&c.plan)
+        .bind(&c.policy)
+        .bind(c.status.as_str())
+        .bind(c.assignee.as_ref().map(PersonId::as_str))
+        .bind(ms(c.opened_at))
+        .bind(c.acked_at.map(ms))
+        .bind(c.resolved_at.map(ms))
+        .bind(c.deadlines.respond.map(ms))
+        .bind(c.deadlines.update.map(ms))
+        .bind(c.deadlines.resolve.map(ms))
+        .bind(c.escalation.at.round)
+        .bind(c.escalation.at.step)
+        .bind(c.escalation.running)
+        .execute(&mut *tx)
+        .await?;
+        Self::insert_effects(&mut tx, CaseNumber(number), tr, ms(c.opened_at)).await?;
+        tx.commit().await?;
+        Ok(Case { number: CaseNumber(number), version: 1, ..c.clone() })
+    }
+
+    async fn case(&self, number: CaseNumber) -> Result<Option<Case>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE number = ?"));
+        let row = sqlx::query(sql).bind(number.0).fetch_optional(&self.reader).await?;
+        row.as_ref().map(case_from_row).transpose()
+    }
+
+    async fn cases(&self, status: Option<Status>, limit: u32) -> Result<Vec<Case>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE (?1 IS NULL OR status = ?1) ORDER BY number DESC LIMIT ?2"
+        ));
+        let rows = sqlx::query(sql).bind(status.map(Status::as_str)).bind(limit).fetch_all(&self.reader).await?;
+        rows.iter().map(case_from_row).collect()
+    }
+
+    async fn timeline(&self, number: CaseNumber) -> Result<Vec<EventRecord>, StoreError> {
+        let rows = sqlx::query("SELECT at, kind, actor, channel, text FROM events WHERE case_number = ? ORDER BY id")
+            .bind(number.0)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventRecord {
+                    at: instant(r.try_get("at")?)?,
+                    kind: r.try_get("kind")?,
+                    actor: r.try_get("actor")?,
+                    channel: r.try_get("channel")?,
+                    text: r.try_get("text")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn pages_of(&self, number: CaseNumber) -> Result<Vec<PageRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {PAGE_COLUMNS} FROM pages WHERE case_number = ? ORDER BY id"));
+        let rows = sqlx::query(sql).bind(number.0).fetch_all(&self.reader).await?;
+        rows.iter().map(page_from_row).collect()
+    }
+
+    async fn last_step_paging(&self, number: CaseNumber, person: &PersonId) -> Result<Option<Position>, StoreError> {
+        let row = sqlx::query(
+            "SELECT round, step FROM pages WHERE case_number = ? AND person = ? AND kind = 'page' AND round IS NOT NULL ORDER BY id DESC LIMIT 1",
+        )
+        .bind(number.0)
+        .bind(person.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(Position { round: r.try_get("round")?, step: r.try_get("step")? }),
+            None => None,
+        })
+    }
+
+    async fn commit(&self, tr: &Transition, version: i64, consume: Option<(i64, &str)>) -> Result<Case, StoreError> {
+        let c = &tr.case;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some((id, owner)) = consume {
+            let gone = sqlx::query("DELETE FROM timers WHERE id = ? AND owner = ?").bind(id).bind(owner).execute(&mut *tx).await?;
+            if gone.rows_affected() == 0 {
+                return Err(StoreError::LostLease);
+            }
+        }
+        let updated = sqlx::query(
+            "UPDATE cases SET status = ?, assignee = ?, priority = ?, plan = ?, policy = ?, acked_at = ?, resolved_at = ?,
+                 respond_due = ?, update_due = ?, resolve_due = ?, esc_round = ?, esc_step = ?, esc_running = ?, version = version + 1
+             WHERE number = ? AND version = ?",
+        )
+        .bind(c.status.as_str())
+        .bind(c.assignee.as_ref().map(PersonId::as_str))
+        .bind(c.priority.as_str())
+        .bind(&c.plan)
+        .bind(&c.policy)
+        .bind(c.acked_at.map(ms))
+        .bind(c.resolved_at.map(ms))
+        .bind(c.deadlines.respond.map(ms))
+        .bind(c.deadlines.update.map(ms))
+        .bind(c.deadlines.resolve.map(ms))
+        .bind(c.escalation.at.round)
+        .bind(c.escalation.at.step)
+        .bind(c.escalation.running)
+        .bind(c.number.0)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::Conflict);
+        }
+        Self::insert_effects(&mut tx, c.number, tr, event_now(tr)).await?;
+        tx.commit().await?;
+        Ok(Case { version: version + 1, ..c.clone() })
+    }
+
+    async fn claim_timers(&self, now: DateTime<Utc>, owner: &str, lease: TimeDelta, limit: u32) -> Result<Vec<Timer>, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "UPDATE timers SET owner = ?1, lease_until = ?2
+             WHERE id IN (SELECT id FROM timers WHERE due_at <= ?3 AND (owner IS NULL OR lease_until <= ?3) ORDER BY due_at, id LIMIT ?4)
+             RETURNING id, case_number, kind, due_at, round, step",
+        )
+        .bind(owner)
+        .bind(ms(now + lease))
+        .bind(ms(now))
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut timers = rows
+            .iter()
+            .map(|r| {
+                Ok(Timer {
+                    id: r.try_get("id")?,
+                    case: CaseNumber(r.try_get("case_number")?),
+                    kind: r.try_get::<String, _>("kind")?.parse::<TimerKind>().map_err(StoreError::Corrupt)?,
+                    due: instant(r.try_get("due_at")?)?,
+                    position: Position { round: r.try_get("round")?, step: r.try_get("step")? },
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        timers.sort_by_key(|t| (t.due, t.id));
+        Ok(timers)
+    }
+
+    async fn drop_timer(&self, id: i64, owner: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM timers WHERE id = ? AND owner = ?").bind(id).bind(owner).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let next: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(CASE WHEN owner IS NULL THEN due_at ELSE MAX(due_at, lease_until) END) FROM timers")
+                .fetch_one(&self.reader)
+                .await?;
+        opt_instant(next)
+    }
+
+    async fn claim_pages(&self, now: DateTime<Utc>, owner: &str, lease: TimeDelta, limit: u32) -> Result<Vec<PageRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE pages SET status = 'sending', owner = ?1, lease_until = ?2, attempts = attempts + 1, updated_at = ?3
+             WHERE id IN (SELECT id FROM pages WHERE status = 'queued' OR (status = 'sending' AND lease_until <= ?3) ORDER BY id LIMIT ?4)
+             RETURNING {PAGE_COLUMNS}"
+        ));
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(sql).bind(owner).bind(ms(now + lease)).bind(ms(now)).bind(limit).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let mut pages = rows.iter().map(page_from_row).collect::<Result<Vec<_>, _>>()?;
+        pages.sort_by_key(|p| p.id);
+        Ok(pages)
+    }
+
+    async fn finish_page(&self, id: i64, owner: &str, outcome: &Delivery, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let (status, provider_id, error) = match outcome {
+            Delivery::Sent { provider_id } => (PageStatus::Sent, provider_id.as_deref(), None),
+            Delivery::Failed { error } => (PageStatus::Failed, None, Some(error.as_str())),
+        };
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(
+            "UPDATE pages SET status = ?, provider_id = ?, error = ?, owner = NULL, lease_until = NULL, updated_at = ?
+             WHERE id = ? AND owner = ? RETURNING case_number, person, address, channel, kind",
+        )
+        .bind(status.as_str())
+        .bind(provider_id)
+        .bind(error)
+        .bind(ms(now))
+        .bind(id)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(StoreError::LostLease);
+        };
+        if let Some(error) = error {
+            let who: Option<String> = row.try_get("person")?;
+            let address: String = row.try_get("address")?;
+            let channel: String = row.try_get("channel")?;
+            let kind: String = row.try_get("kind")?;
+            let text = format!("{kind} to {} by {channel} failed: {error}", who.unwrap_or(address));
+            sqlx::query("INSERT INTO events (case_number, at, kind, actor, channel, text) VALUES (?, ?, 'page_failed', 'tocsin', ?, ?)")
+                .bind(row.try_get::<i64, _>("case_number")?)
+                .bind(ms(now))
+                .bind(channel)
+                .bind(text)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_token(&self, info: &TokenInfo, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let result = sqlx::query("INSERT INTO tokens (name, hash, role, person, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&info.name)
+            .bind(hash)
+            .bind(info.role.as_str())
+            .bind(info.person.as_ref().map(PersonId::as_str))
+            .bind(ms(now))
+            .execute(&self.writer)
+            .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Duplicate(format!("a token named {:?}", info.name))),
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    async fn token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError> {
+        let row = sqlx::query("SELECT name, role, person FROM tokens WHERE hash = ?").bind(hash).fetch_optional(&self.reader).await?;
+        let Some(r) = row else { return Ok(None) };
+        let person: Option<String> = r.try_get("person")?;
+        Ok(Some(TokenInfo {
+            name: r.try_get("name")?,
+            role: role(&r.try_get::<String, _>("role")?)?,
+            person: person.map(|p| p.parse::<PersonId>()).transpose().map_err(StoreError::Corrupt)?,
+        }))
+    }
+
+    async fn counts(&self, now: DateTime<Utc>) -> Result<Counts, StoreError> {
+        let cases = sqlx::query("SELECT status, COUNT(*) AS n FROM cases GROUP BY status").fetch_all(&self.reader).await?;
+        let pages = sqlx::query("SELECT channel, status, COUNT(*) AS n FROM pages GROUP BY channel, status").fetch_all(&self.reader).await?;
+        let timers = sqlx::query("SELECT COUNT(*) AS pending, COALESCE(SUM(due_at <= ?), 0) AS due FROM timers")
+            .bind(ms(now))
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(Counts {
+            cases_by_status: cases.iter().map(|r| Ok((r.try_get("status")?, r.try_get("n")?))).collect::<Result<_, StoreError>>()?,
+            pages: pages.iter().map(|r| Ok((r.try_get("channel")?, r.try_get("status")?, r.try_get("n")?))).collect::<Result<_, StoreError>>()?,
+            timers_pending: timers.try_get("pending")?,
+            timers_due: timers.try_get("due")?,
+        })
+    }
+}
