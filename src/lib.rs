@@ -20,3 +20,5 @@ pub mod config;
 pub mod notify;
 pub mod desk;
 pub mod scheduler;
+pub mod api;
+pub mod app;

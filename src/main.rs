@@ -1,1 +1,271 @@
-fn main() {}
+//! The `tocsin` binary: the daemon and its operator commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use tocsin::app::{App, Workers};
+use tocsin::clock::SystemClock;
+use tocsin::config::Config;
+use tocsin::notify::Templates;
+use tocsin::people::PersonId;
+use tocsin::rules::Rules;
+use tocsin::token::{self, TokenInfo, TokenRole};
+
+/// Tocsin: SLA support-case escalation. Mail in, pages out, timers exact to
+/// the second.
+#[derive(Debug, Parser)]
+#[command(name = "tocsin", version, about, long_about = None)]
+struct Cli {
+    /// Config file. Default: ./tocsin.toml if it exists, else built-in
+    /// defaults (SQLite file tocsin.db, ./rules, ./templates, ./outbox).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Log format on stderr. Filter with RUST_LOG (default: info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon: HTTP API, scheduler and notification dispatcher.
+    /// Refuses to start on invalid config, rules or templates.
+    Serve,
+    /// Validate config, rules and templates; print a summary, or every
+    /// error with its file and line. Exit status 1 on errors.
+    Check,
+    /// Apply database migrations (serve also does this).
+    Migrate,
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Print the deadline a clock started at --from reaches after --within
+    /// of working time in calendar --calendar (RFC 3339, calendar's offset).
+    Deadline {
+        /// A calendar from rules/ or the built-in 24x7.
+        #[arg(long)]
+        calendar: String,
+        /// Start instant, RFC 3339 (2026-12-24T16:45:00+00:00).
+        #[arg(long)]
+        from: String,
+        /// Working time, e.g. 2h, 1h 30m, 3d.
+        #[arg(long)]
+        within: String,
+    },
+    /// Print who is on call: one line per schedule, `schedule<TAB>person`
+    /// (`-` when nobody).
+    Oncall {
+        /// Only this schedule.
+        #[arg(long)]
+        schedule: Option<String>,
+        /// At this instant (RFC 3339); default now.
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once; only its hash is stored.
+    Create {
+        /// A unique name for the token (who or what uses it).
+        #[arg(long)]
+        name: String,
+        /// engineer, manager, admin or integration.
+        #[arg(long)]
+        role: String,
+        /// The person (id from rules/people.toml) the token acts as.
+        #[arg(long)]
+        person: Option<String>,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn load_rules(config: &Config) -> anyhow::Result<Rules> {
+    Rules::load(&config.paths.rules).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        anyhow::anyhow!("{} error(s) in the rules; fix them and run `tocsin check`", errors.len())
+    })
+}
+
+fn load_templates(config: &Config) -> anyhow::Result<Templates> {
+    Templates::load(&config.paths.templates).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        anyhow::anyhow!("{} error(s) in the templates", errors.len())
+    })
+}
+
+fn parse_instant(s: &str, what: &str) -> anyhow::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .with_context(|| format!("{what} {s:?} is not an RFC 3339 instant like 2026-12-24T16:45:00+00:00"))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let rules = load_rules(&config)?;
+    let templates = load_templates(&config)?;
+    let store = tocsin::store::open(&config.database.url).await.map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind(config.server.http)
+        .await
+        .with_context(|| format!("cannot listen on {} ([server] http)", config.server.http))?;
+    let app = App::start(&config, rules, templates, store, Arc::new(SystemClock), listener, Workers::Background).await?;
+    tracing::info!(http = %app.addr, database = %config.database.url, outbox = %config.paths.outbox.display(), "tocsin is running");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    app.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn check(config: &Config) -> anyhow::Result<()> {
+    let source = config.source.as_ref().map_or_else(|| "built-in defaults".to_owned(), |p| p.display().to_string());
+    let rules = Rules::load(&config.paths.rules);
+    let templates = Templates::load(&config.paths.templates);
+    let mut errors = 0;
+    match &rules {
+        Ok(r) => println!("rules ({}): {}", config.paths.rules.display(), r.summary()),
+        Err(e) => {
+            errors += e.len();
+            e.iter().for_each(|d| println!("{d}"));
+        }
+    }
+    match &templates {
+        Ok(t) => println!("templates ({}): {} templates", config.paths.templates.display(), t.len()),
+        Err(e) => {
+            errors += e.len();
+            e.iter().for_each(|d| println!("{d}"));
+        }
+    }
+    println!("config: {source}");
+    if errors > 0 {
+        bail!("{errors} error(s)");
+    }
+    println!("ok");
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref()).map_err(anyhow::Error::msg)?;
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Check => check(&config),
+        Command::Migrate => {
+            tocsin::store::open(&config.database.url).await.map_err(anyhow::Error::msg)?;
+            println!("migrations applied to {}", config.database.url);
+            Ok(())
+        }
+        Command::Token { command: TokenCommand::Create { name, role, person } } => {
+            let role: TokenRole = role.parse().map_err(anyhow::Error::msg)?;
+            let name = name.trim().to_owned();
+            if name.is_empty() || name.len() > 100 {
+                bail!("--name must be 1 to 100 characters");
+            }
+            let person = match person {
+                Some(p) => {
+                    let rules = load_rules(&config)?;
+                    let id: PersonId = p.parse().map_err(anyhow::Error::msg)?;
+                    if !rules.people.contains_key(&id) {
+                        bail!("unknown person {p:?}: use an id from {}", config.paths.rules.display());
+                    }
+                    Some(id)
+                }
+                None => None,
+            };
+            let store = tocsin::store::open(&config.database.url).await.map_err(anyhow::Error::msg)?;
+            let secret = token::generate();
+            store.insert_token(&TokenInfo { name, role, person }, &token::hash(&secret), Utc::now()).await?;
+            println!("{secret}");
+            Ok(())
+        }
+        Command::Deadline { calendar, from, within } => {
+            let rules = load_rules(&config)?;
+            let cal = rules.calendars.get(&calendar).with_context(|| {
+                format!("unknown calendar {calendar:?}: use one of {}", rules.calendars.keys().cloned().collect::<Vec<_>>().join(", "))
+            })?;
+            let from = parse_instant(&from, "--from")?;
+            let within = humantime::parse_duration(&within).with_context(|| format!("--within {within:?} is not a duration like 2h or 1h 30m"))?;
+            let within = TimeDelta::from_std(within).context("--within is too long")?;
+            let due = cal.deadline(from, within).context("no deadline within twenty years")?;
+            println!("{}", due.with_timezone(&cal.tz).to_rfc3339_opts(SecondsFormat::AutoSi, false));
+            Ok(())
+        }
+        Command::Oncall { schedule, at } => {
+            let rules = load_rules(&config)?;
+            let at = at.as_deref().map(|a| parse_instant(a, "--at")).transpose()?.unwrap_or_else(Utc::now);
+            let names: Vec<&String> = match &schedule {
+                Some(s) if rules.schedules.contains_key(s) => vec![s],
+                Some(s) => bail!("unknown schedule {s:?}: use one of {}", rules.schedules.keys().cloned().collect::<Vec<_>>().join(", ")),
+                None => rules.schedules.keys().collect(),
+            };
+            for name in names {
+                let who = rules.schedules[name].on_call(&[], at);
+                println!("{name}\t{}", who.as_ref().map_or("-", |p| p.as_str()));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -53,7 +53,7 @@ impl Scheduler {
     }
 
     /// Runs until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
         loop {
             if let Err(e) = self.run_due().await {
                 tracing::error!(error = %e, "scheduler cannot fire timers; retrying");

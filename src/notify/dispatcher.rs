@@ -94,7 +94,7 @@ impl Dispatcher {
 
     /// Runs until `shutdown` turns true: delivers, then waits for new pages
     /// or for leases of stuck pages to run out.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
         loop {
             if let Err(e) = self.run_once().await {
                 tracing::error!(error = %e, "dispatcher cannot reach the store; retrying");

@@ -119,3 +119,67 @@ pub fn context<'a>(case: &'a Case, page: &PageRecord, person: Option<&'a Person>
         public_url,
     }
 }
+
+/// Renders every kind of message on every channel for a sample case: the
+/// check `Templates::load` runs, and a preview for tests.
+pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKind, Rendered), String>> {
+    use crate::case::{Escalation, Status};
+    use crate::escalation::Position;
+    use crate::sla::Deadlines;
+    use crate::store::PageStatus;
+
+    let at = DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
+    let case = Case {
+        number: CaseNumber(1042),
+        subject: "Database down in eu-west, every checkout fails with a timeout after thirty seconds".into(),
+        body: "Since 03:00 every request times out.".into(),
+        customer: Some("Acme".into()),
+        requester: "ops@acme.com".into(),
+        priority: "P1".parse().unwrap_or_else(|_| unreachable!()),
+        plan: "gold".into(),
+        policy: "urgent".into(),
+        status: Status::Open,
+        assignee: None,
+        opened_at: at,
+        acked_at: None,
+        resolved_at: None,
+        deadlines: Deadlines { respond: Some(at), update: None, resolve: Some(at) },
+        escalation: Escalation { at: Position::FIRST, running: true },
+        version: 1,
+    };
+    let person = Person {
+        id: "ana".parse().unwrap_or_else(|_| unreachable!()),
+        name: "Ana Lima".into(),
+        email: "ana@example.com".into(),
+        phone: None,
+        timezone: Tz::Europe__London,
+        role: crate::people::Role::Engineer,
+        channels: vec![ChannelKind::Sms],
+    };
+    let mut out = Vec::new();
+    for kind in [PageKind::Page, PageKind::Reminder, PageKind::Breach, PageKind::Receipt] {
+        let channels: &[ChannelKind] = if kind == PageKind::Receipt { &[ChannelKind::Email] } else { &[ChannelKind::Sms, ChannelKind::Email] };
+        for &channel in channels {
+            let page = PageRecord {
+                id: 7,
+                case: case.number,
+                person: (kind != PageKind::Receipt).then(|| person.id.clone()),
+                address: "x".into(),
+                channel,
+                kind,
+                position: (kind == PageKind::Page).then_some(Position { round: 0, step: 1 }),
+                detail: "respond deadline 2026-11-20T03:30:00Z passed: no acknowledgement".into(),
+                status: PageStatus::Queued,
+                created_at: at,
+                updated_at: at,
+                attempts: 0,
+                provider_id: None,
+                error: None,
+            };
+            let who = (kind != PageKind::Receipt).then_some(&person);
+            let ctx = context(&case, &page, who, "https://support.example.com");
+            out.push(templates.render(kind, channel, &ctx).map(|r| (kind, channel, r)));
+        }
+    }
+    out
+}

@@ -29,6 +29,17 @@ fn email_names(kind: PageKind) -> [String; 3] {
     [format!("{k}.email.subject.txt"), format!("{k}.email.txt"), format!("{k}.email.html")]
 }
 
+/// `{{ text | truncate(60) }}`: at most `n` characters, ending in "…" when
+/// cut, so an SMS stays within one segment.
+fn truncate(s: String, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s;
+    }
+    let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 /// A rendered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -52,6 +63,7 @@ impl Templates {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(FUEL));
+        env.add_filter("truncate", truncate);
         let mut errors = Vec::new();
         let entries = std::fs::read_dir(dir).map_err(|e| {
             vec![format!("{}: cannot read the templates folder ({e}): run from the folder that holds templates/, or set [paths] templates", dir.display())]
@@ -76,7 +88,18 @@ impl Templates {
                 errors.push(format!("{}: missing: every message kind needs it; copy it from the shipped templates/", dir.join(&name).display()));
             }
         }
-        if errors.is_empty() { Ok(Templates { env }) } else { Err(errors) }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let templates = Templates { env };
+        // Render every message once with a sample case, so that an unknown
+        // name or filter shows up in `tocsin check`, not at 3 a.m.
+        let errors: Vec<String> = super::sample_renders(&templates)
+            .into_iter()
+            .filter_map(Result::err)
+            .map(|e| format!("{}/{e}", dir.display()))
+            .collect();
+        if errors.is_empty() { Ok(templates) } else { Err(errors) }
     }
 
     /// How many templates are loaded.

@@ -1,0 +1,94 @@
+//! Bearer-token authentication and who an action is recorded as.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use utoipa::Modify;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use super::{ApiError, AppState};
+use crate::case::Actor;
+use crate::people::PersonId;
+use crate::token::{self, TokenInfo, TokenRole};
+
+/// The caller, as its token says.
+#[derive(Debug, Clone)]
+pub struct Auth(pub TokenInfo);
+
+/// 401 with the challenge RFC 6750 asks for.
+pub struct Unauthorized(&'static str);
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        let mut r = ApiError::new(StatusCode::UNAUTHORIZED, self.0).into_response();
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tocsin\""));
+        r
+    }
+}
+
+pub enum AuthError {
+    Missing(Unauthorized),
+    Store(ApiError),
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        match self {
+            AuthError::Missing(u) => u.into_response(),
+            AuthError::Store(e) => e.into_response(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
+        let missing = "send Authorization: Bearer <token>; make one with `tocsin token create --name N --role R`";
+        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let Some(secret) = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))) else {
+            return Err(AuthError::Missing(Unauthorized(missing)));
+        };
+        match state.store.token(&token::hash(secret.trim())).await {
+            Ok(Some(info)) => Ok(Auth(info)),
+            Ok(None) => Err(AuthError::Missing(Unauthorized("this token is not known; make one with `tocsin token create`"))),
+            Err(e) => Err(AuthError::Store(e.into())),
+        }
+    }
+}
+
+impl Auth {
+    /// Who an action is recorded as. A token that belongs to a person acts
+    /// as that person; an admin or integration token may name one with
+    /// `by`; other tokens act under their own name.
+    pub fn actor(&self, by: Option<&str>, state: &AppState) -> Result<Actor, ApiError> {
+        let t = &self.0;
+        match (by, &t.person) {
+            (None, Some(p)) => Ok(Actor::Person(p.clone())),
+            (Some(by), Some(p)) if by == p.as_str() => Ok(Actor::Person(p.clone())),
+            (Some(_), _) if !matches!(t.role, TokenRole::Admin | TokenRole::Integration) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("a {} token may not act for someone else: drop \"by\", or use an admin or integration token", t.role),
+            )),
+            (Some(by), _) => {
+                let id: PersonId = by.parse().map_err(|e: String| ApiError::unprocessable(format!("by: {e}")))?;
+                if !state.rules.people.contains_key(&id) {
+                    return Err(ApiError::unprocessable(format!("by: unknown person {by:?}; use an id from rules/people.toml")));
+                }
+                Ok(Actor::Person(id))
+            }
+            (None, None) => Ok(Actor::Token(t.name.clone())),
+        }
+    }
+}
+
+/// Declares the bearer scheme in the OpenAPI document.
+pub struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}

@@ -1,0 +1,336 @@
+//! `/api/v1/cases`: open, list, read and act on cases.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::Auth;
+use super::{ApiError, ApiJson, AppState, MaybeJson};
+use crate::case::decide::NewCase;
+use crate::case::{Actor, Case, CaseNumber, Status, Via};
+use crate::desk::Action;
+use crate::escalation::Position;
+use crate::sla::Priority;
+use crate::store::{EventRecord, PageRecord};
+
+/// Longest subject accepted, in characters.
+pub const MAX_SUBJECT: usize = 500;
+/// Longest body or note accepted, in characters.
+pub const MAX_TEXT: usize = 100_000;
+
+pub fn routes() -> OpenApiRouter<super::AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_case, list_cases))
+        .routes(routes!(get_case))
+        .routes(routes!(ack_case))
+        .routes(routes!(note_case))
+        .routes(routes!(resolve_case))
+        .routes(routes!(reopen_case))
+        .routes(routes!(escalate_case))
+}
+
+/// A new case.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCase {
+    /// One line, at most 500 characters.
+    subject: String,
+    #[serde(default)]
+    body: String,
+    /// The customer's mail address; its domain picks the customer.
+    requester: String,
+    /// Overrides the routed priority (`P1`…).
+    priority: Option<String>,
+}
+
+/// Text and, for admin or integration tokens, the person acting.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    text: Option<String>,
+    /// Person id to act as (admin and integration tokens only).
+    by: Option<String>,
+}
+
+/// Escalation request.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EscalateBody {
+    /// The step (1-based, in the current round) to escalate past. Without
+    /// it: the step that last paged the acting person, else the current one.
+    /// Repeating a request for the same step escalates once.
+    step: Option<u32>,
+    by: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// open, acknowledged, waiting, resolved or closed
+    status: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
+    limit: Option<u32>,
+}
+
+/// The SLA deadlines of a case.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadlinesView {
+    respond: Option<DateTime<Utc>>,
+    update: Option<DateTime<Utc>>,
+    resolve: Option<DateTime<Utc>>,
+}
+
+/// Where the escalation stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EscalationView {
+    /// 1-based step that ran last.
+    step: u32,
+    /// 0 for the first pass through the steps.
+    round: u32,
+    /// False once acknowledged, resolved, or out of steps.
+    running: bool,
+}
+
+/// A timeline entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    at: DateTime<Utc>,
+    kind: String,
+    actor: String,
+    channel: Option<String>,
+    text: String,
+}
+
+/// One message sent for the case.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PageView {
+    id: i64,
+    /// None for messages to the customer.
+    person: Option<String>,
+    channel: String,
+    /// page, reminder, breach or receipt
+    kind: String,
+    /// queued, sending, sent or failed
+    status: String,
+    /// 1-based escalation step, for step pages.
+    step: Option<u32>,
+    round: Option<u32>,
+    at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    attempts: i64,
+    provider_id: Option<String>,
+    error: Option<String>,
+}
+
+/// A case. `timeline` and `pages` are present when one case is asked for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseView {
+    number: i64,
+    subject: String,
+    status: Status,
+    priority: String,
+    customer: Option<String>,
+    requester: String,
+    assignee: Option<String>,
+    plan: String,
+    policy: String,
+    opened_at: DateTime<Utc>,
+    acknowledged_at: Option<DateTime<Utc>>,
+    resolved_at: Option<DateTime<Utc>>,
+    deadlines: DeadlinesView,
+    escalation: EscalationView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeline: Option<Vec<EventView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pages: Option<Vec<PageView>>,
+}
+
+/// A page of cases.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseList {
+    cases: Vec<CaseView>,
+}
+
+impl CaseView {
+    fn summary(c: Case) -> Self {
+        CaseView {
+            number: c.number.0,
+            subject: c.subject,
+            status: c.status,
+            priority: c.priority.to_string(),
+            customer: c.customer,
+            requester: c.requester,
+            assignee: c.assignee.map(String::from),
+            plan: c.plan,
+            policy: c.policy,
+            opened_at: c.opened_at,
+            acknowledged_at: c.acked_at,
+            resolved_at: c.resolved_at,
+            deadlines: DeadlinesView { respond: c.deadlines.respond, update: c.deadlines.update, resolve: c.deadlines.resolve },
+            escalation: EscalationView { step: c.escalation.at.step + 1, round: c.escalation.at.round, running: c.escalation.running },
+            body: None,
+            timeline: None,
+            pages: None,
+        }
+    }
+
+    fn full(c: Case, events: Vec<EventRecord>, pages: Vec<PageRecord>) -> Self {
+        let body = c.body.clone();
+        CaseView {
+            body: Some(body),
+            timeline: Some(
+                events.into_iter().map(|e| EventView { at: e.at, kind: e.kind, actor: e.actor, channel: e.channel, text: e.text }).collect(),
+            ),
+            pages: Some(
+                pages
+                    .into_iter()
+                    .map(|p| PageView {
+                        id: p.id,
+                        person: p.person.map(String::from),
+                        channel: p.channel.as_str().into(),
+                        kind: p.kind.as_str().into(),
+                        status: p.status.as_str().into(),
+                        step: p.position.map(|x| x.step + 1),
+                        round: p.position.map(|x| x.round),
+                        at: p.created_at,
+                        updated_at: p.updated_at,
+                        attempts: p.attempts,
+                        provider_id: p.provider_id,
+                        error: p.error,
+                    })
+                    .collect(),
+            ),
+            ..CaseView::summary(c)
+        }
+    }
+}
+
+async fn detail(state: &AppState, case: Case) -> Result<CaseView, ApiError> {
+    let events = state.store.timeline(case.number).await?;
+    let pages = state.store.pages_of(case.number).await?;
+    Ok(CaseView::full(case, events, pages))
+}
+
+fn number(raw: &str) -> Result<CaseNumber, ApiError> {
+    raw.parse::<CaseNumber>().map_err(ApiError::bad_request)
+}
+
+fn text(t: Option<String>) -> Result<Option<String>, ApiError> {
+    match t {
+        Some(t) if t.chars().count() > MAX_TEXT => Err(ApiError::unprocessable(format!("text is longer than {MAX_TEXT} characters"))),
+        t => Ok(t),
+    }
+}
+
+/// Open a case: routes it, sets its deadlines, sends the receipt and pages
+/// the first escalation step.
+#[utoipa::path(post, path = "/api/v1/cases", request_body = CreateCase, security(("bearer" = [])),
+    responses((status = 201, body = CaseView), (status = 401), (status = 422, description = "invalid field")))]
+async fn create_case(State(state): State<AppState>, auth: Auth, ApiJson(req): ApiJson<CreateCase>) -> Result<impl IntoResponse, ApiError> {
+    let subject = req.subject.trim().to_owned();
+    if subject.is_empty() {
+        return Err(ApiError::unprocessable("subject is empty: say in one line what is wrong"));
+    }
+    if subject.chars().count() > MAX_SUBJECT || subject.contains(['\r', '\n']) {
+        return Err(ApiError::unprocessable(format!("subject must be one line of at most {MAX_SUBJECT} characters")));
+    }
+    if req.body.chars().count() > MAX_TEXT {
+        return Err(ApiError::unprocessable(format!("body is longer than {MAX_TEXT} characters")));
+    }
+    let requester = req.requester.trim();
+    if requester.len() > 254 || requester.parse::<lettre::Address>().is_err() {
+        return Err(ApiError::unprocessable(format!("requester {requester:?} is not a mail address like \"ops@acme.com\"")));
+    }
+    let priority = req.priority.map(|p| p.parse::<Priority>()).transpose().map_err(ApiError::unprocessable)?;
+    let actor = auth.actor(None, &state)?;
+    let new = NewCase { subject, body: req.body, requester: requester.to_ascii_lowercase(), priority, actor, via: Via::Api };
+    let case = state.desk.open(new).await?;
+    let location = format!("/api/v1/cases/{}", case.number.0);
+    let view = detail(&state, case).await?;
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view)))
+}
+
+/// List cases, newest first.
+#[utoipa::path(get, path = "/api/v1/cases", params(ListQuery), security(("bearer" = [])),
+    responses((status = 200, body = CaseList), (status = 400, description = "unknown status")))]
+async fn list_cases(State(state): State<AppState>, _auth: Auth, Query(q): Query<ListQuery>) -> Result<Json<CaseList>, ApiError> {
+    let status = q.status.as_deref().map(str::parse::<Status>).transpose().map_err(ApiError::bad_request)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let cases = state.store.cases(status, limit).await?;
+    Ok(Json(CaseList { cases: cases.into_iter().map(CaseView::summary).collect() }))
+}
+
+/// One case with its timeline, deadlines and pages.
+#[utoipa::path(get, path = "/api/v1/cases/{number}", params(("number" = String, Path, description = "case number, e.g. 1042")),
+    security(("bearer" = [])), responses((status = 200, body = CaseView), (status = 404)))]
+async fn get_case(State(state): State<AppState>, _auth: Auth, Path(raw): Path<String>) -> Result<Json<CaseView>, ApiError> {
+    let n = number(&raw)?;
+    let case = state.store.case(n).await?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no case {n}")))?;
+    Ok(Json(detail(&state, case).await?))
+}
+
+async fn act(state: &AppState, raw: &str, action: Action, actor: Actor) -> Result<Json<CaseView>, ApiError> {
+    let n = number(raw)?;
+    let case = state.desk.act(n, &action, &actor, Via::Api).await?;
+    Ok(Json(detail(state, case).await?))
+}
+
+/// Acknowledge: stops the escalation, assigns the case to the person, and
+/// starts the update clock.
+#[utoipa::path(post, path = "/api/v1/cases/{number}/ack", request_body = ActionBody, params(("number" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = CaseView), (status = 409, description = "already acknowledged or resolved"), (status = 422)))]
+async fn ack_case(State(state): State<AppState>, auth: Auth, Path(raw): Path<String>, MaybeJson(b): MaybeJson<ActionBody>) -> Result<Json<CaseView>, ApiError> {
+    let actor = auth.actor(b.by.as_deref(), &state)?;
+    let Actor::Person(by) = actor.clone() else {
+        return Err(ApiError::unprocessable(crate::case::ActionError::NeedsPerson.to_string()));
+    };
+    act(&state, &raw, Action::Ack { by, text: text(b.text)? }, actor).await
+}
+
+/// Add an update; on an acknowledged case it restarts the update clock.
+#[utoipa::path(post, path = "/api/v1/cases/{number}/notes", request_body = ActionBody, params(("number" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = CaseView), (status = 422, description = "empty text")))]
+async fn note_case(State(state): State<AppState>, auth: Auth, Path(raw): Path<String>, ApiJson(b): ApiJson<ActionBody>) -> Result<Json<CaseView>, ApiError> {
+    let actor = auth.actor(b.by.as_deref(), &state)?;
+    act(&state, &raw, Action::Note { text: text(b.text)?.unwrap_or_default() }, actor).await
+}
+
+/// Resolve, with an optional note.
+#[utoipa::path(post, path = "/api/v1/cases/{number}/resolve", request_body = ActionBody, params(("number" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = CaseView), (status = 409, description = "already resolved")))]
+async fn resolve_case(State(state): State<AppState>, auth: Auth, Path(raw): Path<String>, MaybeJson(b): MaybeJson<ActionBody>) -> Result<Json<CaseView>, ApiError> {
+    let actor = auth.actor(b.by.as_deref(), &state)?;
+    act(&state, &raw, Action::Resolve { text: text(b.text)? }, actor).await
+}
+
+/// Reopen a resolved case: the policy runs again from its first step.
+#[utoipa::path(post, path = "/api/v1/cases/{number}/reopen", request_body = ActionBody, params(("number" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = CaseView), (status = 409, description = "not resolved")))]
+async fn reopen_case(State(state): State<AppState>, auth: Auth, Path(raw): Path<String>, MaybeJson(b): MaybeJson<ActionBody>) -> Result<Json<CaseView>, ApiError> {
+    let actor = auth.actor(b.by.as_deref(), &state)?;
+    act(&state, &raw, Action::Reopen { text: text(b.text)? }, actor).await
+}
+
+/// Escalate now to the next step.
+#[utoipa::path(post, path = "/api/v1/cases/{number}/escalate", request_body = EscalateBody, params(("number" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = CaseView), (status = 409, description = "already escalated past that step, or no next step")))]
+async fn escalate_case(State(state): State<AppState>, auth: Auth, Path(raw): Path<String>, MaybeJson(b): MaybeJson<EscalateBody>) -> Result<Json<CaseView>, ApiError> {
+    let actor = auth.actor(b.by.as_deref(), &state)?;
+    let from = match b.step {
+        Some(0) => return Err(ApiError::unprocessable("step counts from 1")),
+        Some(step) => {
+            let n = number(&raw)?;
+            let case = state.store.case(n).await?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no case {n}")))?;
+            Some(Position { round: case.escalation.at.round, step: step - 1 })
+        }
+        None => None,
+    };
+    act(&state, &raw, Action::Escalate { from }, actor).await
+}

@@ -1,0 +1,159 @@
+//! Start-up: builds the daemon from config, rules, templates and a clock,
+//! on a listener the caller has already bound (tests bind port 0).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use chrono::TimeDelta;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, AppState};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::desk::{Desk, Wakers};
+use crate::notify::Templates;
+use crate::notify::dispatcher::{Channels, Dispatcher};
+use crate::notify::outbox::Outbox;
+use crate::rules::Rules;
+use crate::scheduler::Scheduler;
+use crate::store::Store;
+
+/// The process-wide Prometheus recorder (a recorder can be installed once).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 30.0, 60.0, 300.0];
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full("tocsin_timer_lateness_seconds".into()), &buckets)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed; then metrics go
+            // there and this handle renders what it has.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// A name for this process in leases: unique across restarts and hosts.
+fn worker_id() -> String {
+    let mut b = [0u8; 6];
+    rand::rng().fill_bytes(&mut b);
+    format!("{}-{}", std::process::id(), hex::encode(b))
+}
+
+/// A running daemon.
+pub struct App {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub scheduler: Arc<Scheduler>,
+    pub dispatcher: Arc<Dispatcher>,
+    /// Counts timers fired by this instance.
+    pub fired: watch::Receiver<u64>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Whether the scheduler and dispatcher run in the background. Tests that
+/// want to step time by hand turn them off and call [`App::tick`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    Background,
+    Manual,
+}
+
+impl App {
+    /// Builds every part and starts serving HTTP on `listener`.
+    pub async fn start(
+        config: &Config,
+        rules: Rules,
+        templates: Templates,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        listener: TcpListener,
+        workers: Workers,
+    ) -> anyhow::Result<App> {
+        let rules = Arc::new(rules);
+        let wake = Wakers::default();
+        let desk = Arc::new(Desk { store: store.clone(), rules: rules.clone(), clock: clock.clone(), wake: wake.clone() });
+        let owner = worker_id();
+        let lease = TimeDelta::from_std(config.scheduler.lease)?;
+        let (fired_tx, fired) = watch::channel(0);
+        let scheduler = Arc::new(Scheduler {
+            desk: desk.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+            wake: wake.scheduler.clone(),
+            owner: owner.clone(),
+            lease,
+            batch: config.scheduler.batch,
+            fired: fired_tx,
+        });
+        let from: lettre::message::Mailbox = config.email.from.parse()?;
+        let outbox = Arc::new(Outbox::new(&config.paths.outbox, from, &config.sms.twilio_from, &config.email.reply_domain));
+        let dispatcher = Arc::new(Dispatcher {
+            store: store.clone(),
+            rules: rules.clone(),
+            templates: Arc::new(templates),
+            channels: Channels { sms: outbox.clone(), email: outbox },
+            clock: clock.clone(),
+            public_url: config.server.public_url.trim_end_matches('/').to_owned(),
+            owner,
+            lease,
+            wake: wake.dispatcher.clone(),
+        });
+        let (routes, openapi) = api::routes();
+        let state = AppState {
+            desk,
+            store,
+            rules,
+            clock,
+            metrics: metrics_handle(),
+            openapi: Arc::new(openapi.to_pretty_json().unwrap_or_default()),
+        };
+        let (shutdown, _) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let addr = listener.local_addr()?;
+        let router = api::app(state.clone(), routes);
+        let mut stop = shutdown.subscribe();
+        tasks.push(tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        }));
+        if workers == Workers::Background {
+            let s = scheduler.clone();
+            let stop = shutdown.subscribe();
+            tasks.push(tokio::spawn(async move { Scheduler::run(&s, stop).await }));
+            let d = dispatcher.clone();
+            let stop = shutdown.subscribe();
+            tasks.push(tokio::spawn(async move { Dispatcher::run(&d, stop).await }));
+        }
+        Ok(App { addr, state, scheduler, dispatcher, fired, shutdown, tasks })
+    }
+
+    /// Fires every due timer, then delivers every queued page. Returns how
+    /// many timers fired.
+    pub async fn tick(&self) -> anyhow::Result<usize> {
+        let fired = self.scheduler.run_due().await?;
+        self.dispatcher.run_once().await?;
+        Ok(fired)
+    }
+
+    /// Stops serving and waits for the workers to finish what they hold.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

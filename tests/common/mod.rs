@@ -1,0 +1,139 @@
+//! Spawns the whole daemon in-process per test: a temporary SQLite file and
+//! outbox, the shipped rules and templates, a fake clock, HTTP on port 0.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::Value;
+use tocsin::app::{App, Workers};
+use tocsin::clock::FakeClock;
+use tocsin::config::Config;
+use tocsin::notify::Templates;
+use tocsin::rules::Rules;
+use tocsin::store::Store;
+use tocsin::token::{self, TokenInfo, TokenRole};
+
+pub fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// A Tuesday, 10:00 London: ana is on call on primary, ben on secondary.
+pub const START: &str = "2026-11-24T10:00:00Z";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct TestApp {
+    pub app: Option<App>,
+    pub clock: FakeClock,
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn spawn(workers: Workers) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = FakeClock::new(at(START));
+        let mut config = Config::default();
+        config.database.url = format!("sqlite://{}", dir.path().join("tocsin.db").display());
+        config.paths.rules = repo().join("rules");
+        config.paths.templates = repo().join("templates");
+        config.paths.outbox = dir.path().join("outbox");
+        let mut t = TestApp { app: None, clock, dir, config, http: reqwest::Client::new() };
+        t.start(workers).await;
+        t
+    }
+
+    /// Starts (again) on the same database, outbox and clock.
+    pub async fn start(&mut self, workers: Workers) {
+        let rules = Rules::load(&self.config.paths.rules).unwrap();
+        let templates = Templates::load(&self.config.paths.templates).unwrap();
+        let store = tocsin::store::open(&self.config.database.url).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let app = App::start(&self.config, rules, templates, store, Arc::new(self.clock.clone()), listener, workers).await.unwrap();
+        self.app = Some(app);
+    }
+
+    /// Stops the daemon, as a crash between two instants would.
+    pub async fn stop(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+    }
+
+    pub fn app(&self) -> &App {
+        self.app.as_ref().expect("app is running")
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.app().state.store.clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.app().addr)
+    }
+
+    pub async fn token(&self, name: &str, role: TokenRole, person: Option<&str>) -> String {
+        let secret = token::generate();
+        let info = TokenInfo { name: name.into(), role, person: person.map(|p| p.parse().unwrap()) };
+        self.store().insert_token(&info, &token::hash(&secret), self.clock_now()).await.unwrap();
+        secret
+    }
+
+    pub fn clock_now(&self) -> DateTime<Utc> {
+        use tocsin::clock::Clock;
+        self.clock.now()
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let r = self.http.post(self.url(path)).bearer_auth(token).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Opens a P1 case for Acme and returns its number.
+    pub async fn open_outage(&self, token: &str) -> i64 {
+        let (status, case) = self.post("/api/v1/cases", token, serde_json::json!({"subject": "Site down", "body": "All 500s", "requester": "ops@acme.com"})).await;
+        assert_eq!(status, 201, "{case}");
+        case["number"].as_i64().unwrap()
+    }
+
+    pub async fn advance(&self, by: TimeDelta) -> usize {
+        self.clock.advance(by);
+        self.app().tick().await.unwrap()
+    }
+
+    /// Step pages of a case as (person, 1-based step, round).
+    pub async fn step_pages(&self, n: i64, token: &str) -> Vec<(String, i64, i64)> {
+        let (_, case) = self.get(&format!("/api/v1/cases/{n}"), token).await;
+        case["pages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["kind"] == "page")
+            .map(|p| (p["person"].as_str().unwrap().to_owned(), p["step"].as_i64().unwrap(), p["round"].as_i64().unwrap()))
+            .collect()
+    }
+
+    pub fn outbox(&self) -> Vec<String> {
+        outbox_files(&self.dir.path().join("outbox"))
+    }
+}
+
+pub fn outbox_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}

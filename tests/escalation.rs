@@ -1,0 +1,217 @@
+//! The escalation engine end to end: real HTTP, a real SQLite file, the
+//! shipped rules, and a fake clock moved by hand.
+
+mod common;
+
+use chrono::TimeDelta;
+use common::*;
+use serde_json::json;
+use tocsin::app::Workers;
+use tocsin::token::TokenRole;
+
+fn mins(m: i64) -> TimeDelta {
+    TimeDelta::minutes(m)
+}
+
+#[tokio::test]
+async fn a_new_case_pages_step_one_at_once_and_sends_a_receipt() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let tok = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let n = t.open_outage(&tok).await;
+    assert_eq!(t.step_pages(n, &tok).await, vec![("ana".to_owned(), 1, 0)]);
+    t.app().tick().await.unwrap();
+    let files = t.outbox();
+    assert_eq!(files, vec![format!("00000001-case{n}-receipt-email.eml"), format!("00000002-case{n}-page-sms.json")]);
+    let sms: serde_json::Value = serde_json::from_slice(&std::fs::read(t.dir.path().join("outbox").join(&files[1])).unwrap()).unwrap();
+    assert_eq!(sms["to"], "+15550100001");
+    assert_eq!(sms["case"], n);
+    assert_eq!(sms["kind"], "page");
+    let body = sms["body"].as_str().unwrap();
+    assert!(body.contains(&format!("#{n}")) && body.contains("Site down") && body.chars().count() <= 160, "{body}");
+    let receipt = std::fs::read_to_string(t.dir.path().join("outbox").join(&files[0])).unwrap();
+    assert!(receipt.contains("To: ops@acme.com") && receipt.contains("Auto-Submitted: auto-replied"), "{receipt}");
+    let (_, case) = t.get(&format!("/api/v1/cases/{n}"), &tok).await;
+    assert!(case["pages"].as_array().unwrap().iter().all(|p| p["status"] == "sent"), "{case}");
+}
+
+#[tokio::test]
+async fn without_an_ack_step_two_pages_exactly_at_its_delay() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let tok = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let n = t.open_outage(&tok).await;
+    assert_eq!(t.advance(mins(5) - TimeDelta::seconds(1)).await, 0);
+    assert_eq!(t.step_pages(n, &tok).await.len(), 1);
+    assert_eq!(t.advance(TimeDelta::seconds(1)).await, 1);
+    let pages = t.step_pages(n, &tok).await;
+    assert_eq!(pages, vec![("ana".into(), 1, 0), ("ben".into(), 2, 0), ("dana".into(), 2, 0)]);
+    let (_, case) = t.get(&format!("/api/v1/cases/{n}"), &tok).await;
+    let step2 = &case["pages"].as_array().unwrap().iter().find(|p| p["step"] == 2).unwrap()["at"];
+    assert_eq!(step2, "2026-11-24T10:05:00Z");
+    // Step 3 (managers) after step 2's ten minutes; then the policy repeats.
+    assert_eq!(t.advance(mins(10)).await, 1);
+    assert_eq!(t.step_pages(n, &tok).await.last().unwrap(), &("max".to_owned(), 3, 0));
+    t.advance(mins(15)).await;
+    assert_eq!(t.step_pages(n, &tok).await.last().unwrap(), &("ana".to_owned(), 1, 1));
+}
+
+#[tokio::test]
+async fn an_ack_stops_every_later_step_and_starts_the_update_clock() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let tok = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let n = t.open_outage(&tok).await;
+    t.advance(mins(2)).await;
+    let (status, case) = t.post(&format!("/api/v1/cases/{n}/ack"), &tok, json!({"text": "looking"})).await;
+    assert_eq!(status, 200, "{case}");
+    assert_eq!(case["status"], "acknowledged");
+    assert_eq!(case["assignee"], "ana");
+    assert_eq!(case["deadlines"]["update"], "2026-11-24T11:02:00Z");
+    for _ in 0..6 {
+        t.advance(mins(9)).await;
+    }
+    assert_eq!(t.step_pages(n, &tok).await, vec![("ana".to_owned(), 1, 0)]);
+    let (_, case) = t.get(&format!("/api/v1/cases/{n}"), &tok).await;
+    let kinds: Vec<&str> = case["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["opened", "paged", "acknowledged"]);
+}
+
+#[tokio::test]
+async fn a_restart_mid_wait_still_fires_the_step_once() {
+    let mut t = TestApp::spawn(Workers::Manual).await;
+    let tok = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let n = t.open_outage(&tok).await;
+    t.app().tick().await.unwrap();
+    t.stop().await;
+    // Down for six minutes: step 2 fell due while nobody was running.
+    t.clock.advance(mins(6));
+    t.start(Workers::Background).await;
+    let mut fired = t.app().fired.clone();
+    tokio::time::timeout(std::time::Duration::from_secs(20), fired.wait_for(|n| *n >= 1)).await.unwrap().unwrap();
+    t.stop().await;
+    t.start(Workers::Manual).await;
+    assert_eq!(t.app().tick().await.unwrap(), 0, "a fired timer fired again");
+    let pages = t.step_pages(n, &tok).await;
+    assert_eq!(pages, vec![("ana".into(), 1, 0), ("ben".into(), 2, 0), ("dana".into(), 2, 0)]);
+    let (_, case) = t.get(&format!("/api/v1/cases/{n}"), &tok).await;
+    let step2 = &case["pages"].as_array().unwrap().iter().find(|p| p["step"] == 2).unwrap()["at"];
+    assert_eq!(step2, "2026-11-24T10:06:00Z", "fired at once on restart");
+    let sms = t.outbox().into_iter().filter(|f| f.ends_with("-page-sms.json")).count();
+    assert_eq!(sms, 3, "{:?}", t.outbox());
+}
+
+#[tokio::test]
+async fn two_acks_race_and_only_one_wins() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let ana = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let ben = t.token("ben-phone", TokenRole::Engineer, Some("ben")).await;
+    for _ in 0..5 {
+        let n = t.open_outage(&ana).await;
+        let path = format!("/api/v1/cases/{n}/ack");
+        let (a, b) = tokio::join!(t.post(&path, &ana, json!({})), t.post(&path, &ben, json!({})));
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
+        let loser = if a.0 == 409 { &a.1 } else { &b.1 };
+        assert!(loser["error"].as_str().unwrap().contains("already acknowledged by"), "{loser}");
+        let (_, case) = t.get(&format!("/api/v1/cases/{n}"), &ana).await;
+        let acks = case["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "acknowledged").count();
+        assert_eq!(acks, 1);
+        let winner = if a.0 == 200 { "ana" } else { "ben" };
+        assert_eq!(case["assignee"], winner);
+    }
+}
+
+#[tokio::test]
+async fn esc_twice_skips_one_step_not_two() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let ana = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let n = t.open_outage(&ana).await;
+    let path = format!("/api/v1/cases/{n}/escalate");
+    let (first, case) = t.post(&path, &ana, json!({})).await;
+    assert_eq!(first, 200, "{case}");
+    assert_eq!(case["escalation"]["step"], 2);
+    let (second, err) = t.post(&path, &ana, json!({})).await;
+    assert_eq!(second, 409, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("already escalated past step 1"), "{err}");
+    // An admin naming the step gets the same protection.
+    let admin = t.token("ops", TokenRole::Admin, None).await;
+    assert_eq!(t.post(&path, &admin, json!({"step": 1})).await.0, 409);
+    assert_eq!(t.step_pages(n, &ana).await, vec![("ana".into(), 1, 0), ("ben".into(), 2, 0), ("dana".into(), 2, 0)]);
+    // Step 2's wait now runs from the escalation, not from the open.
+    assert_eq!(t.advance(mins(10) - TimeDelta::seconds(1)).await, 0);
+    assert_eq!(t.advance(TimeDelta::seconds(1)).await, 1);
+    assert_eq!(t.step_pages(n, &ana).await.last().unwrap(), &("max".to_owned(), 3, 0));
+}
+
+#[tokio::test]
+async fn a_missed_respond_deadline_is_a_breach_that_tells_the_managers() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let tok = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let n = t.open_outage(&tok).await;
+    for _ in 0..6 {
+        t.advance(mins(5)).await;
+    }
+    let (_, case) = t.get(&format!("/api/v1/cases/{n}"), &tok).await;
+    let breaches: Vec<_> = case["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "breach").collect();
+    assert_eq!(breaches.len(), 1, "{case}");
+    assert!(breaches[0]["text"].as_str().unwrap().starts_with("respond deadline 2026-11-24T10:30:00Z passed"));
+    assert_eq!(breaches[0]["at"], "2026-11-24T10:30:00Z");
+    let notices: Vec<_> = case["pages"].as_array().unwrap().iter().filter(|p| p["kind"] == "breach").collect();
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0]["person"], "max");
+    assert!(t.outbox().iter().any(|f| f.ends_with("-breach-email.eml")));
+}
+
+#[tokio::test]
+async fn a_missed_update_reminds_the_assignee_then_escalates() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let tok = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let n = t.open_outage(&tok).await;
+    t.post(&format!("/api/v1/cases/{n}/ack"), &tok, json!({})).await;
+    // A note at 40 minutes moves the update deadline to 11:40.
+    t.advance(mins(40)).await;
+    let (s, case) = t.post(&format!("/api/v1/cases/{n}/notes"), &tok, json!({"text": "restarting the primary"})).await;
+    assert_eq!(s, 200, "{case}");
+    assert_eq!(case["deadlines"]["update"], "2026-11-24T11:40:00Z");
+    t.advance(mins(59)).await;
+    let (_, case) = t.get(&format!("/api/v1/cases/{n}"), &tok).await;
+    assert!(!case["pages"].as_array().unwrap().iter().any(|p| p["kind"] == "reminder"));
+    t.advance(mins(1)).await;
+    let (_, case) = t.get(&format!("/api/v1/cases/{n}"), &tok).await;
+    let reminder: Vec<_> = case["pages"].as_array().unwrap().iter().filter(|p| p["kind"] == "reminder").collect();
+    assert_eq!(reminder.len(), 1);
+    assert_eq!(reminder[0]["person"], "ana");
+    assert_eq!(case["status"], "acknowledged");
+    // No update within the first step's wait: the policy runs again.
+    t.advance(mins(5)).await;
+    let (_, case) = t.get(&format!("/api/v1/cases/{n}"), &tok).await;
+    assert_eq!(case["status"], "open");
+    assert_eq!(t.step_pages(n, &tok).await.len(), 2);
+}
+
+#[tokio::test]
+async fn resolve_stops_everything_and_reopen_pages_again() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let tok = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let n = t.open_outage(&tok).await;
+    let (s, case) = t.post(&format!("/api/v1/cases/{n}/resolve"), &tok, json!({"text": "fixed"})).await;
+    assert_eq!(s, 200, "{case}");
+    assert_eq!(case["status"], "resolved");
+    assert_eq!(t.post(&format!("/api/v1/cases/{n}/resolve"), &tok, json!({})).await.0, 409);
+    assert_eq!(t.advance(TimeDelta::hours(6)).await, 0, "no timer outlives a resolve");
+    let (s, case) = t.post(&format!("/api/v1/cases/{n}/reopen"), &tok, json!({"text": "back again"})).await;
+    assert_eq!(s, 200, "{case}");
+    assert_eq!(case["status"], "open");
+    assert_eq!(t.step_pages(n, &tok).await.len(), 2);
+}
+
+#[tokio::test]
+async fn the_background_scheduler_wakes_for_a_timer_without_polling() {
+    let mut t = TestApp::spawn(Workers::Background).await;
+    let tok = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let n = t.open_outage(&tok).await;
+    let mut fired = t.app().fired.clone();
+    t.clock.advance(mins(5));
+    tokio::time::timeout(std::time::Duration::from_secs(20), fired.wait_for(|n| *n >= 1)).await.unwrap().unwrap();
+    assert_eq!(t.step_pages(n, &tok).await.len(), 3);
+    t.stop().await;
+}
