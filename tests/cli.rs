@@ -1,0 +1,120 @@
+//! The `tocsin` binary as an operator runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tocsin(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tocsin")).args(args).current_dir(dir).env("RUST_LOG", "warn").output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn check_passes_on_the_shipped_rules_and_templates() {
+    let o = tocsin(&repo(), &["check"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("5 people") && out.contains("15 templates") && out.ends_with("ok\n"), "{out}");
+}
+
+fn broken_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["rules", "templates"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        for f in std::fs::read_dir(repo().join(sub)).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), dir.path().join(sub).join(f.file_name())).unwrap();
+        }
+    }
+    dir
+}
+
+#[test]
+fn check_names_file_line_and_fix_for_each_mistake_and_serve_refuses_to_start() {
+    let dir = broken_copy();
+    let policies = dir.path().join("rules/policies.toml");
+    let text_before = std::fs::read_to_string(&policies).unwrap();
+    std::fs::write(&policies, text_before.replacen("schedule:secondary", "schedule:dba", 1)).unwrap();
+    let routing = dir.path().join("rules/routing.toml");
+    std::fs::write(&routing, std::fs::read_to_string(&routing).unwrap().replacen("policy = \"urgent\"", "policy = \"urgnet\"", 1)).unwrap();
+    std::fs::write(dir.path().join("templates/page.sms.txt"), "{{ case.number | shout }}").unwrap();
+    let o = tocsin(dir.path(), &["check"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o);
+    assert!(out.contains("rules/policies.toml:13: step 2 notifies unknown schedule \"dba\": define [schedule.dba]"), "{out}");
+    assert!(out.contains("rules/routing.toml:9: route 1: unknown policy \"urgnet\""), "{out}");
+    assert!(out.contains("page.sms.txt") && out.contains("shout"), "{out}");
+    let o = tocsin(dir.path(), &["serve"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("error(s) in the rules"));
+}
+
+#[test]
+fn deadline_prints_the_product_examples() {
+    let cases = [
+        ("office", "2026-12-24T16:45:00+00:00", "2h", "2026-12-29T10:15:00+00:00"),
+        ("office", "2026-03-27T12:30:00+00:00", "3h", "2026-03-27T16:30:00+00:00"),
+        ("office", "2026-11-21T10:00:00+00:00", "1h 30m 30s", "2026-11-23T10:30:30+00:00"),
+        ("24x7", "2026-11-21T10:00:00+00:00", "90s", "2026-11-21T10:01:30+00:00"),
+    ];
+    for (cal, from, within, want) in cases {
+        let o = tocsin(&repo(), &["deadline", "--calendar", cal, "--from", from, "--within", within]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), want);
+    }
+    let o = tocsin(&repo(), &["deadline", "--calendar", "moon", "--from", "2026-01-01T00:00:00Z", "--within", "1h"]);
+    assert!(!o.status.success() && text(&o).contains("unknown calendar \"moon\""));
+    let o = tocsin(&repo(), &["deadline", "--calendar", "office", "--from", "yesterday", "--within", "1h"]);
+    assert!(!o.status.success() && text(&o).contains("RFC 3339"));
+}
+
+#[test]
+fn oncall_prints_one_tab_separated_line_per_schedule() {
+    let o = tocsin(&repo(), &["oncall", "--at", "2026-11-24T10:00:00Z"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "primary\tana\nsecondary\tben\n");
+    let o = tocsin(&repo(), &["oncall", "--schedule", "primary", "--at", "2026-11-24T19:00:00Z"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "primary\tdana\n");
+    let o = tocsin(&repo(), &["oncall", "--schedule", "primary", "--at", "2026-11-01T19:00:00Z"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "primary\t-\n");
+}
+
+#[test]
+fn token_create_prints_a_token_once_and_refuses_bad_input() {
+    let dir = broken_copy();
+    let o = tocsin(dir.path(), &["token", "create", "--name", "ana-phone", "--role", "engineer", "--person", "ana"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let token = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    assert!(token.starts_with("tocsin_") && token.len() == 50, "{token}");
+    let o = tocsin(dir.path(), &["token", "create", "--name", "ana-phone", "--role", "engineer"]);
+    assert!(!o.status.success() && text(&o).contains("already exists"), "{}", text(&o));
+    let o = tocsin(dir.path(), &["token", "create", "--name", "x", "--role", "boss"]);
+    assert!(!o.status.success() && text(&o).contains("unknown role \"boss\""), "{}", text(&o));
+    let o = tocsin(dir.path(), &["token", "create", "--name", "y", "--role", "engineer", "--person", "zoe"]);
+    assert!(!o.status.success() && text(&o).contains("unknown person \"zoe\""), "{}", text(&o));
+    let db = std::fs::read(dir.path().join("tocsin.db")).unwrap_or_default();
+    let wal = std::fs::read(dir.path().join("tocsin.db-wal")).unwrap_or_default();
+    let needle = token.as_bytes();
+    assert!(![db, wal].iter().any(|b| b.windows(needle.len()).any(|w| w == needle)), "the token is stored in clear");
+}
+
+#[test]
+fn every_subcommand_takes_config_and_a_bad_config_names_its_line() {
+    let dir = broken_copy();
+    std::fs::write(dir.path().join("custom.toml"), "[server]\nhttp = \"127.0.0.1:0\"\nsmpt = \"x\"\n").unwrap();
+    for args in [&["check"][..], &["migrate"], &["oncall"], &["serve"]] {
+        let mut all = args.to_vec();
+        all.extend(["--config", "custom.toml"]);
+        let o = tocsin(dir.path(), &all);
+        assert!(!o.status.success(), "{all:?}");
+        assert!(text(&o).contains("custom.toml:3: unknown field `smpt`"), "{all:?}: {}", text(&o));
+    }
+    let o = tocsin(dir.path(), &["migrate"]);
+    assert!(o.status.success(), "{}", text(&o));
+}
