@@ -81,7 +81,8 @@ impl App {
     ) -> anyhow::Result<App> {
         let rules = Arc::new(rules);
         let wake = Wakers::default();
-        let desk = Arc::new(Desk { store: store.clone(), rules: rules.clone(), clock: clock.clone(), wake: wake.clone() });
+        let desk =
+            Arc::new(Desk { store: store.clone(), rules: rules.clone(), clock: clock.clone(), wake: wake.clone() });
         let owner = worker_id();
         let lease = TimeDelta::from_std(config.scheduler.lease)?;
         let (fired_tx, fired) = watch::channel(0);
@@ -96,7 +97,8 @@ impl App {
             fired: fired_tx,
         });
         let from: lettre::message::Mailbox = config.email.from.parse()?;
-        let outbox = Arc::new(Outbox::new(&config.paths.outbox, from, &config.sms.twilio_from, &config.email.reply_domain));
+        let outbox =
+            Arc::new(Outbox::new(&config.paths.outbox, from, &config.sms.twilio_from, &config.email.reply_domain));
         let dispatcher = Arc::new(Dispatcher {
             store: store.clone(),
             rules: rules.clone(),

@@ -36,9 +36,7 @@ impl Range {
     /// the day; an end at or before the start crosses midnight.
     pub fn parse(s: &str) -> Result<Self, String> {
         let fix = "write ranges as \"HH:MM-HH:MM\", e.g. \"09:00-17:30\"";
-        let (a, b) = s
-            .split_once('-')
-            .ok_or_else(|| format!("range {s:?} has no '-': {fix}"))?;
+        let (a, b) = s.split_once('-').ok_or_else(|| format!("range {s:?} has no '-': {fix}"))?;
         let start = parse_clock(a.trim()).ok_or_else(|| format!("range {s:?}: bad start time: {fix}"))?;
         let mut end = parse_clock(b.trim()).ok_or_else(|| format!("range {s:?}: bad end time: {fix}"))?;
         if start >= DAY {
@@ -320,7 +318,14 @@ mod tests {
     }
 
     fn office() -> Calendar {
-        let hours = [(0, "09:00-17:30"), (1, "09:00-17:30"), (2, "09:00-17:30"), (3, "09:00-17:30"), (4, "09:00-13:00"), (4, "14:00-17:30")];
+        let hours = [
+            (0, "09:00-17:30"),
+            (1, "09:00-17:30"),
+            (2, "09:00-17:30"),
+            (3, "09:00-17:30"),
+            (4, "09:00-13:00"),
+            (4, "14:00-17:30"),
+        ];
         let holidays = ["2026-12-25", "2026-12-28"].iter().map(|h| Holiday::parse(h).unwrap()).collect();
         Calendar::business("office", chrono_tz::Europe::London, week(&hours), holidays).unwrap()
     }
@@ -346,8 +351,14 @@ mod tests {
     #[test]
     fn working_time_counts_the_repeated_hour_twice_and_the_skipped_hour_never() {
         let n = night();
-        assert_eq!(n.working_time(at("2026-03-07T22:00:00-06:00"), at("2026-03-08T12:00:00-05:00")), TimeDelta::hours(7));
-        assert_eq!(n.working_time(at("2026-10-31T22:00:00-05:00"), at("2026-11-01T12:00:00-06:00")), TimeDelta::hours(9));
+        assert_eq!(
+            n.working_time(at("2026-03-07T22:00:00-06:00"), at("2026-03-08T12:00:00-05:00")),
+            TimeDelta::hours(7)
+        );
+        assert_eq!(
+            n.working_time(at("2026-10-31T22:00:00-05:00"), at("2026-11-01T12:00:00-06:00")),
+            TimeDelta::hours(9)
+        );
     }
 
     #[test]
@@ -383,7 +394,15 @@ mod tests {
     #[test]
     fn yearly_holidays_close_the_day_every_year() {
         let holidays = [Holiday::parse("01-01").unwrap()].into_iter().collect();
-        let all_days = week(&[(0, "00:00-24:00"), (1, "00:00-24:00"), (2, "00:00-24:00"), (3, "00:00-24:00"), (4, "00:00-24:00"), (5, "00:00-24:00"), (6, "00:00-24:00")]);
+        let all_days = week(&[
+            (0, "00:00-24:00"),
+            (1, "00:00-24:00"),
+            (2, "00:00-24:00"),
+            (3, "00:00-24:00"),
+            (4, "00:00-24:00"),
+            (5, "00:00-24:00"),
+            (6, "00:00-24:00"),
+        ]);
         let c = Calendar::business("x", Tz::UTC, all_days, holidays).unwrap();
         assert_eq!(c.deadline(at("2030-12-31T23:00:00Z"), TimeDelta::hours(2)).unwrap(), at("2031-01-02T01:00:00Z"));
     }

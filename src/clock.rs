@@ -89,9 +89,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_fake_sleeper_wakes_when_time_reaches_its_instant() {
-        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
         let clock = FakeClock::new(start);
         let mut sleeper = clock.sleep_until(start + TimeDelta::seconds(60));
         clock.advance(TimeDelta::seconds(59));

@@ -36,7 +36,11 @@ pub struct Server {
 
 impl Default for Server {
     fn default() -> Self {
-        Self { http: ([127, 0, 0, 1], 8080).into(), smtp: "127.0.0.1:2525".into(), public_url: "http://127.0.0.1:8080".into() }
+        Self {
+            http: ([127, 0, 0, 1], 8080).into(),
+            smtp: "127.0.0.1:2525".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+        }
     }
 }
 
@@ -184,16 +188,28 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         let at = self.source.as_ref().map_or_else(|| "built-in defaults".to_owned(), |p| p.display().to_string());
         if !self.server.public_url.starts_with("http://") && !self.server.public_url.starts_with("https://") {
-            return Err(format!("{at}: [server] public_url {:?} must start with http:// or https://", self.server.public_url));
+            return Err(format!(
+                "{at}: [server] public_url {:?} must start with http:// or https://",
+                self.server.public_url
+            ));
         }
         if self.email.from.parse::<lettre::message::Mailbox>().is_err() {
-            return Err(format!("{at}: [email] from {:?} is not a mailbox like \"Support <support@example.com>\"", self.email.from));
+            return Err(format!(
+                "{at}: [email] from {:?} is not a mailbox like \"Support <support@example.com>\"",
+                self.email.from
+            ));
         }
         if self.email.transport != "outbox" {
-            return Err(format!("{at}: [email] transport {:?}: only \"outbox\" is available in this build", self.email.transport));
+            return Err(format!(
+                "{at}: [email] transport {:?}: only \"outbox\" is available in this build",
+                self.email.transport
+            ));
         }
         if self.sms.provider != "outbox" {
-            return Err(format!("{at}: [sms] provider {:?}: only \"outbox\" is available in this build", self.sms.provider));
+            return Err(format!(
+                "{at}: [sms] provider {:?}: only \"outbox\" is available in this build",
+                self.sms.provider
+            ));
         }
         if self.scheduler.batch == 0 {
             return Err(format!("{at}: [scheduler] batch must be at least 1"));

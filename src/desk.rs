@@ -30,12 +30,23 @@ const RETRIES: usize = 16;
 /// What can be done to a case.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    Ack { by: PersonId, text: Option<String> },
-    Note { text: String },
-    Resolve { text: Option<String> },
-    Reopen { text: Option<String> },
+    Ack {
+        by: PersonId,
+        text: Option<String>,
+    },
+    Note {
+        text: String,
+    },
+    Resolve {
+        text: Option<String>,
+    },
+    Reopen {
+        text: Option<String>,
+    },
     /// Escalate past `from` (default: the current step).
-    Escalate { from: Option<Position> },
+    Escalate {
+        from: Option<Position>,
+    },
 }
 
 /// Why the desk could not do it.

@@ -36,7 +36,9 @@ impl FromStr for Target {
             Some(("schedule", name)) if !name.is_empty() => Ok(Self::Schedule(name.to_owned())),
             Some(("person", id)) => id.parse().map(Self::Person).map_err(|e| format!("{e}; {fix}")),
             Some(("role", "manager")) => Ok(Self::Managers),
-            Some(("role", other)) => Err(format!("role {other:?} cannot be paged as a group: only \"role:manager\" can")),
+            Some(("role", other)) => {
+                Err(format!("role {other:?} cannot be paged as a group: only \"role:manager\" can"))
+            }
             _ => Err(format!("target {s:?} is not understood: {fix}")),
         }
     }
@@ -115,7 +117,12 @@ pub type Overrides = BTreeMap<String, Vec<Override>>;
 
 /// The people a step reaches at `now`, in target order without repeats, and
 /// a note for each target that reached nobody.
-pub fn resolve_targets(step: &Step, rules: &Rules, overrides: &Overrides, now: DateTime<Utc>) -> (Vec<PersonId>, Vec<String>) {
+pub fn resolve_targets(
+    step: &Step,
+    rules: &Rules,
+    overrides: &Overrides,
+    now: DateTime<Utc>,
+) -> (Vec<PersonId>, Vec<String>) {
     let mut people: Vec<PersonId> = Vec::new();
     let mut misses = Vec::new();
     let add = |p: PersonId, people: &mut Vec<PersonId>| {
@@ -127,10 +134,8 @@ pub fn resolve_targets(step: &Step, rules: &Rules, overrides: &Overrides, now: D
         match target {
             Target::Schedule(name) => {
                 let none = Vec::new();
-                let on_call = rules
-                    .schedules
-                    .get(name)
-                    .and_then(|s| s.on_call(overrides.get(name).unwrap_or(&none), now));
+                let on_call =
+                    rules.schedules.get(name).and_then(|s| s.on_call(overrides.get(name).unwrap_or(&none), now));
                 match on_call {
                     Some(p) => add(p, &mut people),
                     None => misses.push(format!("nobody is on call on schedule {name}")),
@@ -138,7 +143,8 @@ pub fn resolve_targets(step: &Step, rules: &Rules, overrides: &Overrides, now: D
             }
             Target::Person(p) => add(p.clone(), &mut people),
             Target::Managers => {
-                let managers: Vec<_> = rules.people.values().filter(|p| p.role == Role::Manager).map(|p| p.id.clone()).collect();
+                let managers: Vec<_> =
+                    rules.people.values().filter(|p| p.role == Role::Manager).map(|p| p.id.clone()).collect();
                 if managers.is_empty() {
                     misses.push("no person has the role manager".into());
                 }

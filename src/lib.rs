@@ -5,20 +5,20 @@
 //! I/O. The adapters around it ([`store`], [`scheduler`], [`notify`],
 //! [`api`]) move data between that core and the world.
 
+pub mod api;
+pub mod app;
 pub mod calendar;
 pub mod case;
 pub mod clock;
+pub mod config;
+pub mod desk;
 pub mod escalation;
+pub mod notify;
 pub mod people;
 pub mod routing;
 pub mod rules;
 pub mod schedule;
+pub mod scheduler;
 pub mod sla;
 pub mod store;
 pub mod token;
-pub mod config;
-pub mod notify;
-pub mod desk;
-pub mod scheduler;
-pub mod api;
-pub mod app;

@@ -136,7 +136,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.server.http)
         .await
         .with_context(|| format!("cannot listen on {} ([server] http)", config.server.http))?;
-    let app = App::start(&config, rules, templates, store, Arc::new(SystemClock), listener, Workers::Background).await?;
+    let app =
+        App::start(&config, rules, templates, store, Arc::new(SystemClock), listener, Workers::Background).await?;
     tracing::info!(http = %app.addr, database = %config.database.url, outbox = %config.paths.outbox.display(), "tocsin is running");
     shutdown_signal().await;
     tracing::info!("shutting down");
@@ -225,10 +226,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deadline { calendar, from, within } => {
             let rules = load_rules(&config)?;
             let cal = rules.calendars.get(&calendar).with_context(|| {
-                format!("unknown calendar {calendar:?}: use one of {}", rules.calendars.keys().cloned().collect::<Vec<_>>().join(", "))
+                format!(
+                    "unknown calendar {calendar:?}: use one of {}",
+                    rules.calendars.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
             })?;
             let from = parse_instant(&from, "--from")?;
-            let within = humantime::parse_duration(&within).with_context(|| format!("--within {within:?} is not a duration like 2h or 1h 30m"))?;
+            let within = humantime::parse_duration(&within)
+                .with_context(|| format!("--within {within:?} is not a duration like 2h or 1h 30m"))?;
             let within = TimeDelta::from_std(within).context("--within is too long")?;
             let due = cal.deadline(from, within).context("no deadline within twenty years")?;
             println!("{}", due.with_timezone(&cal.tz).to_rfc3339_opts(SecondsFormat::AutoSi, false));
@@ -239,7 +244,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let at = at.as_deref().map(|a| parse_instant(a, "--at")).transpose()?.unwrap_or_else(Utc::now);
             let names: Vec<&String> = match &schedule {
                 Some(s) if rules.schedules.contains_key(s) => vec![s],
-                Some(s) => bail!("unknown schedule {s:?}: use one of {}", rules.schedules.keys().cloned().collect::<Vec<_>>().join(", ")),
+                Some(s) => bail!(
+                    "unknown schedule {s:?}: use one of {}",
+                    rules.schedules.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
                 None => rules.schedules.keys().collect(),
             };
             for name in names {

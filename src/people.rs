@@ -24,15 +24,11 @@ impl TryFrom<String> for PersonId {
     fn try_from(s: String) -> Result<Self, String> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
-            });
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
         if ok {
             Ok(Self(s))
         } else {
-            Err(format!(
-                "person id {s:?} is not valid: use 1-64 lower-case letters, digits, '-', '_' or '.'"
-            ))
+            Err(format!("person id {s:?} is not valid: use 1-64 lower-case letters, digits, '-', '_' or '.'"))
         }
     }
 }
@@ -79,9 +75,8 @@ impl FromStr for PhoneNumber {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let digits = s.strip_prefix('+').unwrap_or("");
-        let ok = (7..=15).contains(&digits.len())
-            && digits.chars().all(|c| c.is_ascii_digit())
-            && !digits.starts_with('0');
+        let ok =
+            (7..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) && !digits.starts_with('0');
         if ok {
             Ok(Self(s.to_owned()))
         } else {

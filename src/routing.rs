@@ -64,7 +64,11 @@ mod tests {
 
     #[test]
     fn first_matching_route_wins() {
-        let routes = [r(Some(r"(?i)\bdown\b"), None, "P1", "urgent"), r(None, Some("Acme"), "P2", "gold"), r(None, None, "P3", "standard")];
+        let routes = [
+            r(Some(r"(?i)\bdown\b"), None, "P1", "urgent"),
+            r(None, Some("Acme"), "P2", "gold"),
+            r(None, None, "P3", "standard"),
+        ];
         let case = |subject, customer| Incoming { subject, body: "", customer, priority: None };
         assert_eq!(route(&routes, &case("Site DOWN", Some("Acme"))).unwrap().policy, "urgent");
         assert_eq!(route(&routes, &case("slow", Some("Acme"))).unwrap().policy, "gold");

@@ -94,9 +94,7 @@ impl Schedule {
         let local = at.with_timezone(&self.tz).naive_local();
         let guess = (local - layer.start).num_seconds().div_euclid(layer.shift.num_seconds().max(1));
         // The guess is off by at most one near a handoff shifted by DST.
-        let k = (guess - 1..=guess + 1)
-            .rev()
-            .find(|&k| self.handoff(layer, k).is_some_and(|h| h <= at))?;
+        let k = (guess - 1..=guess + 1).rev().find(|&k| self.handoff(layer, k).is_some_and(|h| h <= at))?;
         (k >= 0).then_some(k)
     }
 }
@@ -147,12 +145,21 @@ mod tests {
             name: "primary".into(),
             tz: chrono_tz::Europe::London,
             layers: vec![
-                Layer { members: vec![id("ana"), id("ben"), id("chen")], shift: TimeDelta::weeks(1), start: local("2026-11-02T09:00"), active: None },
+                Layer {
+                    members: vec![id("ana"), id("ben"), id("chen")],
+                    shift: TimeDelta::weeks(1),
+                    start: local("2026-11-02T09:00"),
+                    active: None,
+                },
                 Layer {
                     members: vec![id("dana")],
                     shift: TimeDelta::days(1),
                     start: local("2026-11-02T18:00"),
-                    active: Some(Active { days: vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri], from: 18 * 60, to: 8 * 60 }),
+                    active: Some(Active {
+                        days: vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri],
+                        from: 18 * 60,
+                        to: 8 * 60,
+                    }),
                 },
             ],
         }
@@ -193,7 +200,12 @@ mod tests {
         let s = Schedule {
             name: "d".into(),
             tz: chrono_tz::America::New_York,
-            layers: vec![Layer { members: vec![id("a"), id("b")], shift: TimeDelta::days(1), start: local("2026-03-07T09:00"), active: None }],
+            layers: vec![Layer {
+                members: vec![id("a"), id("b")],
+                shift: TimeDelta::days(1),
+                start: local("2026-03-07T09:00"),
+                active: None,
+            }],
         };
         let layer = &s.layers[0];
         assert_eq!(s.handoff(layer, 1), Some(at("2026-03-08T09:00:00-04:00")));
@@ -203,7 +215,13 @@ mod tests {
 
     #[test]
     fn a_handoff_in_a_dst_gap_happens_when_the_gap_ends() {
-        assert_eq!(to_utc(chrono_tz::America::New_York, local("2026-03-08T02:30")), Some(at("2026-03-08T03:00:00-04:00")));
-        assert_eq!(to_utc(chrono_tz::America::New_York, local("2026-11-01T01:30")), Some(at("2026-11-01T01:30:00-04:00")));
+        assert_eq!(
+            to_utc(chrono_tz::America::New_York, local("2026-03-08T02:30")),
+            Some(at("2026-03-08T03:00:00-04:00"))
+        );
+        assert_eq!(
+            to_utc(chrono_tz::America::New_York, local("2026-11-01T01:30")),
+            Some(at("2026-11-01T01:30:00-04:00"))
+        );
     }
 }

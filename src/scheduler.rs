@@ -72,7 +72,9 @@ impl Scheduler {
                     None
                 }
             };
-            let until = next.unwrap_or_else(|| self.clock.now() + TimeDelta::seconds(5)).min(self.clock.now() + TimeDelta::seconds(5));
+            let until = next
+                .unwrap_or_else(|| self.clock.now() + TimeDelta::seconds(5))
+                .min(self.clock.now() + TimeDelta::seconds(5));
             tokio::select! {
                 _ = self.clock.sleep_until(until) => {}
                 _ = self.wake.notified() => {}

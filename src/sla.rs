@@ -86,7 +86,9 @@ impl Customer {
     pub fn owns(&self, address: &str) -> bool {
         let Some((_, domain)) = address.rsplit_once('@') else { return false };
         let domain = domain.trim_end_matches('>').to_ascii_lowercase();
-        self.domains.iter().any(|d| domain == *d || domain.strip_suffix(d.as_str()).is_some_and(|rest| rest.ends_with('.')))
+        self.domains
+            .iter()
+            .any(|d| domain == *d || domain.strip_suffix(d.as_str()).is_some_and(|rest| rest.ends_with('.')))
     }
 }
 

@@ -85,11 +85,20 @@ async fn malformed_requests_get_a_4xx_with_a_reason() {
         assert_eq!(s, 422, "{body}: {e}");
         assert!(e["error"].is_string());
     }
-    let (s, e) = t.post("/api/v1/cases", &tok, json!({"subject": "x", "requester": "ops@acme.com", "priority": "P9"})).await;
+    let (s, e) =
+        t.post("/api/v1/cases", &tok, json!({"subject": "x", "requester": "ops@acme.com", "priority": "P9"})).await;
     assert_eq!(s, 422);
     assert!(e["error"].as_str().unwrap().contains("use one of P1, P2, P3"), "{e}");
     let huge = "x".repeat(tocsin::api::BODY_LIMIT + 1);
-    let r = t.http.post(t.url("/api/v1/cases")).bearer_auth(&tok).header("content-type", "application/json").body(huge).send().await.unwrap();
+    let r = t
+        .http
+        .post(t.url("/api/v1/cases"))
+        .bearer_auth(&tok)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
 }
 
@@ -127,7 +136,8 @@ async fn cases_are_listed_newest_first_and_filtered_by_status() {
     assert_eq!(open["cases"].as_array().unwrap().len(), 1);
     assert_eq!(open["cases"][0]["number"], b);
     // A case from a sender no customer owns gets the default plan.
-    let (_, c) = t.post("/api/v1/cases", &tok, json!({"subject": "question", "requester": "someone@elsewhere.org"})).await;
+    let (_, c) =
+        t.post("/api/v1/cases", &tok, json!({"subject": "question", "requester": "someone@elsewhere.org"})).await;
     assert_eq!(c["plan"], "standard");
     assert_eq!(c["customer"], Value::Null);
     assert_eq!(c["priority"], "P3");
@@ -143,11 +153,18 @@ async fn health_metrics_and_openapi_are_served() {
         assert_eq!(t.http.get(t.url(path)).send().await.unwrap().status(), 200, "{path}");
     }
     let metrics = t.http.get(t.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    for want in ["tocsin_cases{status=\"open\"} 1", "tocsin_pages{channel=\"sms\",status=\"sent\"} 3", "tocsin_scheduler_timers{state=\"pending\"}", "tocsin_timer_lateness_seconds_bucket{le=\"1\"} 1"] {
+    for want in [
+        "tocsin_cases{status=\"open\"} 1",
+        "tocsin_pages{channel=\"sms\",status=\"sent\"} 3",
+        "tocsin_scheduler_timers{state=\"pending\"}",
+        "tocsin_timer_lateness_seconds_bucket{le=\"1\"} 1",
+    ] {
         assert!(metrics.contains(want), "missing {want} in\n{metrics}");
     }
     let spec: Value = t.http.get(t.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
-    for path in ["/api/v1/cases", "/api/v1/cases/{number}", "/api/v1/cases/{number}/ack", "/api/v1/cases/{number}/escalate"] {
+    for path in
+        ["/api/v1/cases", "/api/v1/cases/{number}", "/api/v1/cases/{number}/ack", "/api/v1/cases/{number}/escalate"]
+    {
         assert!(spec["paths"][path].is_object(), "{path} missing from the OpenAPI document");
     }
 }

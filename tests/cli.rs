@@ -42,12 +42,19 @@ fn check_names_file_line_and_fix_for_each_mistake_and_serve_refuses_to_start() {
     let text_before = std::fs::read_to_string(&policies).unwrap();
     std::fs::write(&policies, text_before.replacen("schedule:secondary", "schedule:dba", 1)).unwrap();
     let routing = dir.path().join("rules/routing.toml");
-    std::fs::write(&routing, std::fs::read_to_string(&routing).unwrap().replacen("policy = \"urgent\"", "policy = \"urgnet\"", 1)).unwrap();
+    std::fs::write(
+        &routing,
+        std::fs::read_to_string(&routing).unwrap().replacen("policy = \"urgent\"", "policy = \"urgnet\"", 1),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("templates/page.sms.txt"), "{{ case.number | shout }}").unwrap();
     let o = tocsin(dir.path(), &["check"]);
     assert_eq!(o.status.code(), Some(1));
     let out = text(&o);
-    assert!(out.contains("rules/policies.toml:13: step 2 notifies unknown schedule \"dba\": define [schedule.dba]"), "{out}");
+    assert!(
+        out.contains("rules/policies.toml:13: step 2 notifies unknown schedule \"dba\": define [schedule.dba]"),
+        "{out}"
+    );
     assert!(out.contains("rules/routing.toml:9: route 1: unknown policy \"urgnet\""), "{out}");
     assert!(out.contains("page.sms.txt") && out.contains("shout"), "{out}");
     let o = tocsin(dir.path(), &["serve"]);

@@ -22,7 +22,8 @@ async fn a_new_case_pages_step_one_at_once_and_sends_a_receipt() {
     t.app().tick().await.unwrap();
     let files = t.outbox();
     assert_eq!(files, vec![format!("00000001-case{n}-receipt-email.eml"), format!("00000002-case{n}-page-sms.json")]);
-    let sms: serde_json::Value = serde_json::from_slice(&std::fs::read(t.dir.path().join("outbox").join(&files[1])).unwrap()).unwrap();
+    let sms: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.dir.path().join("outbox").join(&files[1])).unwrap()).unwrap();
     assert_eq!(sms["to"], "+15550100001");
     assert_eq!(sms["case"], n);
     assert_eq!(sms["kind"], "page");

@@ -52,7 +52,9 @@ impl FromRequestParts<AppState> for Auth {
         };
         match state.store.token(&token::hash(secret.trim())).await {
             Ok(Some(info)) => Ok(Auth(info)),
-            Ok(None) => Err(AuthError::Missing(Unauthorized("this token is not known; make one with `tocsin token create`"))),
+            Ok(None) => {
+                Err(AuthError::Missing(Unauthorized("this token is not known; make one with `tocsin token create`")))
+            }
             Err(e) => Err(AuthError::Store(e.into())),
         }
     }
@@ -69,12 +71,17 @@ impl Auth {
             (Some(by), Some(p)) if by == p.as_str() => Ok(Actor::Person(p.clone())),
             (Some(_), _) if !matches!(t.role, TokenRole::Admin | TokenRole::Integration) => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                format!("a {} token may not act for someone else: drop \"by\", or use an admin or integration token", t.role),
+                format!(
+                    "a {} token may not act for someone else: drop \"by\", or use an admin or integration token",
+                    t.role
+                ),
             )),
             (Some(by), _) => {
                 let id: PersonId = by.parse().map_err(|e: String| ApiError::unprocessable(format!("by: {e}")))?;
                 if !state.rules.people.contains_key(&id) {
-                    return Err(ApiError::unprocessable(format!("by: unknown person {by:?}; use an id from rules/people.toml")));
+                    return Err(ApiError::unprocessable(format!(
+                        "by: unknown person {by:?}; use an id from rules/people.toml"
+                    )));
                 }
                 Ok(Actor::Person(id))
             }
@@ -89,6 +96,9 @@ pub struct BearerScheme;
 impl Modify for BearerScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }

@@ -173,8 +173,16 @@ impl CaseView {
             opened_at: c.opened_at,
             acknowledged_at: c.acked_at,
             resolved_at: c.resolved_at,
-            deadlines: DeadlinesView { respond: c.deadlines.respond, update: c.deadlines.update, resolve: c.deadlines.resolve },
-            escalation: EscalationView { step: c.escalation.at.step + 1, round: c.escalation.at.round, running: c.escalation.running },
+            deadlines: DeadlinesView {
+                respond: c.deadlines.respond,
+                update: c.deadlines.update,
+                resolve: c.deadlines.resolve,
+            },
+            escalation: EscalationView {
+                step: c.escalation.at.step + 1,
+                round: c.escalation.at.round,
+                running: c.escalation.running,
+            },
             body: None,
             timeline: None,
             pages: None,
@@ -186,7 +194,10 @@ impl CaseView {
         CaseView {
             body: Some(body),
             timeline: Some(
-                events.into_iter().map(|e| EventView { at: e.at, kind: e.kind, actor: e.actor, channel: e.channel, text: e.text }).collect(),
+                events
+                    .into_iter()
+                    .map(|e| EventView { at: e.at, kind: e.kind, actor: e.actor, channel: e.channel, text: e.text })
+                    .collect(),
             ),
             pages: Some(
                 pages
@@ -224,7 +235,9 @@ fn number(raw: &str) -> Result<CaseNumber, ApiError> {
 
 fn text(t: Option<String>) -> Result<Option<String>, ApiError> {
     match t {
-        Some(t) if t.chars().count() > MAX_TEXT => Err(ApiError::unprocessable(format!("text is longer than {MAX_TEXT} characters"))),
+        Some(t) if t.chars().count() > MAX_TEXT => {
+            Err(ApiError::unprocessable(format!("text is longer than {MAX_TEXT} characters")))
+        }
         t => Ok(t),
     }
 }
@@ -233,7 +246,11 @@ fn text(t: Option<String>) -> Result<Option<String>, ApiError> {
 /// the first escalation step.
 #[utoipa::path(post, path = "/api/v1/cases", request_body = CreateCase, security(("bearer" = [])),
     responses((status = 201, body = CaseView), (status = 401), (status = 422, description = "invalid field")))]
-async fn create_case(State(state): State<AppState>, auth: Auth, ApiJson(req): ApiJson<CreateCase>) -> Result<impl IntoResponse, ApiError> {
+async fn create_case(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<CreateCase>,
+) -> Result<impl IntoResponse, ApiError> {
     let subject = req.subject.trim().to_owned();
     if subject.is_empty() {
         return Err(ApiError::unprocessable("subject is empty: say in one line what is wrong"));
@@ -246,11 +263,14 @@ async fn create_case(State(state): State<AppState>, auth: Auth, ApiJson(req): Ap
     }
     let requester = req.requester.trim();
     if requester.len() > 254 || requester.parse::<lettre::Address>().is_err() {
-        return Err(ApiError::unprocessable(format!("requester {requester:?} is not a mail address like \"ops@acme.com\"")));
+        return Err(ApiError::unprocessable(format!(
+            "requester {requester:?} is not a mail address like \"ops@acme.com\""
+        )));
     }
     let priority = req.priority.map(|p| p.parse::<Priority>()).transpose().map_err(ApiError::unprocessable)?;
     let actor = auth.actor(None, &state)?;
-    let new = NewCase { subject, body: req.body, requester: requester.to_ascii_lowercase(), priority, actor, via: Via::Api };
+    let new =
+        NewCase { subject, body: req.body, requester: requester.to_ascii_lowercase(), priority, actor, via: Via::Api };
     let case = state.desk.open(new).await?;
     let location = format!("/api/v1/cases/{}", case.number.0);
     let view = detail(&state, case).await?;
@@ -260,7 +280,11 @@ async fn create_case(State(state): State<AppState>, auth: Auth, ApiJson(req): Ap
 /// List cases, newest first.
 #[utoipa::path(get, path = "/api/v1/cases", params(ListQuery), security(("bearer" = [])),
     responses((status = 200, body = CaseList), (status = 400, description = "unknown status")))]
-async fn list_cases(State(state): State<AppState>, _auth: Auth, Query(q): Query<ListQuery>) -> Result<Json<CaseList>, ApiError> {
+async fn list_cases(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<CaseList>, ApiError> {
     let status = q.status.as_deref().map(str::parse::<Status>).transpose().map_err(ApiError::bad_request)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let cases = state.store.cases(status, limit).await?;
@@ -270,9 +294,14 @@ async fn list_cases(State(state): State<AppState>, _auth: Auth, Query(q): Query<
 /// One case with its timeline, deadlines and pages.
 #[utoipa::path(get, path = "/api/v1/cases/{number}", params(("number" = String, Path, description = "case number, e.g. 1042")),
     security(("bearer" = [])), responses((status = 200, body = CaseView), (status = 404)))]
-async fn get_case(State(state): State<AppState>, _auth: Auth, Path(raw): Path<String>) -> Result<Json<CaseView>, ApiError> {
+async fn get_case(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path(raw): Path<String>,
+) -> Result<Json<CaseView>, ApiError> {
     let n = number(&raw)?;
-    let case = state.store.case(n).await?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no case {n}")))?;
+    let case =
+        state.store.case(n).await?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no case {n}")))?;
     Ok(Json(detail(&state, case).await?))
 }
 
@@ -286,7 +315,12 @@ async fn act(state: &AppState, raw: &str, action: Action, actor: Actor) -> Resul
 /// starts the update clock.
 #[utoipa::path(post, path = "/api/v1/cases/{number}/ack", request_body = ActionBody, params(("number" = String, Path)),
     security(("bearer" = [])), responses((status = 200, body = CaseView), (status = 409, description = "already acknowledged or resolved"), (status = 422)))]
-async fn ack_case(State(state): State<AppState>, auth: Auth, Path(raw): Path<String>, MaybeJson(b): MaybeJson<ActionBody>) -> Result<Json<CaseView>, ApiError> {
+async fn ack_case(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(raw): Path<String>,
+    MaybeJson(b): MaybeJson<ActionBody>,
+) -> Result<Json<CaseView>, ApiError> {
     let actor = auth.actor(b.by.as_deref(), &state)?;
     let Actor::Person(by) = actor.clone() else {
         return Err(ApiError::unprocessable(crate::case::ActionError::NeedsPerson.to_string()));
@@ -297,7 +331,12 @@ async fn ack_case(State(state): State<AppState>, auth: Auth, Path(raw): Path<Str
 /// Add an update; on an acknowledged case it restarts the update clock.
 #[utoipa::path(post, path = "/api/v1/cases/{number}/notes", request_body = ActionBody, params(("number" = String, Path)),
     security(("bearer" = [])), responses((status = 200, body = CaseView), (status = 422, description = "empty text")))]
-async fn note_case(State(state): State<AppState>, auth: Auth, Path(raw): Path<String>, ApiJson(b): ApiJson<ActionBody>) -> Result<Json<CaseView>, ApiError> {
+async fn note_case(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(raw): Path<String>,
+    ApiJson(b): ApiJson<ActionBody>,
+) -> Result<Json<CaseView>, ApiError> {
     let actor = auth.actor(b.by.as_deref(), &state)?;
     act(&state, &raw, Action::Note { text: text(b.text)?.unwrap_or_default() }, actor).await
 }
@@ -305,7 +344,12 @@ async fn note_case(State(state): State<AppState>, auth: Auth, Path(raw): Path<St
 /// Resolve, with an optional note.
 #[utoipa::path(post, path = "/api/v1/cases/{number}/resolve", request_body = ActionBody, params(("number" = String, Path)),
     security(("bearer" = [])), responses((status = 200, body = CaseView), (status = 409, description = "already resolved")))]
-async fn resolve_case(State(state): State<AppState>, auth: Auth, Path(raw): Path<String>, MaybeJson(b): MaybeJson<ActionBody>) -> Result<Json<CaseView>, ApiError> {
+async fn resolve_case(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(raw): Path<String>,
+    MaybeJson(b): MaybeJson<ActionBody>,
+) -> Result<Json<CaseView>, ApiError> {
     let actor = auth.actor(b.by.as_deref(), &state)?;
     act(&state, &raw, Action::Resolve { text: text(b.text)? }, actor).await
 }
@@ -313,7 +357,12 @@ async fn resolve_case(State(state): State<AppState>, auth: Auth, Path(raw): Path
 /// Reopen a resolved case: the policy runs again from its first step.
 #[utoipa::path(post, path = "/api/v1/cases/{number}/reopen", request_body = ActionBody, params(("number" = String, Path)),
     security(("bearer" = [])), responses((status = 200, body = CaseView), (status = 409, description = "not resolved")))]
-async fn reopen_case(State(state): State<AppState>, auth: Auth, Path(raw): Path<String>, MaybeJson(b): MaybeJson<ActionBody>) -> Result<Json<CaseView>, ApiError> {
+async fn reopen_case(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(raw): Path<String>,
+    MaybeJson(b): MaybeJson<ActionBody>,
+) -> Result<Json<CaseView>, ApiError> {
     let actor = auth.actor(b.by.as_deref(), &state)?;
     act(&state, &raw, Action::Reopen { text: text(b.text)? }, actor).await
 }
@@ -321,13 +370,22 @@ async fn reopen_case(State(state): State<AppState>, auth: Auth, Path(raw): Path<
 /// Escalate now to the next step.
 #[utoipa::path(post, path = "/api/v1/cases/{number}/escalate", request_body = EscalateBody, params(("number" = String, Path)),
     security(("bearer" = [])), responses((status = 200, body = CaseView), (status = 409, description = "already escalated past that step, or no next step")))]
-async fn escalate_case(State(state): State<AppState>, auth: Auth, Path(raw): Path<String>, MaybeJson(b): MaybeJson<EscalateBody>) -> Result<Json<CaseView>, ApiError> {
+async fn escalate_case(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(raw): Path<String>,
+    MaybeJson(b): MaybeJson<EscalateBody>,
+) -> Result<Json<CaseView>, ApiError> {
     let actor = auth.actor(b.by.as_deref(), &state)?;
     let from = match b.step {
         Some(0) => return Err(ApiError::unprocessable("step counts from 1")),
         Some(step) => {
             let n = number(&raw)?;
-            let case = state.store.case(n).await?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no case {n}")))?;
+            let case = state
+                .store
+                .case(n)
+                .await?
+                .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no case {n}")))?;
             Some(Position { round: case.escalation.at.round, step: step - 1 })
         }
         None => None,

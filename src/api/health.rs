@@ -12,7 +12,11 @@ use crate::people::ChannelKind;
 use crate::store::PageStatus;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics)).routes(routes!(openapi))
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi))
 }
 
 /// The process is up.
@@ -45,7 +49,11 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             }
             for ch in [ChannelKind::Sms, ChannelKind::Email] {
                 for st in PageStatus::ALL {
-                    let n = counts.pages.iter().find(|(c, s, _)| c == ch.as_str() && s == st.as_str()).map_or(0, |(_, _, n)| *n);
+                    let n = counts
+                        .pages
+                        .iter()
+                        .find(|(c, s, _)| c == ch.as_str() && s == st.as_str())
+                        .map_or(0, |(_, _, n)| *n);
                     metrics::gauge!("tocsin_pages", "channel" => ch.as_str(), "status" => st.as_str()).set(n as f64);
                 }
             }

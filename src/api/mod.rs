@@ -70,14 +70,19 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store error");
         // The client may safely retry: nothing was committed.
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable right now; nothing was changed, try again")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is unavailable right now; nothing was changed, try again",
+        )
     }
 }
 
 impl From<DeskError> for ApiError {
     fn from(e: DeskError) -> Self {
         match e {
-            DeskError::NotFound(n) => ApiError::new(StatusCode::NOT_FOUND, format!("no case {n}; list cases with GET /api/v1/cases")),
+            DeskError::NotFound(n) => {
+                ApiError::new(StatusCode::NOT_FOUND, format!("no case {n}; list cases with GET /api/v1/cases"))
+            }
             DeskError::Refused(a) => {
                 let status = match a {
                     ActionError::AlreadyAcknowledged { .. }
@@ -171,7 +176,9 @@ pub fn app(state: AppState, routes: Router<AppState>) -> Router {
     routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route; see GET /api/openapi.json") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(CatchPanicLayer::custom(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; it has been logged").into_response()))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; it has been logged").into_response()
+        }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -3,7 +3,10 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{Actor, Case, CaseNumber, Escalation, EventKind, NewEvent, NewPage, PageKind, Status, Timer, TimerKind, Transition, Via};
+use super::{
+    Actor, Case, CaseNumber, Escalation, EventKind, NewEvent, NewPage, PageKind, Status, Timer, TimerKind, Transition,
+    Via,
+};
 use crate::calendar::Calendar;
 use crate::escalation::{Overrides, Position, resolve_targets};
 use crate::people::{ChannelKind, PersonId};
@@ -78,7 +81,12 @@ impl World<'_> {
     pub fn open(&self, new: NewCase) -> Result<Transition, ActionError> {
         let customer = self.rules.customer_for(&new.requester);
         let plan = self.rules.plan_for(customer);
-        let incoming = Incoming { subject: &new.subject, body: &new.body, customer: customer.map(|c| c.name.as_str()), priority: new.priority.as_ref() };
+        let incoming = Incoming {
+            subject: &new.subject,
+            body: &new.body,
+            customer: customer.map(|c| c.name.as_str()),
+            priority: new.priority.as_ref(),
+        };
         let route = routing::route(&self.rules.routes, &incoming);
         let priority = new.priority.clone().or_else(|| route.map(|r| r.priority.clone()));
         let Some(priority) = priority.filter(|p| plan.priorities.contains_key(p)) else {
@@ -137,7 +145,11 @@ impl World<'_> {
     /// Runs the escalation step at `at`: pages whoever it reaches now and
     /// sets the timer for the end of its wait.
     fn run_step(&self, tr: &mut Transition, at: Position) -> Result<(), ActionError> {
-        let policy = self.rules.policies.get(&tr.case.policy).ok_or_else(|| ActionError::UnknownPolicy(tr.case.policy.clone()))?;
+        let policy = self
+            .rules
+            .policies
+            .get(&tr.case.policy)
+            .ok_or_else(|| ActionError::UnknownPolicy(tr.case.policy.clone()))?;
         let Some(step) = policy.step(at) else {
             return Err(ActionError::NoNextStep { number: tr.case.number, policy: policy.name.clone() });
         };
@@ -153,7 +165,13 @@ impl World<'_> {
         for miss in misses {
             text += &format!("; {miss}");
         }
-        tr.events.push(NewEvent { at: self.now, kind: EventKind::Paged, actor: Actor::System.to_string(), channel: Some(Via::Scheduler), text });
+        tr.events.push(NewEvent {
+            at: self.now,
+            kind: EventKind::Paged,
+            actor: Actor::System.to_string(),
+            channel: Some(Via::Scheduler),
+            text,
+        });
         tr.case.escalation = Escalation { at, running: true };
         tr.set_timer(TimerKind::Step, self.now + step.wait, at);
         Ok(())
@@ -161,10 +179,25 @@ impl World<'_> {
 
     /// Queues a message to `id` on their first channel; the channel's name,
     /// or `None` if the person is gone from the rules.
-    fn page_person(&self, tr: &mut Transition, id: &PersonId, kind: PageKind, at: Option<Position>, detail: &str) -> Option<&'static str> {
+    fn page_person(
+        &self,
+        tr: &mut Transition,
+        id: &PersonId,
+        kind: PageKind,
+        at: Option<Position>,
+        detail: &str,
+    ) -> Option<&'static str> {
         let person = self.rules.people.get(id)?;
-        let (channel, address) = person.channels.iter().find_map(|&ch| person.address(ch).map(|a| (ch, a.to_owned())))?;
-        tr.pages.push(NewPage { person: Some(id.clone()), address, channel, kind, position: at, detail: detail.to_owned() });
+        let (channel, address) =
+            person.channels.iter().find_map(|&ch| person.address(ch).map(|a| (ch, a.to_owned())))?;
+        tr.pages.push(NewPage {
+            person: Some(id.clone()),
+            address,
+            channel,
+            kind,
+            position: at,
+            detail: detail.to_owned(),
+        });
         Some(channel.as_str())
     }
 
@@ -184,7 +217,11 @@ impl World<'_> {
         }
         if case.status == Status::Acknowledged {
             let by = case.assignee.as_ref().map_or_else(|| "someone".to_owned(), PersonId::to_string);
-            return Err(ActionError::AlreadyAcknowledged { number: case.number, by, at: case.acked_at.map(stamp).unwrap_or_default() });
+            return Err(ActionError::AlreadyAcknowledged {
+                number: case.number,
+                by,
+                at: case.acked_at.map(stamp).unwrap_or_default(),
+            });
         }
         let mut tr = Transition::from(case);
         tr.case.status = Status::Acknowledged;
@@ -276,14 +313,21 @@ impl World<'_> {
     /// Escalates past the step at `from` (by default the current one) to the
     /// next step now. Asking twice for the same step escalates once: the
     /// second request finds the case already past `from`.
-    pub fn escalate(&self, case: &Case, actor: &Actor, via: Via, from: Option<Position>) -> Result<Transition, ActionError> {
+    pub fn escalate(
+        &self,
+        case: &Case,
+        actor: &Actor,
+        via: Via,
+        from: Option<Position>,
+    ) -> Result<Transition, ActionError> {
         Self::refuse_done(case)?;
         let current = case.escalation.at;
         let from = from.unwrap_or(current);
         if from != current {
             return Err(ActionError::AlreadyEscalated { number: case.number, from, now: current });
         }
-        let policy = self.rules.policies.get(&case.policy).ok_or_else(|| ActionError::UnknownPolicy(case.policy.clone()))?;
+        let policy =
+            self.rules.policies.get(&case.policy).ok_or_else(|| ActionError::UnknownPolicy(case.policy.clone()))?;
         let exhausted = case.status == Status::Open && !case.escalation.running;
         let next = if exhausted { Some(Position::FIRST) } else { policy.after(current) };
         let Some(next) = next else {
@@ -344,13 +388,24 @@ impl World<'_> {
         if case.status != Status::Open || !case.escalation.running || case.escalation.at != of {
             return Ok(());
         }
-        let policy = self.rules.policies.get(&case.policy).ok_or_else(|| ActionError::UnknownPolicy(case.policy.clone()))?;
+        let policy =
+            self.rules.policies.get(&case.policy).ok_or_else(|| ActionError::UnknownPolicy(case.policy.clone()))?;
         match policy.after(of) {
             Some(next) => self.run_step(tr, next),
             None => {
                 tr.case.escalation.running = false;
-                let text = format!("policy {} ran {} time(s) through without an acknowledgement", policy.name, policy.repeat + 1);
-                tr.events.push(NewEvent { at: self.now, kind: EventKind::Exhausted, actor: Actor::System.to_string(), channel: Some(Via::Scheduler), text });
+                let text = format!(
+                    "policy {} ran {} time(s) through without an acknowledgement",
+                    policy.name,
+                    policy.repeat + 1
+                );
+                tr.events.push(NewEvent {
+                    at: self.now,
+                    kind: EventKind::Exhausted,
+                    actor: Actor::System.to_string(),
+                    channel: Some(Via::Scheduler),
+                    text,
+                });
                 Ok(())
             }
         }
@@ -364,7 +419,11 @@ impl World<'_> {
         if let Some(assignee) = tr.case.assignee.clone() {
             self.page_person(tr, &assignee, PageKind::Reminder, None, "update overdue");
         }
-        let policy = self.rules.policies.get(&tr.case.policy).ok_or_else(|| ActionError::UnknownPolicy(tr.case.policy.clone()))?;
+        let policy = self
+            .rules
+            .policies
+            .get(&tr.case.policy)
+            .ok_or_else(|| ActionError::UnknownPolicy(tr.case.policy.clone()))?;
         let grace = policy.steps.first().map(|s| s.wait).unwrap_or_default();
         tr.set_timer(TimerKind::UpdateGrace, self.now + grace, Position::FIRST);
         Ok(())
@@ -378,7 +437,13 @@ impl World<'_> {
             _ => tr.case.deadlines.resolve,
         };
         let text = format!("{clock} deadline {} passed: {missing}", due.map(stamp).unwrap_or_default());
-        tr.events.push(NewEvent { at: self.now, kind: EventKind::Breach, actor: Actor::System.to_string(), channel: Some(Via::Scheduler), text: text.clone() });
+        tr.events.push(NewEvent {
+            at: self.now,
+            kind: EventKind::Breach,
+            actor: Actor::System.to_string(),
+            channel: Some(Via::Scheduler),
+            text: text.clone(),
+        });
         let managers: Vec<PersonId> = self.rules.managers().map(|p| p.id.clone()).collect();
         for m in managers {
             self.page_person(tr, &m, PageKind::Breach, None, &text);

@@ -57,7 +57,8 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [Status::Open, Status::Acknowledged, Status::Waiting, Status::Resolved, Status::Closed];
+    pub const ALL: [Status; 5] =
+        [Status::Open, Status::Acknowledged, Status::Waiting, Status::Resolved, Status::Closed];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -265,7 +266,8 @@ pub enum TimerKind {
 }
 
 impl TimerKind {
-    pub const ALL: [TimerKind; 5] = [TimerKind::Step, TimerKind::Respond, TimerKind::Update, TimerKind::UpdateGrace, TimerKind::Resolve];
+    pub const ALL: [TimerKind; 5] =
+        [TimerKind::Step, TimerKind::Respond, TimerKind::Update, TimerKind::UpdateGrace, TimerKind::Resolve];
 
     pub fn as_str(self) -> &'static str {
         match self {

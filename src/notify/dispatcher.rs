@@ -65,7 +65,8 @@ impl Dispatcher {
                         "failed"
                     }
                 };
-                metrics::counter!("tocsin_pages_total", "channel" => page.channel.as_str(), "status" => status).increment(1);
+                metrics::counter!("tocsin_pages_total", "channel" => page.channel.as_str(), "status" => status)
+                    .increment(1);
                 match self.store.finish_page(page.id, &self.owner, &outcome, self.clock.now()).await {
                     Ok(()) | Err(StoreError::LostLease) => {}
                     Err(e) => return Err(e),
@@ -85,7 +86,14 @@ impl Dispatcher {
             Ok(b) => b,
             Err(e) => return Ok(Delivery::Failed { error: format!("template: {e}") }),
         };
-        let msg = Message { page_id: page.id, case: page.case, kind: page.kind, channel: page.channel, to: page.address.clone(), body };
+        let msg = Message {
+            page_id: page.id,
+            case: page.case,
+            kind: page.kind,
+            channel: page.channel,
+            to: page.address.clone(),
+            body,
+        };
         Ok(match self.channels.get(page.channel).send(&msg).await {
             Ok(provider_id) => Delivery::Sent { provider_id },
             Err(e) => Delivery::Failed { error: e.to_string() },

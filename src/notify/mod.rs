@@ -158,7 +158,8 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
     };
     let mut out = Vec::new();
     for kind in [PageKind::Page, PageKind::Reminder, PageKind::Breach, PageKind::Receipt] {
-        let channels: &[ChannelKind] = if kind == PageKind::Receipt { &[ChannelKind::Email] } else { &[ChannelKind::Sms, ChannelKind::Email] };
+        let channels: &[ChannelKind] =
+            if kind == PageKind::Receipt { &[ChannelKind::Email] } else { &[ChannelKind::Sms, ChannelKind::Email] };
         for &channel in channels {
             let page = PageRecord {
                 id: 7,

@@ -73,7 +73,9 @@ impl Outbox {
         let to: Mailbox = msg.to.parse().map_err(|e| SendError::Permanent(format!("bad address {:?}: {e}", msg.to)))?;
         let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(msg.body.text.clone());
         let body = match &msg.body.html {
-            Some(html) => MultiPart::alternative().singlepart(text).singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html.clone())),
+            Some(html) => MultiPart::alternative()
+                .singlepart(text)
+                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html.clone())),
             None => MultiPart::mixed().singlepart(text),
         };
         let email = lettre::Message::builder()
@@ -110,7 +112,10 @@ impl Channel for Outbox {
                     "case": msg.case.0,
                     "kind": msg.kind.as_str(),
                 });
-                (Self::file_name(msg, "json"), serde_json::to_vec_pretty(&body).map_err(|e| SendError::Permanent(e.to_string()))?)
+                (
+                    Self::file_name(msg, "json"),
+                    serde_json::to_vec_pretty(&body).map_err(|e| SendError::Permanent(e.to_string()))?,
+                )
             }
         };
         let this = self.clone();

@@ -78,14 +78,22 @@ impl Templates {
             match std::fs::read_to_string(&path) {
                 Ok(source) => match env.add_template_owned(name.clone(), source) {
                     Ok(()) => names.push(name),
-                    Err(e) => errors.push(format!("{}:{}: {}", path.display(), e.line().unwrap_or(0), e.detail().unwrap_or("syntax error"))),
+                    Err(e) => errors.push(format!(
+                        "{}:{}: {}",
+                        path.display(),
+                        e.line().unwrap_or(0),
+                        e.detail().unwrap_or("syntax error")
+                    )),
                 },
                 Err(e) => errors.push(format!("{}: cannot read ({e})", path.display())),
             }
         }
         for name in required() {
             if !names.contains(&name) && !errors.iter().any(|e| e.contains(&name)) {
-                errors.push(format!("{}: missing: every message kind needs it; copy it from the shipped templates/", dir.join(&name).display()));
+                errors.push(format!(
+                    "{}: missing: every message kind needs it; copy it from the shipped templates/",
+                    dir.join(&name).display()
+                ));
             }
         }
         if !errors.is_empty() {
@@ -113,7 +121,9 @@ impl Templates {
 
     fn render_one(&self, name: &str, ctx: &Value) -> Result<String, String> {
         let t = self.env.get_template(name).map_err(|e| format!("{name}: {e}"))?;
-        let out = t.render(ctx).map_err(|e| format!("{name}:{}: {}", e.line().unwrap_or(0), e.detail().unwrap_or("render error")))?;
+        let out = t
+            .render(ctx)
+            .map_err(|e| format!("{name}:{}: {}", e.line().unwrap_or(0), e.detail().unwrap_or("render error")))?;
         Ok(out.trim().to_owned())
     }
 
@@ -122,7 +132,11 @@ impl Templates {
         let ctx = Value::from(minijinja::value::Serde(ctx));
         let k = kind.as_str();
         match channel {
-            ChannelKind::Sms => Ok(Rendered { subject: String::new(), text: self.render_one(&format!("{k}.sms.txt"), &ctx)?, html: None }),
+            ChannelKind::Sms => Ok(Rendered {
+                subject: String::new(),
+                text: self.render_one(&format!("{k}.sms.txt"), &ctx)?,
+                html: None,
+            }),
             ChannelKind::Email => {
                 let subject = self.render_one(&format!("{k}.email.subject.txt"), &ctx)?;
                 Ok(Rendered {

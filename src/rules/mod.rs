@@ -66,7 +66,8 @@ impl Rules {
 
     /// Checks rules given as `(file name, text)` pairs; for tests and tools.
     pub fn from_sources(files: &[(&str, &str)]) -> Result<Rules, Vec<Diagnostic>> {
-        let sources: Vec<Source> = files.iter().map(|(p, t)| Source { path: PathBuf::from(p), text: (*t).to_owned() }).collect();
+        let sources: Vec<Source> =
+            files.iter().map(|(p, t)| Source { path: PathBuf::from(p), text: (*t).to_owned() }).collect();
         validate::build(&sources)
     }
 
@@ -141,7 +142,11 @@ fn read_dir(dir: &Path) -> Result<Vec<Source>, Vec<Diagnostic>> {
     for path in paths {
         match std::fs::read_to_string(&path) {
             Ok(text) => sources.push(Source { path, text }),
-            Err(e) => errors.push(Diagnostic { file: path, line: 0, message: format!("cannot read ({e}); it must be UTF-8 text") }),
+            Err(e) => errors.push(Diagnostic {
+                file: path,
+                line: 0,
+                message: format!("cannot read ({e}); it must be UTF-8 text"),
+            }),
         }
     }
     if errors.is_empty() { Ok(sources) } else { Err(errors) }

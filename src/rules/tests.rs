@@ -111,7 +111,9 @@ fn a_toml_syntax_error_names_its_line() {
 
 #[test]
 fn an_unknown_key_is_refused_with_its_line() {
-    let text = format!("{PEOPLE}\n[[person]]\nid = \"zed\"\nname = \"Zed\"\nemail = \"z@example.com\"\nrole = \"engineer\"\npager = \"yes\"\n");
+    let text = format!(
+        "{PEOPLE}\n[[person]]\nid = \"zed\"\nname = \"Zed\"\nemail = \"z@example.com\"\nrole = \"engineer\"\npager = \"yes\"\n"
+    );
     let e = one_error("rules/people.toml", &text);
     assert!(e.starts_with("rules/people.toml:") && e.contains("unknown field `pager`"), "{e}");
 }
@@ -163,7 +165,9 @@ fn a_customer_on_an_unknown_plan_is_refused() {
 
 #[test]
 fn a_domain_owned_twice_is_refused() {
-    let text = format!("{SLA}\n[[customer]]\nname = \"Acme\"\ndomains = [\"acme.com\"]\nplan = \"standard\"\n[[customer]]\nname = \"Acme2\"\ndomains = [\"ACME.com\"]\nplan = \"standard\"\n");
+    let text = format!(
+        "{SLA}\n[[customer]]\nname = \"Acme\"\ndomains = [\"acme.com\"]\nplan = \"standard\"\n[[customer]]\nname = \"Acme2\"\ndomains = [\"ACME.com\"]\nplan = \"standard\"\n"
+    );
     let e = one_error("rules/sla.toml", &text);
     assert!(e.contains("domain acme.com already belongs to customer Acme"), "{e}");
 }
@@ -178,7 +182,10 @@ fn a_route_to_an_unknown_policy_or_priority_is_refused() {
 
 #[test]
 fn a_bad_subject_pattern_is_refused() {
-    let e = one_error("rules/routing.toml", "[[route]]\nsubject = \"(unclosed\"\npriority = \"P1\"\npolicy = \"urgent\"\n[[route]]\npriority = \"P3\"\npolicy = \"urgent\"\n");
+    let e = one_error(
+        "rules/routing.toml",
+        "[[route]]\nsubject = \"(unclosed\"\npriority = \"P1\"\npolicy = \"urgent\"\n[[route]]\npriority = \"P3\"\npolicy = \"urgent\"\n",
+    );
     assert!(e.starts_with("rules/routing.toml:2: route 1: subject is not a valid regular expression"), "{e}");
 }
 

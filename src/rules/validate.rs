@@ -48,8 +48,9 @@ pub(crate) fn duration(s: &str) -> Result<TimeDelta, String> {
 }
 
 fn zone(s: &str) -> Result<Tz, String> {
-    s.parse::<Tz>()
-        .map_err(|_| format!("unknown time zone {s:?}: use an IANA name such as \"Europe/London\" or \"America/New_York\""))
+    s.parse::<Tz>().map_err(|_| {
+        format!("unknown time zone {s:?}: use an IANA name such as \"Europe/London\" or \"America/New_York\"")
+    })
 }
 
 fn list(names: impl Iterator<Item = impl AsRef<str>>) -> String {
@@ -91,7 +92,16 @@ pub(super) fn build(sources: &[Source]) -> Result<Rules, Vec<Diagnostic>> {
     let routes = routes(&mut c, &files, &plans, &customers, &policies);
 
     if c.errors.is_empty() {
-        Ok(Rules { people, calendars, schedules, plans, default_plan: default_plan.unwrap_or_default(), customers, policies, routes })
+        Ok(Rules {
+            people,
+            calendars,
+            schedules,
+            plans,
+            default_plan: default_plan.unwrap_or_default(),
+            customers,
+            policies,
+            routes,
+        })
     } else {
         Err(c.errors)
     }
@@ -110,12 +120,20 @@ fn people(c: &mut Check<'_>, files: &[(usize, raw::File)]) -> BTreeMap<PersonId,
                 }
             };
             if out.contains_key(&id) {
-                c.err(*f, p.id.span(), format!("person \"{id}\" is defined twice: give each person one [[person]] entry"));
+                c.err(
+                    *f,
+                    p.id.span(),
+                    format!("person \"{id}\" is defined twice: give each person one [[person]] entry"),
+                );
                 continue;
             }
             let email = p.email.get_ref().trim().to_owned();
             if email.parse::<lettre::Address>().is_err() {
-                c.err(*f, p.email.span(), format!("person {id}: email {email:?} is not an address like \"ana@example.com\""));
+                c.err(
+                    *f,
+                    p.email.span(),
+                    format!("person {id}: email {email:?} is not an address like \"ana@example.com\""),
+                );
             }
             let phone = match &p.phone {
                 Some(ph) => match ph.get_ref().parse::<PhoneNumber>() {
@@ -139,7 +157,11 @@ fn people(c: &mut Check<'_>, files: &[(usize, raw::File)]) -> BTreeMap<PersonId,
                 "manager" => Role::Manager,
                 "admin" => Role::Admin,
                 other => {
-                    c.err(*f, p.role.span(), format!("person {id}: unknown role {other:?}: use \"engineer\", \"manager\" or \"admin\""));
+                    c.err(
+                        *f,
+                        p.role.span(),
+                        format!("person {id}: unknown role {other:?}: use \"engineer\", \"manager\" or \"admin\""),
+                    );
                     Role::Engineer
                 }
             };
@@ -157,12 +179,22 @@ fn people(c: &mut Check<'_>, files: &[(usize, raw::File)]) -> BTreeMap<PersonId,
                         }
                     }
                     if list.get_ref().is_empty() {
-                        c.err(*f, list.span(), format!("person {id}: channels is empty: list at least one of \"sms\", \"email\""));
+                        c.err(
+                            *f,
+                            list.span(),
+                            format!("person {id}: channels is empty: list at least one of \"sms\", \"email\""),
+                        );
                     }
                 }
             }
             if channels.contains(&ChannelKind::Sms) && phone.is_none() && p.phone.is_none() {
-                c.err(*f, entry.span(), format!("person {id}: pages by sms but has no phone: add phone = \"+…\" or remove \"sms\" from channels"));
+                c.err(
+                    *f,
+                    entry.span(),
+                    format!(
+                        "person {id}: pages by sms but has no phone: add phone = \"+…\" or remove \"sms\" from channels"
+                    ),
+                );
             }
             let name = p.name.get_ref().trim().to_owned();
             if name.is_empty() {
@@ -192,7 +224,11 @@ fn calendars(c: &mut Check<'_>, files: &[(usize, raw::File)]) -> BTreeMap<String
             let mut week: [Vec<calendar::Range>; 7] = Default::default();
             for (day, ranges) in &cal.hours {
                 let Some(idx) = WEEKDAYS.iter().position(|(d, _)| d == day) else {
-                    c.err(*f, ranges.span(), format!("calendar {name}: unknown weekday {day:?}: use mon, tue, wed, thu, fri, sat or sun"));
+                    c.err(
+                        *f,
+                        ranges.span(),
+                        format!("calendar {name}: unknown weekday {day:?}: use mon, tue, wed, thu, fri, sat or sun"),
+                    );
                     continue;
                 };
                 for r in ranges.get_ref() {
@@ -222,7 +258,11 @@ fn calendars(c: &mut Check<'_>, files: &[(usize, raw::File)]) -> BTreeMap<String
     out
 }
 
-fn schedules(c: &mut Check<'_>, files: &[(usize, raw::File)], people: &BTreeMap<PersonId, Person>) -> BTreeMap<String, Schedule> {
+fn schedules(
+    c: &mut Check<'_>,
+    files: &[(usize, raw::File)],
+    people: &BTreeMap<PersonId, Person>,
+) -> BTreeMap<String, Schedule> {
     let mut out = BTreeMap::new();
     for (f, file) in files {
         for (name, entry) in &file.schedule {
@@ -236,7 +276,13 @@ fn schedules(c: &mut Check<'_>, files: &[(usize, raw::File)], people: &BTreeMap<
                 Tz::UTC
             });
             if s.layer.is_empty() {
-                c.err(*f, entry.span(), format!("schedule {name} has no layers: add a [[schedule.{name}.layer]] with members, shift and start"));
+                c.err(
+                    *f,
+                    entry.span(),
+                    format!(
+                        "schedule {name} has no layers: add a [[schedule.{name}.layer]] with members, shift and start"
+                    ),
+                );
             }
             let mut layers = Vec::new();
             for (n, l) in s.layer.iter().enumerate() {
@@ -246,7 +292,14 @@ fn schedules(c: &mut Check<'_>, files: &[(usize, raw::File)], people: &BTreeMap<
                 for m in l.members.get_ref() {
                     match m.get_ref().parse::<PersonId>() {
                         Ok(id) if people.contains_key(&id) => members.push(id),
-                        Ok(id) => c.err(*f, m.span(), format!("{at}: unknown person \"{id}\": add them to rules/people.toml or use one of: {}", list(people.keys()))),
+                        Ok(id) => c.err(
+                            *f,
+                            m.span(),
+                            format!(
+                                "{at}: unknown person \"{id}\": add them to rules/people.toml or use one of: {}",
+                                list(people.keys())
+                            ),
+                        ),
                         Err(e) => c.err(*f, m.span(), format!("{at}: {e}")),
                     }
                 }
@@ -285,7 +338,11 @@ fn active(c: &mut Check<'_>, f: usize, at: &str, a: &S<raw::Active>) -> Option<A
     for d in &raw.days {
         match WEEKDAYS.iter().find(|(n, _)| *n == d.get_ref().as_str()) {
             Some((_, w)) => days.push(*w),
-            None => c.err(f, d.span(), format!("{at}: active day {:?} is not one of mon, tue, wed, thu, fri, sat, sun", d.get_ref())),
+            None => c.err(
+                f,
+                d.span(),
+                format!("{at}: active day {:?} is not one of mon, tue, wed, thu, fri, sat, sun", d.get_ref()),
+            ),
         }
     }
     if raw.days.is_empty() {
@@ -293,19 +350,31 @@ fn active(c: &mut Check<'_>, f: usize, at: &str, a: &S<raw::Active>) -> Option<A
     }
     let mut clock = |v: &S<String>| {
         calendar::parse_clock(v.get_ref()).filter(|m| *m < 24 * 60).or_else(|| {
-            c.err(f, v.span(), format!("{at}: {:?} is not a time of day: write \"HH:MM\" from 00:00 to 23:59", v.get_ref()));
+            c.err(
+                f,
+                v.span(),
+                format!("{at}: {:?} is not a time of day: write \"HH:MM\" from 00:00 to 23:59", v.get_ref()),
+            );
             None
         })
     };
     let (from, to) = (clock(&raw.from)?, clock(&raw.to)?);
     if from == to {
-        c.err(f, a.span(), format!("{at}: active window is empty (from equals to): drop `active` for an all-day layer"));
+        c.err(
+            f,
+            a.span(),
+            format!("{at}: active window is empty (from equals to): drop `active` for an all-day layer"),
+        );
         return None;
     }
     Some(Active { days, from, to })
 }
 
-fn plans(c: &mut Check<'_>, files: &[(usize, raw::File)], calendars: &BTreeMap<String, Calendar>) -> BTreeMap<String, Plan> {
+fn plans(
+    c: &mut Check<'_>,
+    files: &[(usize, raw::File)],
+    calendars: &BTreeMap<String, Calendar>,
+) -> BTreeMap<String, Plan> {
     let mut out = BTreeMap::new();
     for (f, file) in files {
         for (name, entry) in &file.plan {
@@ -319,7 +388,14 @@ fn plans(c: &mut Check<'_>, files: &[(usize, raw::File)], calendars: &BTreeMap<S
                 if key == "calendar" {
                     match value.get_ref().as_str() {
                         Some(cal) if calendars.contains_key(cal) => calendar = Some(cal.to_owned()),
-                        Some(cal) => c.err(*f, value.span(), format!("plan {name}: unknown calendar {cal:?}: define [calendar.{cal}] or use one of: {}", list(calendars.keys()))),
+                        Some(cal) => c.err(
+                            *f,
+                            value.span(),
+                            format!(
+                                "plan {name}: unknown calendar {cal:?}: define [calendar.{cal}] or use one of: {}",
+                                list(calendars.keys())
+                            ),
+                        ),
                         None => c.err(*f, value.span(), format!("plan {name}: calendar must be a name in quotes")),
                     }
                     continue;
@@ -350,14 +426,22 @@ fn plans(c: &mut Check<'_>, files: &[(usize, raw::File)], calendars: &BTreeMap<S
                         TimeDelta::hours(1)
                     }
                 };
-                let t = Targets { respond: get("respond", &targets.respond), update: get("update", &targets.update), resolve: get("resolve", &targets.resolve) };
+                let t = Targets {
+                    respond: get("respond", &targets.respond),
+                    update: get("update", &targets.update),
+                    resolve: get("resolve", &targets.resolve),
+                };
                 priorities.insert(priority, t);
             }
             if priorities.is_empty() {
                 c.err(*f, entry.span(), format!("plan {name} defines no priorities: add P1 = {{ respond = \"30m\", update = \"1h\", resolve = \"4h\" }}"));
             }
             if !entry.get_ref().contains_key("calendar") {
-                c.err(*f, entry.span(), format!("plan {name} has no calendar: add calendar = \"24x7\" or the name of a [calendar.NAME]"));
+                c.err(
+                    *f,
+                    entry.span(),
+                    format!("plan {name} has no calendar: add calendar = \"24x7\" or the name of a [calendar.NAME]"),
+                );
             }
             // Registered even when its calendar is wrong, so that customers
             // naming it do not report a second, misleading error.
@@ -375,7 +459,11 @@ fn default_plan(c: &mut Check<'_>, files: &[(usize, raw::File)], plans: &BTreeMa
             if found.is_some() {
                 c.err(*f, d.span(), "default_plan is set twice: keep one, in rules/sla.toml");
             } else if !plans.contains_key(d.get_ref()) {
-                c.err(*f, d.span(), format!("default_plan names unknown plan {:?}: use one of: {}", d.get_ref(), list(plans.keys())));
+                c.err(
+                    *f,
+                    d.span(),
+                    format!("default_plan names unknown plan {:?}: use one of: {}", d.get_ref(), list(plans.keys())),
+                );
             }
             found = Some(d.get_ref().clone());
         }
@@ -386,7 +474,9 @@ fn default_plan(c: &mut Check<'_>, files: &[(usize, raw::File)], plans: &BTreeMa
             c.errors.push(Diagnostic {
                 file: c.sources[file].path.clone(),
                 line: 0,
-                message: "no default_plan: add default_plan = \"NAME\" (for senders no customer owns) to rules/sla.toml".into(),
+                message:
+                    "no default_plan: add default_plan = \"NAME\" (for senders no customer owns) to rules/sla.toml"
+                        .into(),
             });
         }
     }
@@ -406,22 +496,42 @@ fn customers(c: &mut Check<'_>, files: &[(usize, raw::File)], plans: &BTreeMap<S
                 c.err(*f, cu.name.span(), format!("customer {name:?} is defined twice"));
             }
             if !plans.contains_key(cu.plan.get_ref()) {
-                c.err(*f, cu.plan.span(), format!("customer {name}: unknown plan {:?}: use one of: {}", cu.plan.get_ref(), list(plans.keys())));
+                c.err(
+                    *f,
+                    cu.plan.span(),
+                    format!(
+                        "customer {name}: unknown plan {:?}: use one of: {}",
+                        cu.plan.get_ref(),
+                        list(plans.keys())
+                    ),
+                );
             }
             let mut domains = Vec::new();
             for d in cu.domains.get_ref() {
                 let domain = d.get_ref().trim().to_ascii_lowercase();
                 let valid = domain.contains('.') && !domain.contains('@') && !domain.contains(char::is_whitespace);
                 if !valid {
-                    c.err(*f, d.span(), format!("customer {name}: {:?} is not a mail domain like \"acme.com\"", d.get_ref()));
+                    c.err(
+                        *f,
+                        d.span(),
+                        format!("customer {name}: {:?} is not a mail domain like \"acme.com\"", d.get_ref()),
+                    );
                 } else if let Some(other) = out.iter().find(|o| o.domains.contains(&domain)) {
-                    c.err(*f, d.span(), format!("customer {name}: domain {domain} already belongs to customer {}", other.name));
+                    c.err(
+                        *f,
+                        d.span(),
+                        format!("customer {name}: domain {domain} already belongs to customer {}", other.name),
+                    );
                 } else {
                     domains.push(domain);
                 }
             }
             if cu.domains.get_ref().is_empty() {
-                c.err(*f, cu.domains.span(), format!("customer {name}: domains is empty: list the mail domains it writes from"));
+                c.err(
+                    *f,
+                    cu.domains.span(),
+                    format!("customer {name}: domains is empty: list the mail domains it writes from"),
+                );
             }
             out.push(Customer { name, domains, plan: cu.plan.get_ref().clone() });
         }
@@ -444,7 +554,11 @@ fn policies(
                 continue;
             }
             if p.step.is_empty() {
-                c.err(*f, entry.span(), format!("policy {name} has no steps: add [[policy.{name}.step]] with notify and wait"));
+                c.err(
+                    *f,
+                    entry.span(),
+                    format!("policy {name} has no steps: add [[policy.{name}.step]] with notify and wait"),
+                );
             }
             if p.repeat > 100 {
                 c.err(*f, entry.span(), format!("policy {name}: repeat = {} is too many: use at most 100", p.repeat));
@@ -507,7 +621,9 @@ fn routes(
             let mut regex = |v: &Option<S<String>>, what: &str| {
                 v.as_ref().and_then(|s| {
                     Regex::new(s.get_ref())
-                        .map_err(|e| c.err(*f, s.span(), format!("{at}: {what} is not a valid regular expression: {e}")))
+                        .map_err(|e| {
+                            c.err(*f, s.span(), format!("{at}: {what} is not a valid regular expression: {e}"))
+                        })
                         .ok()
                 })
             };
@@ -516,11 +632,23 @@ fn routes(
             if let Some(cu) = &r.customer
                 && !customers.iter().any(|x| x.name == *cu.get_ref())
             {
-                c.err(*f, cu.span(), format!("{at}: unknown customer {:?}: use one of: {}", cu.get_ref(), list(customers.iter().map(|x| &x.name))));
+                c.err(
+                    *f,
+                    cu.span(),
+                    format!(
+                        "{at}: unknown customer {:?}: use one of: {}",
+                        cu.get_ref(),
+                        list(customers.iter().map(|x| &x.name))
+                    ),
+                );
             }
             let mut priority_of = |s: &S<String>| match s.get_ref().parse::<Priority>() {
                 Ok(p) => {
-                    let missing: Vec<&str> = plans.values().filter(|pl| !pl.priorities.contains_key(&p)).map(|pl| pl.name.as_str()).collect();
+                    let missing: Vec<&str> = plans
+                        .values()
+                        .filter(|pl| !pl.priorities.contains_key(&p))
+                        .map(|pl| pl.name.as_str())
+                        .collect();
                     if !missing.is_empty() {
                         c.err(*f, s.span(), format!("{at}: priority {p} is not defined in plan {}: add {p} to every plan, or route to a priority they all have", missing.join(", ")));
                     }
@@ -534,10 +662,26 @@ fn routes(
             let priority = priority_of(&r.priority);
             let when_priority: Vec<Priority> = r.when_priority.iter().filter_map(&mut priority_of).collect();
             if !policies.contains_key(r.policy.get_ref()) {
-                c.err(*f, r.policy.span(), format!("{at}: unknown policy {:?}: define [policy.{}] or use one of: {}", r.policy.get_ref(), r.policy.get_ref(), list(policies.keys())));
+                c.err(
+                    *f,
+                    r.policy.span(),
+                    format!(
+                        "{at}: unknown policy {:?}: define [policy.{}] or use one of: {}",
+                        r.policy.get_ref(),
+                        r.policy.get_ref(),
+                        list(policies.keys())
+                    ),
+                );
             }
             let Some(priority) = priority else { continue };
-            let route = Route { subject, body, customer: r.customer.as_ref().map(|c| c.get_ref().clone()), when_priority, priority, policy: r.policy.get_ref().clone() };
+            let route = Route {
+                subject,
+                body,
+                customer: r.customer.as_ref().map(|c| c.get_ref().clone()),
+                when_priority,
+                priority,
+                policy: r.policy.get_ref().clone(),
+            };
             last = Some((*f, entry.span()));
             out.push(route);
         }

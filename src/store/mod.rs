@@ -136,7 +136,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Leases up to `limit` timers due at `now` that nobody holds (or whose
     /// lease ran out), oldest first.
-    async fn claim_timers(&self, now: DateTime<Utc>, owner: &str, lease: TimeDelta, limit: u32) -> Result<Vec<Timer>, StoreError>;
+    async fn claim_timers(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease: TimeDelta,
+        limit: u32,
+    ) -> Result<Vec<Timer>, StoreError>;
     /// Deletes a held timer without effects (its case is gone).
     async fn drop_timer(&self, id: i64, owner: &str) -> Result<(), StoreError>;
     /// The earliest instant at which some timer can be claimed.
@@ -144,9 +150,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Leases up to `limit` queued pages (and pages whose sending lease ran
     /// out), oldest first, marking them `sending`.
-    async fn claim_pages(&self, now: DateTime<Utc>, owner: &str, lease: TimeDelta, limit: u32) -> Result<Vec<PageRecord>, StoreError>;
+    async fn claim_pages(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease: TimeDelta,
+        limit: u32,
+    ) -> Result<Vec<PageRecord>, StoreError>;
     /// Records how a delivery ended; a failure also goes on the timeline.
-    async fn finish_page(&self, id: i64, owner: &str, outcome: &Delivery, now: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn finish_page(&self, id: i64, owner: &str, outcome: &Delivery, now: DateTime<Utc>)
+    -> Result<(), StoreError>;
 
     async fn insert_token(&self, info: &TokenInfo, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
     async fn token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError>;

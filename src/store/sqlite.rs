@@ -118,9 +118,18 @@ impl SqliteStore {
         Ok(store)
     }
 
-    async fn insert_effects(tx: &mut sqlx::SqliteConnection, number: CaseNumber, tr: &Transition, now: i64) -> Result<(), StoreError> {
+    async fn insert_effects(
+        tx: &mut sqlx::SqliteConnection,
+        number: CaseNumber,
+        tr: &Transition,
+        now: i64,
+    ) -> Result<(), StoreError> {
         for kind in &tr.cancel {
-            sqlx::query("DELETE FROM timers WHERE case_number = ? AND kind = ?").bind(number.0).bind(kind.as_str()).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM timers WHERE case_number = ? AND kind = ?")
+                .bind(number.0)
+                .bind(kind.as_str())
+                .execute(&mut *tx)
+                .await?;
         }
         for t in &tr.timers {
             sqlx::query("INSERT INTO timers (case_number, kind, due_at, round, step) VALUES (?, ?, ?, ?, ?)")
@@ -184,7 +193,8 @@ impl Store for SqliteStore {
     async fn create_case(&self, tr: &Transition) -> Result<Case, StoreError> {
         let c = &tr.case;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let number: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), 1000) + 1 FROM cases").fetch_one(&mut *tx).await?;
+        let number: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(number), 1000) + 1 FROM cases").fetch_one(&mut *tx).await?;
         sqlx::query(
             "INSERT INTO cases (number, subject, body, customer, requester, priority, plan, policy, status, assignee, opened_at, acked_at, resolved_at, respond_due, update_due, resolve_due, esc_round, esc_step, esc_running, version)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
@@ -271,7 +281,11 @@ impl Store for SqliteStore {
         let c = &tr.case;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         if let Some((id, owner)) = consume {
-            let gone = sqlx::query("DELETE FROM timers WHERE id = ? AND owner = ?").bind(id).bind(owner).execute(&mut *tx).await?;
+            let gone = sqlx::query("DELETE FROM timers WHERE id = ? AND owner = ?")
+                .bind(id)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?;
             if gone.rows_affected() == 0 {
                 return Err(StoreError::LostLease);
             }
@@ -306,7 +320,13 @@ impl Store for SqliteStore {
         Ok(Case { version: version + 1, ..c.clone() })
     }
 
-    async fn claim_timers(&self, now: DateTime<Utc>, owner: &str, lease: TimeDelta, limit: u32) -> Result<Vec<Timer>, StoreError> {
+    async fn claim_timers(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease: TimeDelta,
+        limit: u32,
+    ) -> Result<Vec<Timer>, StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let rows = sqlx::query(
             "UPDATE timers SET owner = ?1, lease_until = ?2
@@ -342,28 +362,42 @@ impl Store for SqliteStore {
     }
 
     async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let next: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(CASE WHEN owner IS NULL THEN due_at ELSE MAX(due_at, lease_until) END) FROM timers")
-                .fetch_one(&self.reader)
-                .await?;
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(CASE WHEN owner IS NULL THEN due_at ELSE MAX(due_at, lease_until) END) FROM timers",
+        )
+        .fetch_one(&self.reader)
+        .await?;
         opt_instant(next)
     }
 
-    async fn claim_pages(&self, now: DateTime<Utc>, owner: &str, lease: TimeDelta, limit: u32) -> Result<Vec<PageRecord>, StoreError> {
+    async fn claim_pages(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease: TimeDelta,
+        limit: u32,
+    ) -> Result<Vec<PageRecord>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
             "UPDATE pages SET status = 'sending', owner = ?1, lease_until = ?2, attempts = attempts + 1, updated_at = ?3
              WHERE id IN (SELECT id FROM pages WHERE status = 'queued' OR (status = 'sending' AND lease_until <= ?3) ORDER BY id LIMIT ?4)
              RETURNING {PAGE_COLUMNS}"
         ));
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let rows = sqlx::query(sql).bind(owner).bind(ms(now + lease)).bind(ms(now)).bind(limit).fetch_all(&mut *tx).await?;
+        let rows =
+            sqlx::query(sql).bind(owner).bind(ms(now + lease)).bind(ms(now)).bind(limit).fetch_all(&mut *tx).await?;
         tx.commit().await?;
         let mut pages = rows.iter().map(page_from_row).collect::<Result<Vec<_>, _>>()?;
         pages.sort_by_key(|p| p.id);
         Ok(pages)
     }
 
-    async fn finish_page(&self, id: i64, owner: &str, outcome: &Delivery, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn finish_page(
+        &self,
+        id: i64,
+        owner: &str,
+        outcome: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let (status, provider_id, error) = match outcome {
             Delivery::Sent { provider_id } => (PageStatus::Sent, provider_id.as_deref(), None),
             Delivery::Failed { error } => (PageStatus::Failed, None, Some(error.as_str())),
@@ -412,14 +446,19 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await;
         match result {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Duplicate(format!("a token named {:?}", info.name))),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Duplicate(format!("a token named {:?}", info.name)))
+            }
             Err(e) => Err(e.into()),
             Ok(_) => Ok(()),
         }
     }
 
     async fn token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError> {
-        let row = sqlx::query("SELECT name, role, person FROM tokens WHERE hash = ?").bind(hash).fetch_optional(&self.reader).await?;
+        let row = sqlx::query("SELECT name, role, person FROM tokens WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.reader)
+            .await?;
         let Some(r) = row else { return Ok(None) };
         let person: Option<String> = r.try_get("person")?;
         Ok(Some(TokenInfo {
@@ -430,15 +469,24 @@ impl Store for SqliteStore {
     }
 
     async fn counts(&self, now: DateTime<Utc>) -> Result<Counts, StoreError> {
-        let cases = sqlx::query("SELECT status, COUNT(*) AS n FROM cases GROUP BY status").fetch_all(&self.reader).await?;
-        let pages = sqlx::query("SELECT channel, status, COUNT(*) AS n FROM pages GROUP BY channel, status").fetch_all(&self.reader).await?;
+        let cases =
+            sqlx::query("SELECT status, COUNT(*) AS n FROM cases GROUP BY status").fetch_all(&self.reader).await?;
+        let pages = sqlx::query("SELECT channel, status, COUNT(*) AS n FROM pages GROUP BY channel, status")
+            .fetch_all(&self.reader)
+            .await?;
         let timers = sqlx::query("SELECT COUNT(*) AS pending, COALESCE(SUM(due_at <= ?), 0) AS due FROM timers")
             .bind(ms(now))
             .fetch_one(&self.reader)
             .await?;
         Ok(Counts {
-            cases_by_status: cases.iter().map(|r| Ok((r.try_get("status")?, r.try_get("n")?))).collect::<Result<_, StoreError>>()?,
-            pages: pages.iter().map(|r| Ok((r.try_get("channel")?, r.try_get("status")?, r.try_get("n")?))).collect::<Result<_, StoreError>>()?,
+            cases_by_status: cases
+                .iter()
+                .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+                .collect::<Result<_, StoreError>>()?,
+            pages: pages
+                .iter()
+                .map(|r| Ok((r.try_get("channel")?, r.try_get("status")?, r.try_get("n")?)))
+                .collect::<Result<_, StoreError>>()?,
             timers_pending: timers.try_get("pending")?,
             timers_due: timers.try_get("due")?,
         })

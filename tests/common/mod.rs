@@ -54,7 +54,9 @@ impl TestApp {
         let templates = Templates::load(&self.config.paths.templates).unwrap();
         let store = tocsin::store::open(&self.config.database.url).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let app = App::start(&self.config, rules, templates, store, Arc::new(self.clock.clone()), listener, workers).await.unwrap();
+        let app = App::start(&self.config, rules, templates, store, Arc::new(self.clock.clone()), listener, workers)
+            .await
+            .unwrap();
         self.app = Some(app);
     }
 
@@ -103,7 +105,13 @@ impl TestApp {
 
     /// Opens a P1 case for Acme and returns its number.
     pub async fn open_outage(&self, token: &str) -> i64 {
-        let (status, case) = self.post("/api/v1/cases", token, serde_json::json!({"subject": "Site down", "body": "All 500s", "requester": "ops@acme.com"})).await;
+        let (status, case) = self
+            .post(
+                "/api/v1/cases",
+                token,
+                serde_json::json!({"subject": "Site down", "body": "All 500s", "requester": "ops@acme.com"}),
+            )
+            .await;
         assert_eq!(status, 201, "{case}");
         case["number"].as_i64().unwrap()
     }
@@ -121,7 +129,9 @@ impl TestApp {
             .unwrap()
             .iter()
             .filter(|p| p["kind"] == "page")
-            .map(|p| (p["person"].as_str().unwrap().to_owned(), p["step"].as_i64().unwrap(), p["round"].as_i64().unwrap()))
+            .map(|p| {
+                (p["person"].as_str().unwrap().to_owned(), p["step"].as_i64().unwrap(), p["round"].as_i64().unwrap())
+            })
             .collect()
     }
 
@@ -132,7 +142,12 @@ impl TestApp {
 
 pub fn outbox_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names

@@ -1,1 +1,148 @@
+//! The decisions alone: no clock, no store, no sockets.
+
+use std::path::Path;
+
+use chrono::TimeDelta;
+
 use super::*;
+use crate::case::TimerKind;
+
+fn rules() -> Rules {
+    Rules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")).unwrap()
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn outage(world: &World<'_>) -> Case {
+    let new = NewCase {
+        subject: "db down".into(),
+        body: String::new(),
+        requester: "ops@acme.com".into(),
+        priority: None,
+        actor: Actor::System,
+        via: Via::Api,
+    };
+    let mut case = world.open(new).unwrap().case;
+    case.number = CaseNumber(1042);
+    case
+}
+
+fn timer(case: &Case, kind: TimerKind, position: Position, due: DateTime<Utc>) -> Timer {
+    Timer { id: 1, case: case.number, kind, due, position }
+}
+
+#[test]
+fn opening_routes_sets_deadlines_and_pages_step_one() {
+    let rules = rules();
+    let o = Overrides::new();
+    let world = World { rules: &rules, overrides: &o, now: at("2026-11-24T10:00:00Z") };
+    let new = NewCase {
+        subject: "db down".into(),
+        body: String::new(),
+        requester: "ops@acme.com".into(),
+        priority: None,
+        actor: Actor::System,
+        via: Via::Api,
+    };
+    let tr = world.open(new).unwrap();
+    assert_eq!(tr.case.priority.as_str(), "P1");
+    assert_eq!(tr.case.policy, "urgent");
+    assert_eq!(tr.case.deadlines.respond, Some(at("2026-11-24T10:30:00Z")));
+    let pages: Vec<_> = tr.pages.iter().map(|p| (p.kind, p.person.as_ref().map(|x| x.to_string()))).collect();
+    assert_eq!(pages, [(PageKind::Receipt, None), (PageKind::Page, Some("ana".into()))]);
+    let step = tr.timers.iter().find(|t| t.kind == TimerKind::Step).unwrap();
+    assert_eq!((step.due, step.position), (at("2026-11-24T10:05:00Z"), Position::FIRST));
+}
+
+#[test]
+fn a_step_timer_for_a_step_already_left_changes_nothing() {
+    let rules = rules();
+    let o = Overrides::new();
+    let world = World { rules: &rules, overrides: &o, now: at("2026-11-24T10:00:00Z") };
+    let case = outage(&world);
+    let escalated = world.escalate(&case, &Actor::System, Via::Api, None).unwrap().case;
+    let later = World { now: at("2026-11-24T10:05:00Z"), ..world };
+    let tr = later.fire(&escalated, &timer(&case, TimerKind::Step, Position::FIRST, at("2026-11-24T10:05:00Z")));
+    assert!(tr.pages.is_empty() && tr.events.is_empty() && tr.timers.is_empty());
+    assert_eq!(tr.case, escalated);
+}
+
+#[test]
+fn escalating_past_a_step_twice_is_refused_the_second_time() {
+    let rules = rules();
+    let o = Overrides::new();
+    let world = World { rules: &rules, overrides: &o, now: at("2026-11-24T10:00:00Z") };
+    let case = outage(&world);
+    let once = world.escalate(&case, &Actor::System, Via::Api, Some(Position::FIRST)).unwrap().case;
+    assert_eq!(once.escalation.at, Position { round: 0, step: 1 });
+    let again = world.escalate(&once, &Actor::System, Via::Api, Some(Position::FIRST));
+    assert!(matches!(again, Err(ActionError::AlreadyEscalated { .. })), "{again:?}");
+}
+
+#[test]
+fn the_policy_stops_after_its_last_repeat() {
+    let rules = rules();
+    let o = Overrides::new();
+    let mut now = at("2026-11-24T10:00:00Z");
+    let world = World { rules: &rules, overrides: &o, now };
+    let mut case = outage(&world);
+    let mut steps = 1;
+    loop {
+        let step = rules.policies["urgent"].step(case.escalation.at).unwrap();
+        now += step.wait;
+        let w = World { now, ..world };
+        let tr = w.fire(&case, &timer(&case, TimerKind::Step, case.escalation.at, now));
+        if tr.events.iter().any(|e| e.kind == EventKind::Exhausted) {
+            assert!(!tr.case.escalation.running);
+            assert!(tr.timers.iter().all(|t| t.kind != TimerKind::Step));
+            break;
+        }
+        case = tr.case;
+        steps += 1;
+    }
+    assert_eq!(steps, 3 * 3, "three steps, run 1 + repeat 2 times");
+}
+
+#[test]
+fn a_met_deadline_does_not_breach() {
+    let rules = rules();
+    let o = Overrides::new();
+    let world = World { rules: &rules, overrides: &o, now: at("2026-11-24T10:00:00Z") };
+    let case = outage(&world);
+    let ana: PersonId = "ana".parse().unwrap();
+    let acked = world.ack(&case, &ana, Via::Sms, None).unwrap();
+    assert!(acked.cancel.contains(&TimerKind::Respond) && acked.cancel.contains(&TimerKind::Step));
+    let later = World { now: at("2026-11-24T10:30:00Z"), ..world };
+    let tr = later.fire(&acked.case, &timer(&case, TimerKind::Respond, Position::FIRST, later.now));
+    assert!(tr.events.is_empty() && tr.pages.is_empty());
+}
+
+#[test]
+fn acknowledging_twice_names_who_was_first() {
+    let rules = rules();
+    let o = Overrides::new();
+    let world = World { rules: &rules, overrides: &o, now: at("2026-11-24T10:00:00Z") };
+    let case = outage(&world);
+    let acked = world.ack(&case, &"ana".parse().unwrap(), Via::Sms, None).unwrap().case;
+    let err = world.ack(&acked, &"ben".parse().unwrap(), Via::Sms, None).unwrap_err();
+    assert_eq!(err.to_string(), "case #1042 was already acknowledged by ana at 2026-11-24T10:00:00Z");
+}
+
+#[test]
+fn reopening_resumes_the_resolve_clock_where_it_stopped() {
+    let rules = rules();
+    let o = Overrides::new();
+    let world = World { rules: &rules, overrides: &o, now: at("2026-11-24T10:00:00Z") };
+    let case = outage(&world);
+    let resolved =
+        World { now: at("2026-11-24T11:00:00Z"), ..world }.resolve(&case, &Actor::System, Via::Api, None).unwrap().case;
+    let reopened = World { now: at("2026-11-25T09:00:00Z"), ..world }
+        .reopen(&resolved, &Actor::System, Via::Email, None)
+        .unwrap()
+        .case;
+    // Gold P1 resolves in 4h; one hour was spent before the resolve.
+    assert_eq!(reopened.deadlines.resolve, Some(at("2026-11-25T09:00:00Z") + TimeDelta::hours(3)));
+    assert_eq!(reopened.status, Status::Open);
+}
