@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use tocsin::app::{App, Workers};
-use tocsin::clock::SystemClock;
+use tocsin::clock::{Clock, SystemClock};
 use tocsin::config::Config;
 use tocsin::notify::Templates;
 use tocsin::people::PersonId;
@@ -219,7 +219,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let store = tocsin::store::open(&config.database.url).await.map_err(anyhow::Error::msg)?;
             let secret = token::generate();
-            store.insert_token(&TokenInfo { name, role, person }, &token::hash(&secret), Utc::now()).await?;
+            store.insert_token(&TokenInfo { name, role, person }, &token::hash(&secret), SystemClock.now()).await?;
             println!("{secret}");
             Ok(())
         }
@@ -241,7 +241,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Oncall { schedule, at } => {
             let rules = load_rules(&config)?;
-            let at = at.as_deref().map(|a| parse_instant(a, "--at")).transpose()?.unwrap_or_else(Utc::now);
+            let at = at.as_deref().map(|a| parse_instant(a, "--at")).transpose()?.unwrap_or_else(|| SystemClock.now());
             let names: Vec<&String> = match &schedule {
                 Some(s) if rules.schedules.contains_key(s) => vec![s],
                 Some(s) => bail!(

@@ -122,7 +122,7 @@ impl World<'_> {
             escalation: Escalation { at: Position::FIRST, running: true },
             version: 0,
         };
-        let mut tr = Transition::from(&case);
+        let mut tr = Transition::new(&case, self.now);
         tr.events.push(self.event(EventKind::Opened, &new.actor, new.via, new.subject));
         tr.pages.push(NewPage {
             person: None,
@@ -223,7 +223,7 @@ impl World<'_> {
                 at: case.acked_at.map(stamp).unwrap_or_default(),
             });
         }
-        let mut tr = Transition::from(case);
+        let mut tr = Transition::new(case, self.now);
         tr.case.status = Status::Acknowledged;
         tr.case.assignee = Some(by.clone());
         tr.case.acked_at = Some(self.now);
@@ -256,7 +256,7 @@ impl World<'_> {
         if text.is_empty() {
             return Err(ActionError::EmptyText);
         }
-        let mut tr = Transition::from(case);
+        let mut tr = Transition::new(case, self.now);
         if case.status == Status::Acknowledged {
             self.restart_update_clock(&mut tr);
         }
@@ -267,7 +267,7 @@ impl World<'_> {
     /// Resolves the case: every clock and the escalation stop.
     pub fn resolve(&self, case: &Case, actor: &Actor, via: Via, text: Option<&str>) -> Result<Transition, ActionError> {
         Self::refuse_done(case)?;
-        let mut tr = Transition::from(case);
+        let mut tr = Transition::new(case, self.now);
         tr.case.status = Status::Resolved;
         tr.case.resolved_at = Some(self.now);
         tr.case.escalation.running = false;
@@ -291,7 +291,7 @@ impl World<'_> {
         if !case.status.is_done() {
             return Err(ActionError::NotDone { number: case.number, status: case.status.as_str() });
         }
-        let mut tr = Transition::from(case);
+        let mut tr = Transition::new(case, self.now);
         tr.case.status = Status::Open;
         tr.case.acked_at = None;
         tr.case.deadlines.update = None;
@@ -333,7 +333,7 @@ impl World<'_> {
         let Some(next) = next else {
             return Err(ActionError::NoNextStep { number: case.number, policy: policy.name.clone() });
         };
-        let mut tr = Transition::from(case);
+        let mut tr = Transition::new(case, self.now);
         tr.case.status = Status::Open;
         tr.cancel_timer(TimerKind::Update);
         tr.cancel_timer(TimerKind::UpdateGrace);
@@ -346,7 +346,7 @@ impl World<'_> {
     /// What a due timer does. A timer that no longer applies (its step has
     /// passed, its deadline was met) changes nothing.
     pub fn fire(&self, case: &Case, timer: &Timer) -> Transition {
-        let mut tr = Transition::from(case);
+        let mut tr = Transition::new(case, self.now);
         let result = match timer.kind {
             TimerKind::Step => self.step_elapsed(&mut tr, timer.position),
             TimerKind::Respond => {
@@ -380,7 +380,7 @@ impl World<'_> {
         };
         // A timer whose policy vanished from the rules cannot page; it is
         // consumed all the same, and the case keeps its state.
-        result.map_or_else(|_| Transition::from(case), |()| tr)
+        result.map_or_else(|_| Transition::new(case, self.now), |()| tr)
     }
 
     fn step_elapsed(&self, tr: &mut Transition, of: Position) -> Result<(), ActionError> {

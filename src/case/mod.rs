@@ -309,6 +309,8 @@ pub struct Timer {
 /// Everything one change does, committed as one transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
+    /// When the change was decided: the instant its rows are stamped with.
+    pub at: DateTime<Utc>,
     /// The case after the change.
     pub case: Case,
     pub events: Vec<NewEvent>,
@@ -319,9 +321,10 @@ pub struct Transition {
 }
 
 impl Transition {
-    /// A transition that starts from `case` and changes nothing yet.
-    pub fn from(case: &Case) -> Self {
-        Self { case: case.clone(), events: Vec::new(), pages: Vec::new(), cancel: Vec::new(), timers: Vec::new() }
+    /// A transition decided at `at` that starts from `case` and changes
+    /// nothing yet.
+    pub fn new(case: &Case, at: DateTime<Utc>) -> Self {
+        Self { at, case: case.clone(), events: Vec::new(), pages: Vec::new(), cancel: Vec::new(), timers: Vec::new() }
     }
 
     /// Replaces the timer of `kind` (cancelling any earlier one).

@@ -174,10 +174,6 @@ impl SqliteStore {
     }
 }
 
-fn event_now(tr: &Transition) -> i64 {
-    tr.events.first().map_or_else(|| ms(Utc::now()), |e| ms(e.at))
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -220,7 +216,7 @@ impl Store for SqliteStore {
         .bind(c.escalation.running)
         .execute(&mut *tx)
         .await?;
-        Self::insert_effects(&mut tx, CaseNumber(number), tr, ms(c.opened_at)).await?;
+        Self::insert_effects(&mut tx, CaseNumber(number), tr, ms(tr.at)).await?;
         tx.commit().await?;
         Ok(Case { number: CaseNumber(number), version: 1, ..c.clone() })
     }
@@ -315,7 +311,7 @@ impl Store for SqliteStore {
         if updated.rows_affected() == 0 {
             return Err(StoreError::Conflict);
         }
-        Self::insert_effects(&mut tx, c.number, tr, event_now(tr)).await?;
+        Self::insert_effects(&mut tx, c.number, tr, ms(tr.at)).await?;
         tx.commit().await?;
         Ok(Case { version: version + 1, ..c.clone() })
     }
