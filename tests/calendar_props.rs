@@ -26,8 +26,8 @@ fn shape(n: usize) -> [Vec<Range>; 7] {
     let mut week: [Vec<Range>; 7] = Default::default();
     match n {
         0 => {
-            for d in 0..5 {
-                week[d] = vec![r("09:00-12:30"), r("13:30-17:30")];
+            for day in week.iter_mut().take(5) {
+                *day = vec![r("09:00-12:30"), r("13:30-17:30")];
             }
         }
         1 => {
@@ -36,8 +36,8 @@ fn shape(n: usize) -> [Vec<Range>; 7] {
             }
         }
         2 => {
-            for d in 0..7 {
-                week[d] = vec![r("00:30-03:30")];
+            for day in week.iter_mut() {
+                *day = vec![r("00:30-03:30")];
             }
         }
         _ => {
