@@ -18,11 +18,9 @@ use crate::clock::Clock;
 use crate::escalation::{Overrides, Position};
 use crate::people::PersonId;
 use crate::rules::Rules;
+use crate::schedule::Override;
+use crate::sla::Priority;
 use crate::store::{Store, StoreError};
-
-/// On-call overrides are not stored yet (they arrive with the schedules
-/// work); until then every schedule answers from its layers.
-static NO_OVERRIDES: Overrides = Overrides::new();
 
 /// How often a change is decided again after losing a race.
 const RETRIES: usize = 16;
@@ -46,6 +44,19 @@ pub enum Action {
     /// Escalate past `from` (default: the current step).
     Escalate {
         from: Option<Position>,
+    },
+    /// Waiting on the customer: pauses the resolve clock.
+    Wait {
+        text: Option<String>,
+    },
+    /// No longer waiting.
+    Resume {
+        text: Option<String>,
+    },
+    /// New priority and/or plan; deadlines are recomputed.
+    Change {
+        priority: Option<Priority>,
+        plan: Option<String>,
     },
 }
 
@@ -87,6 +98,15 @@ impl Desk {
         }
     }
 
+    /// The overrides that matter from `now` on, by schedule.
+    pub async fn overrides(&self, now: DateTime<Utc>) -> Result<Overrides, StoreError> {
+        let mut map = Overrides::new();
+        for o in self.store.overrides(now).await? {
+            map.entry(o.schedule).or_default().push(Override { person: o.person, start: o.start, end: o.end });
+        }
+        Ok(map)
+    }
+
     /// Now, to the millisecond the store keeps, so an answer shows the
     /// same instants a later read does.
     fn now(&self) -> DateTime<Utc> {
@@ -95,7 +115,9 @@ impl Desk {
 
     /// Opens a case and commits its first effects.
     pub async fn open(&self, new: NewCase) -> Result<Case, DeskError> {
-        let world = World { rules: &self.rules, overrides: &NO_OVERRIDES, now: self.now() };
+        let now = self.now();
+        let overrides = self.overrides(now).await?;
+        let world = World { rules: &self.rules, overrides: &overrides, now };
         let tr = world.open(new)?;
         let case = self.store.create_case(&tr).await?;
         self.signal(&tr);
@@ -107,12 +129,17 @@ impl Desk {
     pub async fn act(&self, number: CaseNumber, action: &Action, actor: &Actor, via: Via) -> Result<Case, DeskError> {
         for _ in 0..RETRIES {
             let case = self.store.case(number).await?.ok_or(DeskError::NotFound(number))?;
-            let world = World { rules: &self.rules, overrides: &NO_OVERRIDES, now: self.now() };
+            let now = self.now();
+            let overrides = self.overrides(now).await?;
+            let world = World { rules: &self.rules, overrides: &overrides, now };
             let tr = match action {
                 Action::Ack { by, text } => world.ack(&case, by, via, text.as_deref())?,
                 Action::Note { text } => world.note(&case, actor, via, text)?,
                 Action::Resolve { text } => world.resolve(&case, actor, via, text.as_deref())?,
                 Action::Reopen { text } => world.reopen(&case, actor, via, text.as_deref())?,
+                Action::Wait { text } => world.wait(&case, actor, via, text.as_deref())?,
+                Action::Resume { text } => world.resume(&case, actor, via, text.as_deref())?,
+                Action::Change { priority, plan } => world.change(&case, actor, via, priority.clone(), plan.clone())?,
                 Action::Escalate { from } => {
                     let from = match (from, actor) {
                         (Some(p), _) => Some(*p),
@@ -144,7 +171,9 @@ impl Desk {
                 self.store.drop_timer(timer.id, owner).await?;
                 return Ok(true);
             };
-            let world = World { rules: &self.rules, overrides: &NO_OVERRIDES, now: self.now() };
+            let now = self.now();
+            let overrides = self.overrides(now).await?;
+            let world = World { rules: &self.rules, overrides: &overrides, now };
             let tr = world.fire(&case, timer);
             match self.store.commit(&tr, case.version, Some((timer.id, owner))).await {
                 Ok(_) => {

@@ -14,6 +14,8 @@ use tocsin::config::Config;
 use tocsin::notify::Templates;
 use tocsin::people::PersonId;
 use tocsin::rules::Rules;
+use tocsin::schedule::Override;
+use tocsin::store::OverrideRecord;
 use tocsin::token::{self, TokenInfo, TokenRole};
 
 /// Tocsin: SLA support-case escalation. Mail in, pages out, timers exact to
@@ -68,8 +70,13 @@ enum Command {
         #[arg(long)]
         within: String,
     },
+    /// Manage on-call overrides (they win over every layer of a schedule).
+    Override {
+        #[command(subcommand)]
+        command: OverrideCommand,
+    },
     /// Print who is on call: one line per schedule, `schedule<TAB>person`
-    /// (`-` when nobody).
+    /// (`-` when nobody). Honours overrides stored in the database.
     Oncall {
         /// Only this schedule.
         #[arg(long)]
@@ -78,6 +85,33 @@ enum Command {
         #[arg(long)]
         at: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum OverrideCommand {
+    /// Put PERSON on call on SCHEDULE from --start to --end; prints its id.
+    Add {
+        #[arg(long)]
+        schedule: String,
+        #[arg(long)]
+        person: String,
+        /// RFC 3339 instant.
+        #[arg(long)]
+        start: String,
+        /// RFC 3339 instant, after --start.
+        #[arg(long)]
+        end: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List overrides that have not ended:
+    /// `id<TAB>schedule<TAB>person<TAB>start<TAB>end<TAB>reason`.
+    List {
+        #[arg(long)]
+        schedule: Option<String>,
+    },
+    /// Remove an override by id.
+    Remove { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +224,63 @@ fn check(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn overrides(config: &Config, command: OverrideCommand) -> anyhow::Result<()> {
+    let store = tocsin::store::open(&config.database.url).await.map_err(anyhow::Error::msg)?;
+    let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    match command {
+        OverrideCommand::Add { schedule, person, start, end, reason } => {
+            let rules = load_rules(config)?;
+            if !rules.schedules.contains_key(&schedule) {
+                bail!(
+                    "--schedule: unknown schedule {schedule:?}; use one of {}",
+                    rules.schedules.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+            let id: PersonId = person.parse().map_err(anyhow::Error::msg)?;
+            if !rules.people.contains_key(&id) {
+                bail!("--person: unknown person {person:?}; use an id from {}", config.paths.rules.display());
+            }
+            let (start, end) = (parse_instant(&start, "--start")?, parse_instant(&end, "--end")?);
+            if end <= start {
+                bail!("--end must be after --start");
+            }
+            let record = OverrideRecord {
+                id: 0,
+                schedule,
+                person: id,
+                start,
+                end,
+                reason,
+                created_by: "cli".into(),
+                created_at: SystemClock.now(),
+            };
+            println!("{}", store.insert_override(&record).await?.id);
+        }
+        OverrideCommand::List { schedule } => {
+            for o in store.overrides(SystemClock.now()).await? {
+                if schedule.as_ref().is_none_or(|s| *s == o.schedule) {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        o.id,
+                        o.schedule,
+                        o.person,
+                        stamp(o.start),
+                        stamp(o.end),
+                        o.reason
+                    );
+                }
+            }
+        }
+        OverrideCommand::Remove { id } => {
+            if !store.delete_override(id).await? {
+                bail!("no override {id}; see `tocsin override list`");
+            }
+            println!("removed override {id}");
+        }
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref()).map_err(anyhow::Error::msg)?;
     match cli.command {
@@ -239,8 +330,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", due.with_timezone(&cal.tz).to_rfc3339_opts(SecondsFormat::AutoSi, false));
             Ok(())
         }
+        Command::Override { command } => overrides(&config, command).await,
         Command::Oncall { schedule, at } => {
             let rules = load_rules(&config)?;
+            let store = tocsin::store::open(&config.database.url).await.map_err(anyhow::Error::msg)?;
             let at = at.as_deref().map(|a| parse_instant(a, "--at")).transpose()?.unwrap_or_else(|| SystemClock.now());
             let names: Vec<&String> = match &schedule {
                 Some(s) if rules.schedules.contains_key(s) => vec![s],
@@ -250,8 +343,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ),
                 None => rules.schedules.keys().collect(),
             };
+            let stored = store.overrides(at).await?;
             for name in names {
-                let who = rules.schedules[name].on_call(&[], at);
+                let o: Vec<Override> = stored
+                    .iter()
+                    .filter(|o| o.schedule == *name)
+                    .map(|o| Override { person: o.person.clone(), start: o.start, end: o.end })
+                    .collect();
+                let who = rules.schedules[name].on_call(&o, at);
                 println!("{name}\t{}", who.as_ref().map_or("-", |p| p.as_str()));
             }
             Ok(())

@@ -82,6 +82,80 @@ impl Schedule {
         })
     }
 
+    /// The first instant after `at` (and before `until`) at which the
+    /// on-call answer changes.
+    pub fn next_change(
+        &self,
+        overrides: &[Override],
+        at: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let now = self.on_call(overrides, at);
+        let mut t = at;
+        // The answer is constant between consecutive boundaries, so walking
+        // them in order finds the first change.
+        while t < until {
+            let next = self.boundaries_after(overrides, t).into_iter().min()?;
+            if next >= until {
+                return None;
+            }
+            if self.on_call(overrides, next) != now {
+                return Some(next);
+            }
+            t = next;
+        }
+        None
+    }
+
+    /// Who is on call from `from` to `to`, as consecutive spans
+    /// `(start, end, person)`.
+    pub fn spans(
+        &self,
+        overrides: &[Override],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<(DateTime<Utc>, DateTime<Utc>, Option<PersonId>)> {
+        let mut out = Vec::new();
+        let mut t = from;
+        while t < to {
+            let end = self.next_change(overrides, t, to).unwrap_or(to);
+            out.push((t, end, self.on_call(overrides, t)));
+            t = end;
+        }
+        out
+    }
+
+    /// Every instant after `t` at which some layer hands off, some active
+    /// window opens or closes, or some override starts or ends: the only
+    /// instants at which the answer can change. Only the nearest of each
+    /// layer's are listed.
+    fn boundaries_after(&self, overrides: &[Override], t: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+        let mut out: Vec<DateTime<Utc>> = overrides.iter().flat_map(|o| [o.start, o.end]).filter(|b| *b > t).collect();
+        for layer in &self.layers {
+            let k = self.shift_index(layer, t).unwrap_or(-1);
+            if let Some(h) = self.handoff(layer, k + 1).filter(|h| *h > t) {
+                out.push(h);
+            }
+            if let Some(a) = &layer.active {
+                let day = t.with_timezone(&self.tz).date_naive();
+                let edges = (-1..=8)
+                    .filter_map(|d| day.checked_add_signed(TimeDelta::days(d)))
+                    .filter(|d| a.days.contains(&d.weekday()))
+                    .flat_map(|d| {
+                        let start = d.and_hms_opt(a.from / 60, a.from % 60, 0);
+                        let end_day = if a.to <= a.from { d.succ_opt() } else { Some(d) };
+                        let end = end_day.and_then(|e| e.and_hms_opt(a.to / 60, a.to % 60, 0));
+                        [start, end]
+                    });
+                if let Some(edge) = edges.flatten().filter_map(|local| to_utc(self.tz, local)).filter(|e| *e > t).min()
+                {
+                    out.push(edge);
+                }
+            }
+        }
+        out
+    }
+
     /// The instant of the k-th handoff of `layer`.
     pub fn handoff(&self, layer: &Layer, k: i64) -> Option<DateTime<Utc>> {
         let local = layer.start.checked_add_signed(layer.shift.checked_mul(k.try_into().ok()?)?)?;

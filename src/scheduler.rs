@@ -43,8 +43,8 @@ impl Scheduler {
                 let late = (self.clock.now() - timer.due).num_milliseconds().max(0) as f64 / 1000.0;
                 if self.desk.fire(timer, &self.owner).await? {
                     metrics::histogram!("tocsin_timer_lateness_seconds").record(late);
-                    metrics::counter!("tocsin_timers_fired_total", "kind" => timer.kind.as_str()).increment(1);
-                    tracing::debug!(case = timer.case.0, kind = timer.kind.as_str(), late, "timer fired");
+                    metrics::counter!("tocsin_timers_fired_total", "kind" => timer.kind.to_string()).increment(1);
+                    tracing::debug!(case = timer.case.0, kind = %timer.kind, late, "timer fired");
                     fired += 1;
                     self.fired.send_modify(|n| *n += 1);
                 }

@@ -106,9 +106,93 @@ pub fn due(calendar: &Calendar, from: DateTime<Utc>, target: TimeDelta) -> DateT
     calendar.deadline(from, target).unwrap_or(from + target)
 }
 
+/// The three SLA clocks of a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Clock {
+    Respond,
+    Update,
+    Resolve,
+}
+
+impl Clock {
+    pub const ALL: [Clock; 3] = [Clock::Respond, Clock::Update, Clock::Resolve];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Clock::Respond => "respond",
+            Clock::Update => "update",
+            Clock::Resolve => "resolve",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Clock> {
+        Clock::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The target of this clock in `targets`.
+    pub fn target(self, targets: &Targets) -> TimeDelta {
+        match self {
+            Clock::Respond => targets.respond,
+            Clock::Update => targets.update,
+            Clock::Resolve => targets.resolve,
+        }
+    }
+}
+
+/// An interval during which a clock stood still; `to` is `None` while it
+/// still does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub from: DateTime<Utc>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// The instant a clock started at `start` reaches `target` of working time,
+/// not counting `pauses` (sorted, non-overlapping). `None` while the clock
+/// is paused and has not yet reached its target.
+pub fn due_with_pauses(
+    calendar: &Calendar,
+    start: DateTime<Utc>,
+    target: TimeDelta,
+    pauses: &[Pause],
+) -> Option<DateTime<Utc>> {
+    let mut left = target;
+    let mut from = start;
+    for p in pauses {
+        if p.from > from {
+            let run = calendar.working_time(from, p.from);
+            if run >= left {
+                return Some(due(calendar, from, left));
+            }
+            left -= run;
+        }
+        from = from.max(p.to?);
+    }
+    Some(due(calendar, from, left))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn pauses_push_a_deadline_back_by_their_working_time() {
+        let c = Calendar::always();
+        let start = at("2026-01-05T10:00:00Z");
+        let four = TimeDelta::hours(4);
+        assert_eq!(due_with_pauses(&c, start, four, &[]), Some(at("2026-01-05T14:00:00Z")));
+        let p = [Pause { from: at("2026-01-05T11:00:00Z"), to: Some(at("2026-01-05T12:30:00Z")) }];
+        assert_eq!(due_with_pauses(&c, start, four, &p), Some(at("2026-01-05T15:30:00Z")));
+        let open = [Pause { from: at("2026-01-05T11:00:00Z"), to: None }];
+        assert_eq!(due_with_pauses(&c, start, four, &open), None);
+        // A deadline reached before a pause began stays where it was.
+        let late = [Pause { from: at("2026-01-05T16:00:00Z"), to: None }];
+        assert_eq!(due_with_pauses(&c, start, four, &late), Some(at("2026-01-05T14:00:00Z")));
+    }
 
     #[test]
     fn customers_own_their_domains_and_subdomains_only() {

@@ -48,8 +48,9 @@ async fn without_an_ack_step_two_pages_exactly_at_its_delay() {
     let (_, case) = t.get(&format!("/api/v1/cases/{n}"), &tok).await;
     let step2 = &case["pages"].as_array().unwrap().iter().find(|p| p["step"] == 2).unwrap()["at"];
     assert_eq!(step2, "2026-11-24T10:05:00Z");
-    // Step 3 (managers) after step 2's ten minutes; then the policy repeats.
-    assert_eq!(t.advance(mins(10)).await, 1);
+    // Step 3 (managers) after step 2's ten minutes, with the respond
+    // clock's 50% warning at the same instant; then the policy repeats.
+    assert_eq!(t.advance(mins(10)).await, 2);
     assert_eq!(t.step_pages(n, &tok).await.last().unwrap(), &("max".to_owned(), 3, 0));
     t.advance(mins(15)).await;
     assert_eq!(t.step_pages(n, &tok).await.last().unwrap(), &("ana".to_owned(), 1, 1));
@@ -66,13 +67,38 @@ async fn an_ack_stops_every_later_step_and_starts_the_update_clock() {
     assert_eq!(case["status"], "acknowledged");
     assert_eq!(case["assignee"], "ana");
     assert_eq!(case["deadlines"]["update"], "2026-11-24T11:02:00Z");
-    for _ in 0..6 {
-        t.advance(mins(9)).await;
-    }
+    // To the second: 10:32 and 10:50 are 50% and 80% of the update window.
+    assert_eq!(t.advance(mins(30) - TimeDelta::seconds(1)).await, 0);
+    assert_eq!(t.advance(TimeDelta::seconds(1)).await, 1);
+    assert_eq!(t.advance(mins(18)).await, 1);
+    assert_eq!(t.advance(mins(10)).await, 0);
     assert_eq!(t.step_pages(n, &tok).await, vec![("ana".to_owned(), 1, 0)]);
     let (_, case) = t.get(&format!("/api/v1/cases/{n}"), &tok).await;
     let kinds: Vec<&str> = case["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["opened", "paged", "acknowledged"]);
+    // The update clock (1h from 10:02) warns at 50% and 80%.
+    assert_eq!(kinds, ["opened", "paged", "acknowledged", "warning", "warning"]);
+    let warnings: Vec<(&str, &str)> = case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "warning")
+        .map(|e| (e["at"].as_str().unwrap(), e["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            ("2026-11-24T10:32:00Z", "50% of the update window used; due 2026-11-24T11:02:00Z"),
+            ("2026-11-24T10:50:00Z", "80% of the update window used; due 2026-11-24T11:02:00Z"),
+        ]
+    );
+    let warned: Vec<_> = case["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "warning")
+        .map(|p| p["person"].clone())
+        .collect();
+    assert_eq!(warned, [json!("ana"), json!("ana")]);
 }
 
 #[tokio::test]

@@ -60,6 +60,30 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// Authentication for calendar feeds: a bearer token, or `?token=` in the
+/// URL, because calendar apps subscribe by URL and send no headers.
+#[derive(Debug, Clone)]
+pub struct FeedAuth(pub TokenInfo);
+
+impl FromRequestParts<AppState> for FeedAuth {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
+        let from_query =
+            parts.uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")).map(|t| t.to_owned()));
+        match from_query {
+            Some(secret) => match state.store.token(&token::hash(&secret)).await {
+                Ok(Some(info)) => Ok(FeedAuth(info)),
+                Ok(None) => Err(AuthError::Missing(Unauthorized(
+                    "this token is not known; make one with `tocsin token create`",
+                ))),
+                Err(e) => Err(AuthError::Store(e.into())),
+            },
+            None => Auth::from_request_parts(parts, state).await.map(|Auth(info)| FeedAuth(info)),
+        }
+    }
+}
+
 impl Auth {
     /// Who an action is recorded as. A token that belongs to a person acts
     /// as that person; an admin or integration token may name one with

@@ -27,7 +27,9 @@ pub const MAX_TEXT: usize = 100_000;
 pub fn routes() -> OpenApiRouter<super::AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_case, list_cases))
-        .routes(routes!(get_case))
+        .routes(routes!(get_case, change_case))
+        .routes(routes!(wait_case))
+        .routes(routes!(resume_case))
         .routes(routes!(ack_case))
         .routes(routes!(note_case))
         .routes(routes!(resolve_case))
@@ -55,6 +57,15 @@ pub struct CreateCase {
 pub struct ActionBody {
     text: Option<String>,
     /// Person id to act as (admin and integration tokens only).
+    by: Option<String>,
+}
+
+/// A change of priority or plan.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeBody {
+    priority: Option<String>,
+    plan: Option<String>,
     by: Option<String>,
 }
 
@@ -391,4 +402,46 @@ async fn escalate_case(
         None => None,
     };
     act(&state, &raw, Action::Escalate { from }, actor).await
+}
+
+/// The case waits on the customer: the resolve clock pauses and the update
+/// clock stops until the customer writes or someone resumes it.
+#[utoipa::path(post, path = "/api/v1/cases/{number}/wait", request_body = ActionBody, params(("number" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = CaseView), (status = 409, description = "not acknowledged")))]
+async fn wait_case(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(raw): Path<String>,
+    MaybeJson(b): MaybeJson<ActionBody>,
+) -> Result<Json<CaseView>, ApiError> {
+    let actor = auth.actor(b.by.as_deref(), &state)?;
+    act(&state, &raw, Action::Wait { text: text(b.text)? }, actor).await
+}
+
+/// Stop waiting: the resolve clock runs on, a new update window starts.
+#[utoipa::path(post, path = "/api/v1/cases/{number}/resume", request_body = ActionBody, params(("number" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = CaseView), (status = 409, description = "not waiting")))]
+async fn resume_case(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(raw): Path<String>,
+    MaybeJson(b): MaybeJson<ActionBody>,
+) -> Result<Json<CaseView>, ApiError> {
+    let actor = auth.actor(b.by.as_deref(), &state)?;
+    act(&state, &raw, Action::Resume { text: text(b.text)? }, actor).await
+}
+
+/// Change the priority or plan; every deadline is recomputed from the
+/// case's original start and its pauses.
+#[utoipa::path(patch, path = "/api/v1/cases/{number}", request_body = ChangeBody, params(("number" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = CaseView), (status = 422, description = "unknown priority or plan")))]
+async fn change_case(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(raw): Path<String>,
+    ApiJson(b): ApiJson<ChangeBody>,
+) -> Result<Json<CaseView>, ApiError> {
+    let actor = auth.actor(b.by.as_deref(), &state)?;
+    let priority = b.priority.map(|p| p.parse::<Priority>()).transpose().map_err(ApiError::unprocessable)?;
+    act(&state, &raw, Action::Change { priority, plan: b.plan }, actor).await
 }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cases;
 pub mod health;
+pub mod schedules;
 
 use std::sync::Arc;
 
@@ -89,11 +90,14 @@ impl From<DeskError> for ApiError {
                     | ActionError::Done { .. }
                     | ActionError::NotDone { .. }
                     | ActionError::AlreadyEscalated { .. }
-                    | ActionError::NoNextStep { .. } => StatusCode::CONFLICT,
+                    | ActionError::NoNextStep { .. }
+                    | ActionError::WrongStatus { .. } => StatusCode::CONFLICT,
                     ActionError::NeedsPerson
                     | ActionError::UnknownPerson(_)
                     | ActionError::UnknownPriority { .. }
                     | ActionError::UnknownPolicy(_)
+                    | ActionError::UnknownPlan(_)
+                    | ActionError::NothingToChange
                     | ActionError::EmptyText => StatusCode::UNPROCESSABLE_ENTITY,
                 };
                 ApiError::new(status, a.to_string())
@@ -168,7 +172,11 @@ struct ApiDoc;
 
 /// The API routes and their OpenAPI description, from the same handlers.
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(cases::routes()).merge(health::routes()).split_for_parts()
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(cases::routes())
+        .merge(schedules::routes())
+        .merge(health::routes())
+        .split_for_parts()
 }
 
 /// The whole HTTP application.

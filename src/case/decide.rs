@@ -1,7 +1,14 @@
 //! The pure decisions: given a case, the rules and `now`, what changes.
 //! Nothing here reads a clock, a database or a socket.
+//!
+//! Every decision ends by calling [`World::clocks`], which derives the
+//! deadlines and the SLA timers from the case's history (window starts,
+//! pauses, warnings already given). So no action computes a deadline of its
+//! own, and a change of priority or plan is just "recompute".
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 
 use super::{
     Actor, Case, CaseNumber, Escalation, EventKind, NewEvent, NewPage, PageKind, Status, Timer, TimerKind, Transition,
@@ -12,7 +19,7 @@ use crate::escalation::{Overrides, Position, resolve_targets};
 use crate::people::{ChannelKind, PersonId};
 use crate::routing::{self, Incoming};
 use crate::rules::Rules;
-use crate::sla::{self, Deadlines, Priority, Targets};
+use crate::sla::{self, Clock, Deadlines, Pause, Priority, Targets};
 
 /// Why an action was refused. Each message says what to do instead.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -27,16 +34,22 @@ pub enum ActionError {
     AlreadyEscalated { number: CaseNumber, from: Position, now: Position },
     #[error("case {number} is at the last step of policy {policy}; there is no next step to escalate to")]
     NoNextStep { number: CaseNumber, policy: String },
+    #[error("case {number} is {status}; {what}")]
+    WrongStatus { number: CaseNumber, status: &'static str, what: &'static str },
     #[error("acknowledging needs a person: use a person's token, or name one with {{\"by\": \"ana\"}}")]
     NeedsPerson,
     #[error("unknown person {0:?}: use an id from rules/people.toml")]
     UnknownPerson(String),
     #[error("priority {priority} is not in plan {plan}: use one of {known}")]
     UnknownPriority { priority: String, plan: String, known: String },
+    #[error("unknown plan {0:?}: use a plan from rules/sla.toml")]
+    UnknownPlan(String),
     #[error("policy {0:?} is not in the rules any more: fix rules/routing.toml")]
     UnknownPolicy(String),
     #[error("a note needs text: send {{\"text\": \"what changed\"}}")]
     EmptyText,
+    #[error("nothing to change: send a new \"priority\" or \"plan\"")]
+    NothingToChange,
 }
 
 /// A new case, as a door hands it over.
@@ -63,9 +76,33 @@ fn stamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// `target * fraction`, to the second.
+fn part(target: TimeDelta, fraction: f64) -> TimeDelta {
+    TimeDelta::seconds((target.num_seconds() as f64 * fraction).round() as i64)
+}
+
+/// Whether `clock` runs for `case` now.
+pub fn running(case: &Case, clock: Clock) -> bool {
+    match clock {
+        Clock::Respond => case.status == Status::Open && case.acked_at.is_none(),
+        Clock::Update => case.status == Status::Acknowledged && case.update_from.is_some(),
+        Clock::Resolve => !case.status.is_done() && case.pauses.last().is_none_or(|p| p.to.is_some()),
+    }
+}
+
 impl World<'_> {
     fn event(&self, kind: EventKind, actor: &Actor, via: Via, text: impl Into<String>) -> NewEvent {
         NewEvent { at: self.now, kind, actor: actor.to_string(), channel: Some(via), text: text.into() }
+    }
+
+    fn system_event(&self, kind: EventKind, text: impl Into<String>) -> NewEvent {
+        NewEvent {
+            at: self.now,
+            kind,
+            actor: Actor::System.to_string(),
+            channel: Some(Via::Scheduler),
+            text: text.into(),
+        }
     }
 
     /// The case's SLA targets and calendar, if its plan still defines them.
@@ -73,6 +110,65 @@ impl World<'_> {
         let plan = self.rules.plans.get(&case.plan)?;
         let targets = plan.priorities.get(&case.priority)?;
         Some((*targets, self.rules.calendars.get(&plan.calendar)?))
+    }
+
+    /// Where each running clock's window starts, and its pauses.
+    fn window(case: &Case, clock: Clock) -> Option<(DateTime<Utc>, &[Pause])> {
+        match clock {
+            Clock::Respond => Some((case.respond_from, &[])),
+            Clock::Update => case.update_from.map(|f| (f, &[][..])),
+            Clock::Resolve => Some((case.opened_at, &case.pauses[..])),
+        }
+    }
+
+    /// Derives the deadlines and the SLA timers of `tr.case` from its
+    /// history. Warnings and breaches already given in the current window
+    /// are not set again.
+    pub fn clocks(&self, tr: &mut Transition) {
+        let warnings = self.rules.warn_at.len() as u8;
+        let Some((targets, calendar)) = self.sla(&tr.case) else {
+            for clock in Clock::ALL {
+                tr.cancel_timer(TimerKind::Deadline(clock));
+                (0..warnings).for_each(|i| tr.cancel_timer(TimerKind::Warn(clock, i)));
+            }
+            return;
+        };
+        for clock in Clock::ALL {
+            let target = clock.target(&targets);
+            let due = Self::window(&tr.case, clock)
+                .and_then(|(from, pauses)| sla::due_with_pauses(calendar, from, target, pauses));
+            let on = running(&tr.case, clock);
+            match clock {
+                // The respond deadline stays visible once met.
+                Clock::Respond => tr.case.deadlines.respond = due,
+                Clock::Update => tr.case.deadlines.update = due.filter(|_| on),
+                // Unknown while waiting; the last one stays once resolved.
+                Clock::Resolve if !tr.case.status.is_done() => tr.case.deadlines.resolve = due,
+                Clock::Resolve => {}
+            }
+            let armed = |key: String, tr: &Transition| on && !tr.case.warned.contains(&key);
+            match due {
+                Some(due) if armed(format!("{}:breach", clock.as_str()), tr) => {
+                    tr.set_timer(TimerKind::Deadline(clock), due, Position::FIRST)
+                }
+                _ => tr.cancel_timer(TimerKind::Deadline(clock)),
+            }
+            for (i, fraction) in self.rules.warn_at.iter().enumerate() {
+                let kind = TimerKind::Warn(clock, i as u8);
+                let at = Self::window(&tr.case, clock)
+                    .and_then(|(from, pauses)| sla::due_with_pauses(calendar, from, part(target, *fraction), pauses));
+                match at {
+                    Some(at) if armed(format!("{}:{i}", clock.as_str()), tr) => tr.set_timer(kind, at, Position::FIRST),
+                    _ => tr.cancel_timer(kind),
+                }
+            }
+        }
+    }
+
+    /// Starts a new window of `clock`: its warnings may fire again.
+    fn new_window(case: &mut Case, clock: Clock) {
+        let prefix = format!("{}:", clock.as_str());
+        case.warned.retain(|k| !k.starts_with(&prefix));
     }
 
     /// Opens a case: picks customer, plan, priority and policy, sets the
@@ -98,8 +194,6 @@ impl World<'_> {
         if !self.rules.policies.contains_key(&policy) {
             return Err(ActionError::UnknownPolicy(policy));
         }
-        let targets = plan.priorities[&priority];
-        let calendar = self.rules.calendar_of(plan);
         let case = Case {
             number: CaseNumber(0),
             subject: new.subject.clone(),
@@ -114,11 +208,11 @@ impl World<'_> {
             opened_at: self.now,
             acked_at: None,
             resolved_at: None,
-            deadlines: Deadlines {
-                respond: Some(sla::due(calendar, self.now, targets.respond)),
-                update: None,
-                resolve: Some(sla::due(calendar, self.now, targets.resolve)),
-            },
+            deadlines: Deadlines::default(),
+            respond_from: self.now,
+            update_from: None,
+            pauses: Vec::new(),
+            warned: BTreeSet::new(),
             escalation: Escalation { at: Position::FIRST, running: true },
             version: 0,
         };
@@ -132,12 +226,7 @@ impl World<'_> {
             position: None,
             detail: String::new(),
         });
-        if let Some(due) = case.deadlines.respond {
-            tr.set_timer(TimerKind::Respond, due, Position::FIRST);
-        }
-        if let Some(due) = case.deadlines.resolve {
-            tr.set_timer(TimerKind::Resolve, due, Position::FIRST);
-        }
+        self.clocks(&mut tr);
         self.run_step(&mut tr, Position::FIRST)?;
         Ok(tr)
     }
@@ -165,13 +254,7 @@ impl World<'_> {
         for miss in misses {
             text += &format!("; {miss}");
         }
-        tr.events.push(NewEvent {
-            at: self.now,
-            kind: EventKind::Paged,
-            actor: Actor::System.to_string(),
-            channel: Some(Via::Scheduler),
-            text,
-        });
+        tr.events.push(self.system_event(EventKind::Paged, text));
         tr.case.escalation = Escalation { at, running: true };
         tr.set_timer(TimerKind::Step, self.now + step.wait, at);
         Ok(())
@@ -215,7 +298,7 @@ impl World<'_> {
         if !self.rules.people.contains_key(by) {
             return Err(ActionError::UnknownPerson(by.to_string()));
         }
-        if case.status == Status::Acknowledged {
+        if matches!(case.status, Status::Acknowledged | Status::Waiting) {
             let by = case.assignee.as_ref().map_or_else(|| "someone".to_owned(), PersonId::to_string);
             return Err(ActionError::AlreadyAcknowledged {
                 number: case.number,
@@ -226,27 +309,16 @@ impl World<'_> {
         let mut tr = Transition::new(case, self.now);
         tr.case.status = Status::Acknowledged;
         tr.case.assignee = Some(by.clone());
-        tr.case.acked_at = Some(self.now);
+        tr.case.acked_at.get_or_insert(self.now);
         tr.case.escalation.running = false;
+        tr.case.update_from = Some(self.now);
+        Self::new_window(&mut tr.case, Clock::Update);
         tr.cancel_timer(TimerKind::Step);
-        tr.cancel_timer(TimerKind::Respond);
         tr.cancel_timer(TimerKind::UpdateGrace);
-        self.restart_update_clock(&mut tr);
+        self.clocks(&mut tr);
         let text = text.map(str::trim).filter(|t| !t.is_empty()).unwrap_or("acknowledged");
         tr.events.push(self.event(EventKind::Acknowledged, &Actor::Person(by.clone()), via, text));
         Ok(tr)
-    }
-
-    fn restart_update_clock(&self, tr: &mut Transition) {
-        match self.sla(&tr.case) {
-            Some((targets, calendar)) => {
-                let due = sla::due(calendar, self.now, targets.update);
-                tr.case.deadlines.update = Some(due);
-                tr.set_timer(TimerKind::Update, due, Position::FIRST);
-            }
-            None => tr.cancel_timer(TimerKind::Update),
-        }
-        tr.cancel_timer(TimerKind::UpdateGrace);
     }
 
     /// A note on the timeline; on an acknowledged case it counts as the
@@ -258,9 +330,53 @@ impl World<'_> {
         }
         let mut tr = Transition::new(case, self.now);
         if case.status == Status::Acknowledged {
-            self.restart_update_clock(&mut tr);
+            tr.case.update_from = Some(self.now);
+            Self::new_window(&mut tr.case, Clock::Update);
+            tr.cancel_timer(TimerKind::UpdateGrace);
+            self.clocks(&mut tr);
         }
         tr.events.push(self.event(EventKind::Note, actor, via, text));
+        Ok(tr)
+    }
+
+    /// The case waits on the customer: the resolve clock pauses and the
+    /// update clock stops until the customer answers or someone resumes.
+    pub fn wait(&self, case: &Case, actor: &Actor, via: Via, text: Option<&str>) -> Result<Transition, ActionError> {
+        if case.status != Status::Acknowledged {
+            let what = "only an acknowledged case can wait on the customer";
+            return Err(ActionError::WrongStatus { number: case.number, status: case.status.as_str(), what });
+        }
+        let mut tr = Transition::new(case, self.now);
+        tr.case.status = Status::Waiting;
+        tr.case.update_from = None;
+        tr.case.pauses.push(Pause { from: self.now, to: None });
+        tr.cancel_timer(TimerKind::UpdateGrace);
+        self.clocks(&mut tr);
+        tr.events.push(self.event(
+            EventKind::Waiting,
+            actor,
+            via,
+            text.map(str::trim).unwrap_or("waiting on the customer"),
+        ));
+        Ok(tr)
+    }
+
+    /// The wait is over (the customer answered, or someone resumes): the
+    /// resolve clock runs on and a new update window starts.
+    pub fn resume(&self, case: &Case, actor: &Actor, via: Via, text: Option<&str>) -> Result<Transition, ActionError> {
+        if case.status != Status::Waiting {
+            let what = "only a waiting case can be resumed";
+            return Err(ActionError::WrongStatus { number: case.number, status: case.status.as_str(), what });
+        }
+        let mut tr = Transition::new(case, self.now);
+        tr.case.status = Status::Acknowledged;
+        if let Some(p) = tr.case.pauses.last_mut().filter(|p| p.to.is_none()) {
+            p.to = Some(self.now);
+        }
+        tr.case.update_from = Some(self.now);
+        Self::new_window(&mut tr.case, Clock::Update);
+        self.clocks(&mut tr);
+        tr.events.push(self.event(EventKind::Resumed, actor, via, text.map(str::trim).unwrap_or("no longer waiting")));
         Ok(tr)
     }
 
@@ -271,22 +387,25 @@ impl World<'_> {
         tr.case.status = Status::Resolved;
         tr.case.resolved_at = Some(self.now);
         tr.case.escalation.running = false;
-        tr.case.deadlines.update = None;
+        tr.case.update_from = None;
+        if let Some(p) = tr.case.pauses.last_mut().filter(|p| p.to.is_none()) {
+            p.to = Some(self.now);
+        }
         if tr.case.assignee.is_none()
             && let Actor::Person(p) = actor
         {
             tr.case.assignee = Some(p.clone());
         }
-        for kind in TimerKind::ALL {
-            tr.cancel_timer(kind);
-        }
+        tr.cancel_timer(TimerKind::Step);
+        tr.cancel_timer(TimerKind::UpdateGrace);
+        self.clocks(&mut tr);
         tr.events.push(self.event(EventKind::Resolved, actor, via, text.map(str::trim).unwrap_or("")));
         Ok(tr)
     }
 
-    /// Reopens a resolved case: the respond clock starts again, the
-    /// resolve clock resumes where it stopped, and the policy runs from its
-    /// first step.
+    /// Reopens a resolved case: the time it spent resolved becomes a pause
+    /// of the resolve clock, a new respond window starts, and the policy
+    /// runs from its first step.
     pub fn reopen(&self, case: &Case, actor: &Actor, via: Via, text: Option<&str>) -> Result<Transition, ActionError> {
         if !case.status.is_done() {
             return Err(ActionError::NotDone { number: case.number, status: case.status.as_str() });
@@ -294,19 +413,47 @@ impl World<'_> {
         let mut tr = Transition::new(case, self.now);
         tr.case.status = Status::Open;
         tr.case.acked_at = None;
-        tr.case.deadlines.update = None;
-        if let Some((targets, calendar)) = self.sla(case) {
-            let respond = sla::due(calendar, self.now, targets.respond);
-            let spent = calendar.working_time(case.opened_at, case.resolved_at.unwrap_or(self.now));
-            let resolve = sla::due(calendar, self.now, (targets.resolve - spent).max(chrono::TimeDelta::zero()));
-            tr.case.deadlines.respond = Some(respond);
-            tr.case.deadlines.resolve = Some(resolve);
-            tr.set_timer(TimerKind::Respond, respond, Position::FIRST);
-            tr.set_timer(TimerKind::Resolve, resolve, Position::FIRST);
+        tr.case.update_from = None;
+        if let Some(resolved) = case.resolved_at {
+            tr.case.pauses.push(Pause { from: resolved, to: Some(self.now) });
         }
         tr.case.resolved_at = None;
+        tr.case.respond_from = self.now;
+        Self::new_window(&mut tr.case, Clock::Respond);
+        Self::new_window(&mut tr.case, Clock::Update);
+        self.clocks(&mut tr);
         tr.events.push(self.event(EventKind::Reopened, actor, via, text.map(str::trim).unwrap_or("")));
         self.run_step(&mut tr, Position::FIRST)?;
+        Ok(tr)
+    }
+
+    /// Changes the priority and/or plan: every deadline is recomputed from
+    /// the case's own history.
+    pub fn change(
+        &self,
+        case: &Case,
+        actor: &Actor,
+        via: Via,
+        priority: Option<Priority>,
+        plan: Option<String>,
+    ) -> Result<Transition, ActionError> {
+        Self::refuse_done(case)?;
+        let plan_name = plan.unwrap_or_else(|| case.plan.clone());
+        let new_plan = self.rules.plans.get(&plan_name).ok_or_else(|| ActionError::UnknownPlan(plan_name.clone()))?;
+        let priority = priority.unwrap_or_else(|| case.priority.clone());
+        if !new_plan.priorities.contains_key(&priority) {
+            let known = new_plan.priorities.keys().map(Priority::as_str).collect::<Vec<_>>().join(", ");
+            return Err(ActionError::UnknownPriority { priority: priority.to_string(), plan: plan_name, known });
+        }
+        if priority == case.priority && plan_name == case.plan {
+            return Err(ActionError::NothingToChange);
+        }
+        let mut tr = Transition::new(case, self.now);
+        let text = format!("{} {} → {} {}", case.plan, case.priority, plan_name, priority);
+        tr.case.priority = priority;
+        tr.case.plan = plan_name;
+        self.clocks(&mut tr);
+        tr.events.push(self.event(EventKind::Changed, actor, via, text));
         Ok(tr)
     }
 
@@ -334,10 +481,15 @@ impl World<'_> {
             return Err(ActionError::NoNextStep { number: case.number, policy: policy.name.clone() });
         };
         let mut tr = Transition::new(case, self.now);
+        if tr.case.status == Status::Waiting
+            && let Some(p) = tr.case.pauses.last_mut().filter(|p| p.to.is_none())
+        {
+            p.to = Some(self.now);
+        }
         tr.case.status = Status::Open;
-        tr.cancel_timer(TimerKind::Update);
+        tr.case.update_from = None;
         tr.cancel_timer(TimerKind::UpdateGrace);
-        tr.case.deadlines.update = None;
+        self.clocks(&mut tr);
         tr.events.push(self.event(EventKind::Escalated, actor, via, format!("escalated past {current} to {next}")));
         self.run_step(&mut tr, next)?;
         Ok(tr)
@@ -349,29 +501,20 @@ impl World<'_> {
         let mut tr = Transition::new(case, self.now);
         let result = match timer.kind {
             TimerKind::Step => self.step_elapsed(&mut tr, timer.position),
-            TimerKind::Respond => {
-                if case.status == Status::Open && case.acked_at.is_none() {
-                    self.breach(&mut tr, "respond", "no acknowledgement");
-                }
+            TimerKind::Deadline(clock) => self.deadline_passed(&mut tr, clock),
+            TimerKind::Warn(clock, i) => {
+                self.warn(&mut tr, clock, i);
                 Ok(())
             }
-            TimerKind::Resolve => {
-                if !case.status.is_done() {
-                    self.breach(&mut tr, "resolve", "not resolved");
-                }
-                Ok(())
-            }
-            TimerKind::Update => self.update_missed(&mut tr),
             TimerKind::UpdateGrace => {
                 if case.status == Status::Acknowledged {
                     tr.case.status = Status::Open;
-                    tr.events.push(NewEvent {
-                        at: self.now,
-                        kind: EventKind::Escalated,
-                        actor: Actor::System.to_string(),
-                        channel: Some(Via::Scheduler),
-                        text: "no update after the reminder: escalating from the first step".into(),
-                    });
+                    tr.case.update_from = None;
+                    tr.events.push(self.system_event(
+                        EventKind::Escalated,
+                        "no update after the reminder: escalating from the first step",
+                    ));
+                    self.clocks(&mut tr);
                     self.run_step(&mut tr, Position::FIRST)
                 } else {
                     Ok(())
@@ -399,54 +542,67 @@ impl World<'_> {
                     policy.name,
                     policy.repeat + 1
                 );
-                tr.events.push(NewEvent {
-                    at: self.now,
-                    kind: EventKind::Exhausted,
-                    actor: Actor::System.to_string(),
-                    channel: Some(Via::Scheduler),
-                    text,
-                });
+                tr.events.push(self.system_event(EventKind::Exhausted, text));
                 Ok(())
             }
         }
     }
 
-    fn update_missed(&self, tr: &mut Transition) -> Result<(), ActionError> {
-        if tr.case.status != Status::Acknowledged {
+    /// A clock reached its target without its event: a breach, once per
+    /// window. A missed update also reminds the assignee and escalates if
+    /// the reminder goes unanswered.
+    fn deadline_passed(&self, tr: &mut Transition, clock: Clock) -> Result<(), ActionError> {
+        let key = format!("{}:breach", clock.as_str());
+        if !running(&tr.case, clock) || !tr.case.warned.insert(key) {
             return Ok(());
         }
-        self.breach(tr, "update", "no update");
-        if let Some(assignee) = tr.case.assignee.clone() {
-            self.page_person(tr, &assignee, PageKind::Reminder, None, "update overdue");
-        }
-        let policy = self
-            .rules
-            .policies
-            .get(&tr.case.policy)
-            .ok_or_else(|| ActionError::UnknownPolicy(tr.case.policy.clone()))?;
-        let grace = policy.steps.first().map(|s| s.wait).unwrap_or_default();
-        tr.set_timer(TimerKind::UpdateGrace, self.now + grace, Position::FIRST);
-        Ok(())
-    }
-
-    /// Records a breach of `clock` and tells the managers.
-    fn breach(&self, tr: &mut Transition, clock: &str, missing: &str) {
-        let due = match clock {
-            "respond" => tr.case.deadlines.respond,
-            "update" => tr.case.deadlines.update,
-            _ => tr.case.deadlines.resolve,
+        let (due, missing) = match clock {
+            Clock::Respond => (tr.case.deadlines.respond, "no acknowledgement"),
+            Clock::Update => (tr.case.deadlines.update, "no update"),
+            Clock::Resolve => (tr.case.deadlines.resolve, "not resolved"),
         };
-        let text = format!("{clock} deadline {} passed: {missing}", due.map(stamp).unwrap_or_default());
-        tr.events.push(NewEvent {
-            at: self.now,
-            kind: EventKind::Breach,
-            actor: Actor::System.to_string(),
-            channel: Some(Via::Scheduler),
-            text: text.clone(),
-        });
+        let text = format!("{} deadline {} passed: {missing}", clock.as_str(), due.map(stamp).unwrap_or_default());
+        tr.events.push(self.system_event(EventKind::Breach, text.clone()));
         let managers: Vec<PersonId> = self.rules.managers().map(|p| p.id.clone()).collect();
         for m in managers {
             self.page_person(tr, &m, PageKind::Breach, None, &text);
+        }
+        if clock == Clock::Update {
+            if let Some(assignee) = tr.case.assignee.clone() {
+                self.page_person(tr, &assignee, PageKind::Reminder, None, "update overdue");
+            }
+            let policy = self
+                .rules
+                .policies
+                .get(&tr.case.policy)
+                .ok_or_else(|| ActionError::UnknownPolicy(tr.case.policy.clone()))?;
+            let grace = policy.steps.first().map(|s| s.wait).unwrap_or_default();
+            tr.set_timer(TimerKind::UpdateGrace, self.now + grace, Position::FIRST);
+        }
+        Ok(())
+    }
+
+    /// Part of a window is used up: the timeline records it and the
+    /// assignee, if there is one, is told. Once per window.
+    fn warn(&self, tr: &mut Transition, clock: Clock, index: u8) {
+        let Some(fraction) = self.rules.warn_at.get(index as usize) else { return };
+        if !running(&tr.case, clock) || !tr.case.warned.insert(format!("{}:{index}", clock.as_str())) {
+            return;
+        }
+        let due = match clock {
+            Clock::Respond => tr.case.deadlines.respond,
+            Clock::Update => tr.case.deadlines.update,
+            Clock::Resolve => tr.case.deadlines.resolve,
+        };
+        let text = format!(
+            "{}% of the {} window used; due {}",
+            (fraction * 100.0).round(),
+            clock.as_str(),
+            due.map(stamp).unwrap_or_default()
+        );
+        tr.events.push(self.system_event(EventKind::Warning, text.clone()));
+        if let Some(assignee) = tr.case.assignee.clone() {
+            self.page_person(tr, &assignee, PageKind::Warning, None, &text);
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod decide;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::escalation::Position;
 use crate::people::{ChannelKind, PersonId};
-use crate::sla::{Deadlines, Priority};
+use crate::sla::{Clock, Deadlines, Pause, Priority};
 
 pub use decide::{ActionError, World};
 
@@ -111,6 +112,18 @@ pub struct Case {
     pub acked_at: Option<DateTime<Utc>>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub deadlines: Deadlines,
+    /// When the current respond window began: the open, or the last reopen.
+    pub respond_from: DateTime<Utc>,
+    /// When the current update window began: the last acknowledgement,
+    /// update or resume; `None` while the update clock is stopped.
+    pub update_from: Option<DateTime<Utc>>,
+    /// When the resolve clock stood still (waiting on the customer, or
+    /// resolved before a reopen). Kept as history, so a change of plan or
+    /// priority recomputes every deadline from the original start.
+    pub pauses: Vec<Pause>,
+    /// Warnings and breaches already announced in the current windows, as
+    /// `clock:index` and `clock:breach`; each fires once per window.
+    pub warned: BTreeSet<String>,
     pub escalation: Escalation,
     /// Bumped by every committed change; a commit names the version it was
     /// decided on, so two racing changes cannot both apply.
@@ -173,7 +186,11 @@ pub enum EventKind {
     Reopened,
     Escalated,
     Breach,
+    Warning,
     Exhausted,
+    Waiting,
+    Resumed,
+    Changed,
 }
 
 impl EventKind {
@@ -187,7 +204,11 @@ impl EventKind {
             EventKind::Reopened => "reopened",
             EventKind::Escalated => "escalated",
             EventKind::Breach => "breach",
+            EventKind::Warning => "warning",
             EventKind::Exhausted => "exhausted",
+            EventKind::Waiting => "waiting",
+            EventKind::Resumed => "resumed",
+            EventKind::Changed => "changed",
         }
     }
 }
@@ -211,16 +232,22 @@ pub enum PageKind {
     Reminder,
     /// A deadline passed: managers are told.
     Breach,
+    /// Part of an SLA window is used up: the assignee is told.
+    Warning,
     /// The requester learns the case number.
     Receipt,
 }
 
 impl PageKind {
+    pub const ALL: [PageKind; 5] =
+        [PageKind::Page, PageKind::Reminder, PageKind::Breach, PageKind::Warning, PageKind::Receipt];
+
     pub fn as_str(self) -> &'static str {
         match self {
             PageKind::Page => "page",
             PageKind::Reminder => "reminder",
             PageKind::Breach => "breach",
+            PageKind::Warning => "warning",
             PageKind::Receipt => "receipt",
         }
     }
@@ -229,10 +256,7 @@ impl PageKind {
 impl FromStr for PageKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        [PageKind::Page, PageKind::Reminder, PageKind::Breach, PageKind::Receipt]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown page kind {s:?}"))
+        PageKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| format!("unknown page kind {s:?}"))
     }
 }
 
@@ -255,27 +279,21 @@ pub struct NewPage {
 pub enum TimerKind {
     /// The wait after an escalation step ends.
     Step,
-    /// The respond deadline.
-    Respond,
-    /// The update deadline.
-    Update,
+    /// An SLA clock reaches its target: a breach unless its event came.
+    Deadline(Clock),
+    /// An SLA clock used up the n-th configured fraction of its window.
+    Warn(Clock, u8),
     /// The assignee was reminded of a missed update; escalate if still silent.
     UpdateGrace,
-    /// The resolve deadline.
-    Resolve,
 }
 
-impl TimerKind {
-    pub const ALL: [TimerKind; 5] =
-        [TimerKind::Step, TimerKind::Respond, TimerKind::Update, TimerKind::UpdateGrace, TimerKind::Resolve];
-
-    pub fn as_str(self) -> &'static str {
+impl fmt::Display for TimerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TimerKind::Step => "step",
-            TimerKind::Respond => "respond",
-            TimerKind::Update => "update",
-            TimerKind::UpdateGrace => "update_grace",
-            TimerKind::Resolve => "resolve",
+            TimerKind::Step => f.write_str("step"),
+            TimerKind::Deadline(c) => f.write_str(c.as_str()),
+            TimerKind::Warn(c, i) => write!(f, "warn:{}:{i}", c.as_str()),
+            TimerKind::UpdateGrace => f.write_str("update_grace"),
         }
     }
 }
@@ -283,7 +301,18 @@ impl TimerKind {
 impl FromStr for TimerKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        TimerKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| format!("unknown timer kind {s:?}"))
+        let bad = || format!("unknown timer kind {s:?}");
+        match s {
+            "step" => Ok(TimerKind::Step),
+            "update_grace" => Ok(TimerKind::UpdateGrace),
+            _ => match s.split(':').collect::<Vec<_>>()[..] {
+                ["warn", clock, i] => {
+                    Ok(TimerKind::Warn(Clock::parse(clock).ok_or_else(bad)?, i.parse().map_err(|_| bad())?))
+                }
+                [clock] => Clock::parse(clock).map(TimerKind::Deadline).ok_or_else(bad),
+                _ => Err(bad()),
+            },
+        }
     }
 }
 

@@ -144,6 +144,10 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
         acked_at: None,
         resolved_at: None,
         deadlines: Deadlines { respond: Some(at), update: None, resolve: Some(at) },
+        respond_from: at,
+        update_from: None,
+        pauses: Vec::new(),
+        warned: Default::default(),
         escalation: Escalation { at: Position::FIRST, running: true },
         version: 1,
     };
@@ -157,7 +161,7 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
         channels: vec![ChannelKind::Sms],
     };
     let mut out = Vec::new();
-    for kind in [PageKind::Page, PageKind::Reminder, PageKind::Breach, PageKind::Receipt] {
+    for kind in PageKind::ALL {
         let channels: &[ChannelKind] =
             if kind == PageKind::Receipt { &[ChannelKind::Email] } else { &[ChannelKind::Sms, ChannelKind::Email] };
         for &channel in channels {

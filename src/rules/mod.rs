@@ -55,6 +55,9 @@ pub struct Rules {
     pub policies: BTreeMap<String, Policy>,
     /// First match wins; the last matches every case.
     pub routes: Vec<Route>,
+    /// Fractions of each SLA window (ascending, each in (0, 1)) at which the
+    /// assignee is warned.
+    pub warn_at: Vec<f64>,
 }
 
 impl Rules {

@@ -19,6 +19,8 @@ pub struct File {
     #[serde(default)]
     pub schedule: BTreeMap<String, S<Schedule>>,
     pub default_plan: Option<S<String>>,
+    /// Fractions of each SLA window at which to warn, e.g. `[0.5, 0.8]`.
+    pub warn_at: Option<S<Vec<f64>>>,
     /// Each plan is `calendar = "…"` plus one table per priority, so it is
     /// read as a map and sorted out in validation.
     #[serde(default)]

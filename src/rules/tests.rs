@@ -223,6 +223,15 @@ fn calendar_mistakes_are_each_reported() {
 }
 
 #[test]
+fn warning_fractions_must_ascend_within_zero_and_one() {
+    let e = one_error("rules/extra.toml", "warn_at = [0.8, 0.5]\n");
+    assert!(e.starts_with("rules/extra.toml:1: warn_at must list"), "{e}");
+    let e = one_error("rules/extra.toml", "warn_at = [0.5, 1.0]\n");
+    assert!(e.starts_with("rules/extra.toml:1: warn_at must list"), "{e}");
+    assert_eq!(with("rules/extra.toml", "warn_at = [0.5, 0.8]\n"), Vec::<String>::new());
+}
+
+#[test]
 fn a_missing_rules_folder_says_how_to_fix_it() {
     let e = Rules::load(Path::new("/nonexistent/rules")).unwrap_err();
     assert!(e[0].to_string().contains("set [paths] rules"), "{}", e[0]);

@@ -90,6 +90,7 @@ pub(super) fn build(sources: &[Source]) -> Result<Rules, Vec<Diagnostic>> {
     let customers = customers(&mut c, &files, &plans);
     let policies = policies(&mut c, &files, &people, &schedules);
     let routes = routes(&mut c, &files, &plans, &customers, &policies);
+    let warn_at = warn_at(&mut c, &files);
 
     if c.errors.is_empty() {
         Ok(Rules {
@@ -101,6 +102,7 @@ pub(super) fn build(sources: &[Source]) -> Result<Rules, Vec<Diagnostic>> {
             customers,
             policies,
             routes,
+            warn_at,
         })
     } else {
         Err(c.errors)
@@ -700,4 +702,22 @@ fn routes(
         _ => {}
     }
     out
+}
+
+fn warn_at(c: &mut Check<'_>, files: &[(usize, raw::File)]) -> Vec<f64> {
+    let mut found = None;
+    for (f, file) in files {
+        let Some(w) = &file.warn_at else { continue };
+        if found.is_some() {
+            c.err(*f, w.span(), "warn_at is set twice: keep one, in rules/sla.toml");
+            continue;
+        }
+        let list = w.get_ref();
+        let ascending = list.windows(2).all(|p| p[0] < p[1]);
+        if list.iter().any(|x| !(*x > 0.0 && *x < 1.0)) || !ascending || list.len() > 9 {
+            c.err(*f, w.span(), "warn_at must list at most 9 ascending fractions between 0 and 1, e.g. [0.5, 0.8]");
+        }
+        found = Some(list.clone());
+    }
+    found.unwrap_or_default()
 }

@@ -101,6 +101,19 @@ pub enum Delivery {
     Failed { error: String },
 }
 
+/// An on-call override as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OverrideRecord {
+    pub id: i64,
+    pub schedule: String,
+    pub person: PersonId,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
 /// Figures for `/metrics`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Counts {
@@ -160,6 +173,13 @@ pub trait Store: Send + Sync + 'static {
     /// Records how a delivery ended; a failure also goes on the timeline.
     async fn finish_page(&self, id: i64, owner: &str, outcome: &Delivery, now: DateTime<Utc>)
     -> Result<(), StoreError>;
+
+    /// Stores an override; returns it with its id.
+    async fn insert_override(&self, o: &OverrideRecord) -> Result<OverrideRecord, StoreError>;
+    /// Overrides that end after `after`, oldest first (so later ones win).
+    async fn overrides(&self, after: DateTime<Utc>) -> Result<Vec<OverrideRecord>, StoreError>;
+    /// Deletes an override; false if there was none with that id.
+    async fn delete_override(&self, id: i64) -> Result<bool, StoreError>;
 
     async fn insert_token(&self, info: &TokenInfo, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
     async fn token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError>;

@@ -14,14 +14,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::{Counts, Delivery, EventRecord, PageRecord, PageStatus, Store, StoreError, role};
+use super::{Counts, Delivery, EventRecord, OverrideRecord, PageRecord, PageStatus, Store, StoreError, role};
 use crate::case::{Case, CaseNumber, Escalation, Status, Timer, TimerKind, Transition};
 use crate::escalation::Position;
 use crate::people::PersonId;
 use crate::sla::Deadlines;
 use crate::token::TokenInfo;
 
-const CASE_COLUMNS: &str = "number, subject, body, customer, requester, priority, plan, policy, status, assignee, opened_at, acked_at, resolved_at, respond_due, update_due, resolve_due, esc_round, esc_step, esc_running, version";
+const CASE_COLUMNS: &str = "number, subject, body, customer, requester, priority, plan, policy, status, assignee, opened_at, acked_at, resolved_at, respond_due, update_due, resolve_due, esc_round, esc_step, esc_running, version, respond_from, update_from, pauses, warned";
 const PAGE_COLUMNS: &str = "id, case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at, attempts, provider_id, error";
 
 /// SQLite behind the [`Store`] trait.
@@ -68,11 +68,32 @@ fn case_from_row(r: &SqliteRow) -> Result<Case, StoreError> {
             update: opt_instant(r.try_get("update_due")?)?,
             resolve: opt_instant(r.try_get("resolve_due")?)?,
         },
+        respond_from: opt_instant(r.try_get("respond_from")?)?.unwrap_or(instant(r.try_get("opened_at")?)?),
+        update_from: opt_instant(r.try_get("update_from")?)?,
+        pauses: serde_json::from_str(&r.try_get::<String, _>("pauses")?).map_err(corrupt("pauses"))?,
+        warned: serde_json::from_str(&r.try_get::<String, _>("warned")?).map_err(corrupt("warned"))?,
         escalation: Escalation {
             at: Position { round: r.try_get("esc_round")?, step: r.try_get("esc_step")? },
             running: r.try_get("esc_running")?,
         },
         version: r.try_get("version")?,
+    })
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn override_from_row(r: &SqliteRow) -> Result<OverrideRecord, StoreError> {
+    Ok(OverrideRecord {
+        id: r.try_get("id")?,
+        schedule: r.try_get("schedule")?,
+        person: r.try_get::<String, _>("person")?.parse().map_err(StoreError::Corrupt)?,
+        start: instant(r.try_get("starts_at")?)?,
+        end: instant(r.try_get("ends_at")?)?,
+        reason: r.try_get("reason")?,
+        created_by: r.try_get("created_by")?,
+        created_at: instant(r.try_get("created_at")?)?,
     })
 }
 
@@ -127,14 +148,14 @@ impl SqliteStore {
         for kind in &tr.cancel {
             sqlx::query("DELETE FROM timers WHERE case_number = ? AND kind = ?")
                 .bind(number.0)
-                .bind(kind.as_str())
+                .bind(kind.to_string())
                 .execute(&mut *tx)
                 .await?;
         }
         for t in &tr.timers {
             sqlx::query("INSERT INTO timers (case_number, kind, due_at, round, step) VALUES (?, ?, ?, ?, ?)")
                 .bind(number.0)
-                .bind(t.kind.as_str())
+                .bind(t.kind.to_string())
                 .bind(ms(t.due))
                 .bind(t.position.round)
                 .bind(t.position.step)
@@ -192,8 +213,8 @@ impl Store for SqliteStore {
         let number: i64 =
             sqlx::query_scalar("SELECT COALESCE(MAX(number), 1000) + 1 FROM cases").fetch_one(&mut *tx).await?;
         sqlx::query(
-            "INSERT INTO cases (number, subject, body, customer, requester, priority, plan, policy, status, assignee, opened_at, acked_at, resolved_at, respond_due, update_due, resolve_due, esc_round, esc_step, esc_running, version)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            "INSERT INTO cases (number, subject, body, customer, requester, priority, plan, policy, status, assignee, opened_at, acked_at, resolved_at, respond_due, update_due, resolve_due, esc_round, esc_step, esc_running, version, respond_from, update_from, pauses, warned)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
         )
         .bind(number)
         .bind(&c.subject)
@@ -214,6 +235,10 @@ impl Store for SqliteStore {
         .bind(c.escalation.at.round)
         .bind(c.escalation.at.step)
         .bind(c.escalation.running)
+        .bind(ms(c.respond_from))
+        .bind(c.update_from.map(ms))
+        .bind(json(&c.pauses)?)
+        .bind(json(&c.warned)?)
         .execute(&mut *tx)
         .await?;
         Self::insert_effects(&mut tx, CaseNumber(number), tr, ms(tr.at)).await?;
@@ -288,7 +313,8 @@ impl Store for SqliteStore {
         }
         let updated = sqlx::query(
             "UPDATE cases SET status = ?, assignee = ?, priority = ?, plan = ?, policy = ?, acked_at = ?, resolved_at = ?,
-                 respond_due = ?, update_due = ?, resolve_due = ?, esc_round = ?, esc_step = ?, esc_running = ?, version = version + 1
+                 respond_due = ?, update_due = ?, resolve_due = ?, esc_round = ?, esc_step = ?, esc_running = ?,
+                 respond_from = ?, update_from = ?, pauses = ?, warned = ?, version = version + 1
              WHERE number = ? AND version = ?",
         )
         .bind(c.status.as_str())
@@ -304,6 +330,10 @@ impl Store for SqliteStore {
         .bind(c.escalation.at.round)
         .bind(c.escalation.at.step)
         .bind(c.escalation.running)
+        .bind(ms(c.respond_from))
+        .bind(c.update_from.map(ms))
+        .bind(json(&c.pauses)?)
+        .bind(json(&c.warned)?)
         .bind(c.number.0)
         .bind(version)
         .execute(&mut *tx)
@@ -430,6 +460,38 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn insert_override(&self, o: &OverrideRecord) -> Result<OverrideRecord, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO overrides (schedule, person, starts_at, ends_at, reason, created_by, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&o.schedule)
+        .bind(o.person.as_str())
+        .bind(ms(o.start))
+        .bind(ms(o.end))
+        .bind(&o.reason)
+        .bind(&o.created_by)
+        .bind(ms(o.created_at))
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(OverrideRecord { id, ..o.clone() })
+    }
+
+    async fn overrides(&self, after: DateTime<Utc>) -> Result<Vec<OverrideRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, schedule, person, starts_at, ends_at, reason, created_by, created_at FROM overrides WHERE ends_at > ? ORDER BY id",
+        )
+        .bind(ms(after))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(override_from_row).collect()
+    }
+
+    async fn delete_override(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM overrides WHERE id = ?").bind(id).execute(&self.writer).await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn insert_token(&self, info: &TokenInfo, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {

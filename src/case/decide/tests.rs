@@ -113,9 +113,13 @@ fn a_met_deadline_does_not_breach() {
     let case = outage(&world);
     let ana: PersonId = "ana".parse().unwrap();
     let acked = world.ack(&case, &ana, Via::Sms, None).unwrap();
-    assert!(acked.cancel.contains(&TimerKind::Respond) && acked.cancel.contains(&TimerKind::Step));
+    assert!(
+        acked.cancel.contains(&TimerKind::Deadline(crate::sla::Clock::Respond))
+            && acked.cancel.contains(&TimerKind::Step)
+    );
     let later = World { now: at("2026-11-24T10:30:00Z"), ..world };
-    let tr = later.fire(&acked.case, &timer(&case, TimerKind::Respond, Position::FIRST, later.now));
+    let tr = later
+        .fire(&acked.case, &timer(&case, TimerKind::Deadline(crate::sla::Clock::Respond), Position::FIRST, later.now));
     assert!(tr.events.is_empty() && tr.pages.is_empty());
 }
 

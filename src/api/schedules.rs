@@ -1,0 +1,325 @@
+//! On call, overrides, and iCalendar feeds of the schedules.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use chrono::{DateTime, TimeDelta, Utc};
+use icalendar::{Component, EventLike};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::{Auth, FeedAuth};
+use super::{ApiError, ApiJson, AppState};
+use crate::people::PersonId;
+use crate::store::OverrideRecord;
+use crate::token::TokenRole;
+
+/// How far ahead `until` and the feeds look.
+const HORIZON_DAYS: i64 = 60;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(oncall))
+        .routes(routes!(create_override, list_overrides))
+        .routes(routes!(delete_override))
+        .routes(routes!(schedule_feed))
+        .routes(routes!(person_feed))
+}
+
+fn instant(raw: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+        ApiError::unprocessable(format!("{field}: {raw:?} is not an RFC 3339 instant like 2026-11-24T09:00:00Z"))
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AtQuery {
+    /// RFC 3339 instant; default now.
+    at: Option<String>,
+}
+
+/// Who is on call on one schedule.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OnCallView {
+    schedule: String,
+    /// Person id, or null when nobody is.
+    person: Option<String>,
+    name: Option<String>,
+    /// When the answer next changes (a handoff, a window edge, an override),
+    /// if within 60 days.
+    until: Option<DateTime<Utc>>,
+    /// Who is on call from `until`.
+    next: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OnCallList {
+    at: DateTime<Utc>,
+    schedules: Vec<OnCallView>,
+}
+
+/// Who is on call on every schedule, and until when.
+#[utoipa::path(get, path = "/api/v1/oncall", params(AtQuery), security(("bearer" = [])),
+    responses((status = 200, body = OnCallList), (status = 422, description = "bad instant")))]
+async fn oncall(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Query(q): Query<AtQuery>,
+) -> Result<Json<OnCallList>, ApiError> {
+    let at = match q.at.as_deref() {
+        Some(raw) => instant(raw, "at")?,
+        None => state.clock.now(),
+    };
+    let overrides = state.desk.overrides(at).await?;
+    let none = Vec::new();
+    let schedules = state
+        .rules
+        .schedules
+        .values()
+        .map(|s| {
+            let o = overrides.get(&s.name).unwrap_or(&none);
+            let person = s.on_call(o, at);
+            let until = s.next_change(o, at, at + TimeDelta::days(HORIZON_DAYS));
+            OnCallView {
+                schedule: s.name.clone(),
+                name: person.as_ref().and_then(|p| state.rules.people.get(p)).map(|p| p.name.clone()),
+                person: person.map(String::from),
+                next: until.and_then(|u| s.on_call(o, u)).map(String::from),
+                until,
+            }
+        })
+        .collect();
+    Ok(Json(OnCallList { at, schedules }))
+}
+
+/// A new override.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOverride {
+    schedule: String,
+    /// Person id who is on call instead.
+    person: String,
+    /// RFC 3339.
+    start: String,
+    /// RFC 3339; after `start`.
+    end: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// An override.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OverrideView {
+    id: i64,
+    schedule: String,
+    person: String,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    reason: String,
+    created_by: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<OverrideRecord> for OverrideView {
+    fn from(o: OverrideRecord) -> Self {
+        OverrideView {
+            id: o.id,
+            schedule: o.schedule,
+            person: o.person.into(),
+            start: o.start,
+            end: o.end,
+            reason: o.reason,
+            created_by: o.created_by,
+            created_at: o.created_at,
+        }
+    }
+}
+
+fn manager(auth: &Auth) -> Result<(), ApiError> {
+    match auth.0.role {
+        TokenRole::Manager | TokenRole::Admin => Ok(()),
+        role => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("overrides need a manager or admin token; this one is {role}"),
+        )),
+    }
+}
+
+/// Put someone on call on a schedule for a while, over every layer.
+#[utoipa::path(post, path = "/api/v1/overrides", request_body = CreateOverride, security(("bearer" = [])),
+    responses((status = 201, body = OverrideView), (status = 403, description = "not a manager"), (status = 422, description = "bad field")))]
+async fn create_override(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<CreateOverride>,
+) -> Result<impl IntoResponse, ApiError> {
+    manager(&auth)?;
+    if !state.rules.schedules.contains_key(&req.schedule) {
+        let known = state.rules.schedules.keys().cloned().collect::<Vec<_>>().join(", ");
+        return Err(ApiError::unprocessable(format!(
+            "schedule: unknown schedule {:?}; use one of {known}",
+            req.schedule
+        )));
+    }
+    let person: PersonId = req.person.parse().map_err(|e: String| ApiError::unprocessable(format!("person: {e}")))?;
+    if !state.rules.people.contains_key(&person) {
+        return Err(ApiError::unprocessable(format!(
+            "person: unknown person {:?}; use an id from rules/people.toml",
+            req.person
+        )));
+    }
+    let (start, end) = (instant(&req.start, "start")?, instant(&req.end, "end")?);
+    if end <= start {
+        return Err(ApiError::unprocessable("end: must be after start"));
+    }
+    if req.reason.chars().count() > 500 {
+        return Err(ApiError::unprocessable("reason: at most 500 characters"));
+    }
+    let now = state.clock.now();
+    let by = auth.actor(None, &state)?.to_string();
+    let record = OverrideRecord {
+        id: 0,
+        schedule: req.schedule,
+        person,
+        start,
+        end,
+        reason: req.reason,
+        created_by: by,
+        created_at: now,
+    };
+    let stored = state.store.insert_override(&record).await?;
+    tracing::info!(id = stored.id, schedule = %stored.schedule, person = %stored.person, "override created");
+    Ok((StatusCode::CREATED, Json(OverrideView::from(stored))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct OverrideQuery {
+    /// Only this schedule.
+    schedule: Option<String>,
+}
+
+/// Overrides that have not ended yet.
+#[utoipa::path(get, path = "/api/v1/overrides", params(OverrideQuery), security(("bearer" = [])),
+    responses((status = 200, body = Vec<OverrideView>)))]
+async fn list_overrides(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Query(q): Query<OverrideQuery>,
+) -> Result<Json<Vec<OverrideView>>, ApiError> {
+    let all = state.store.overrides(state.clock.now()).await?;
+    let list = all
+        .into_iter()
+        .filter(|o| q.schedule.as_ref().is_none_or(|s| *s == o.schedule))
+        .map(OverrideView::from)
+        .collect();
+    Ok(Json(list))
+}
+
+/// Remove an override.
+#[utoipa::path(delete, path = "/api/v1/overrides/{id}", params(("id" = i64, Path)), security(("bearer" = [])),
+    responses((status = 204), (status = 404)))]
+async fn delete_override(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    manager(&auth)?;
+    let id: i64 = raw.parse().map_err(|_| ApiError::bad_request(format!("{raw:?} is not an override id")))?;
+    if state.store.delete_override(id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, format!("no override {id}; list them with GET /api/v1/overrides")))
+    }
+}
+
+/// The feed's window: a week back, sixty days ahead.
+fn window(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    (now - TimeDelta::days(7), now + TimeDelta::days(HORIZON_DAYS))
+}
+
+fn feed_name(raw: &str) -> Result<&str, ApiError> {
+    raw.strip_suffix(".ics").ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "feeds end in .ics"))
+}
+
+/// Shifts as iCalendar events, one per span someone is on call.
+fn calendar(
+    state: &AppState,
+    name: &str,
+    shifts: Vec<(String, DateTime<Utc>, DateTime<Utc>, PersonId)>,
+    now: DateTime<Utc>,
+) -> String {
+    let mut cal = icalendar::Calendar::new();
+    cal.name(name);
+    for (schedule, start, end, person) in shifts {
+        let who = state.rules.people.get(&person).map_or(person.as_str(), |p| p.name.as_str());
+        cal.push(
+            icalendar::Event::new()
+                .uid(&format!("{schedule}-{person}-{}@tocsin", start.timestamp()))
+                .summary(&format!("On call: {who} ({schedule})"))
+                .timestamp(now)
+                .starts(start)
+                .ends(end)
+                .done(),
+        );
+    }
+    cal.done().to_string()
+}
+
+fn ics(body: String) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/calendar; charset=utf-8")], body)
+}
+
+/// A schedule's shifts as an iCalendar feed (a week back, 60 days ahead).
+/// Calendar apps cannot send headers, so `?token=` is accepted here.
+#[utoipa::path(get, path = "/api/v1/schedules/{name}", params(("name" = String, Path, description = "schedule name and .ics, e.g. primary.ics")),
+    responses((status = 200, content_type = "text/calendar"), (status = 404)))]
+async fn schedule_feed(
+    State(state): State<AppState>,
+    _auth: FeedAuth,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let name = feed_name(&raw)?;
+    let schedule = state
+        .rules
+        .schedules
+        .get(name)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no schedule {name:?}")))?;
+    let now = state.clock.now();
+    let (from, to) = window(now);
+    let overrides = state.desk.overrides(from).await?;
+    let shifts = schedule
+        .spans(overrides.get(name).map_or(&[][..], |v| &v[..]), from, to)
+        .into_iter()
+        .filter_map(|(s, e, p)| p.map(|p| (name.to_owned(), s, e, p)))
+        .collect();
+    Ok(ics(calendar(&state, &format!("On call: {name}"), shifts, now)))
+}
+
+/// One person's shifts on every schedule, as an iCalendar feed.
+#[utoipa::path(get, path = "/api/v1/people/{id}", params(("id" = String, Path, description = "person id and .ics, e.g. ana.ics")),
+    responses((status = 200, content_type = "text/calendar"), (status = 404)))]
+async fn person_feed(
+    State(state): State<AppState>,
+    _auth: FeedAuth,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id: PersonId = feed_name(&raw)?.parse().map_err(|e: String| ApiError::new(StatusCode::NOT_FOUND, e))?;
+    let person =
+        state.rules.people.get(&id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no person {id:?}")))?;
+    let now = state.clock.now();
+    let (from, to) = window(now);
+    let overrides = state.desk.overrides(from).await?;
+    let mut shifts = Vec::new();
+    for s in state.rules.schedules.values() {
+        for (start, end, p) in s.spans(overrides.get(&s.name).map_or(&[][..], |v| &v[..]), from, to) {
+            if p.as_ref() == Some(&id) {
+                shifts.push((s.name.clone(), start, end, id.clone()));
+            }
+        }
+    }
+    shifts.sort_by_key(|s| s.1);
+    Ok(ics(calendar(&state, &format!("On call: {}", person.name), shifts, now)))
+}
