@@ -282,9 +282,11 @@ fn offset_stretches(tz: Tz, lo: DateTime<Utc>, hi: DateTime<Utc>) -> Vec<(DateTi
         let next_off = offset_at(tz, next);
         if next_off != off {
             // Invariant: offset at `a` is `off`, at `b` it is not.
+            // Transitions fall on whole seconds, and so do the probes, so
+            // halving in whole seconds lands `b` exactly on the change.
             let (mut a, mut b) = (probe, next);
             while b - a > TimeDelta::seconds(1) {
-                let mid = a + (b - a) / 2;
+                let mid = a + TimeDelta::seconds((b - a).num_seconds() / 2);
                 if offset_at(tz, mid) == off {
                     a = mid;
                 } else {

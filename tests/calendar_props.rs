@@ -76,6 +76,8 @@ proptest! {
         let d = TimeDelta::seconds(target);
         let due = c.deadline(s, d).unwrap();
         prop_assert_eq!(c.working_time(s, due), d);
+        // Whole-second inputs give a whole-second deadline.
+        prop_assert_eq!(due.timestamp_subsec_nanos(), 0);
         // And nothing earlier would do: one second less falls short.
         prop_assert!(c.working_time(s, due - TimeDelta::seconds(1)) < d);
     }
