@@ -125,3 +125,51 @@ fn every_subcommand_takes_config_and_a_bad_config_names_its_line() {
     let o = tocsin(dir.path(), &["migrate"]);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+#[test]
+fn overrides_are_added_listed_honoured_and_removed_from_the_cli() {
+    let dir = broken_copy();
+    let add = [
+        "override",
+        "add",
+        "--schedule",
+        "primary",
+        "--person",
+        "chen",
+        "--start",
+        "2026-11-24T09:00:00Z",
+        "--end",
+        "2026-11-24T12:00:00Z",
+        "--reason",
+        "swap",
+    ];
+    let o = tocsin(dir.path(), &add);
+    assert!(o.status.success(), "{}", text(&o));
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let o = tocsin(dir.path(), &["oncall", "--at", "2026-11-24T10:00:00Z"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "primary\tchen\nsecondary\tben\n");
+    let o = tocsin(dir.path(), &["override", "list"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("{id}\tprimary\tchen\t2026-11-24T09:00:00Z\t2026-11-24T12:00:00Z\tswap\n")
+    );
+    let bad = [
+        "override",
+        "add",
+        "--schedule",
+        "primary",
+        "--person",
+        "chen",
+        "--start",
+        "2026-11-24T12:00:00Z",
+        "--end",
+        "2026-11-24T09:00:00Z",
+    ];
+    let o = tocsin(dir.path(), &bad);
+    assert!(!o.status.success() && text(&o).contains("--end must be after --start"), "{}", text(&o));
+    assert!(tocsin(dir.path(), &["override", "remove", &id]).status.success());
+    let o = tocsin(dir.path(), &["override", "remove", &id]);
+    assert!(!o.status.success() && text(&o).contains("no override"), "{}", text(&o));
+    let o = tocsin(dir.path(), &["oncall", "--at", "2026-11-24T10:00:00Z"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "primary\tana\nsecondary\tben\n");
+}

@@ -36,11 +36,16 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(workers: Workers) -> TestApp {
+        Self::spawn_with(workers, START, &repo().join("rules")).await
+    }
+
+    /// Starts at `start` with the rules in `rules`.
+    pub async fn spawn_with(workers: Workers, start: &str, rules: &Path) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let clock = FakeClock::new(at(START));
+        let clock = FakeClock::new(at(start));
         let mut config = Config::default();
         config.database.url = format!("sqlite://{}", dir.path().join("tocsin.db").display());
-        config.paths.rules = repo().join("rules");
+        config.paths.rules = rules.to_owned();
         config.paths.templates = repo().join("templates");
         config.paths.outbox = dir.path().join("outbox");
         let mut t = TestApp { app: None, clock, dir, config, http: reqwest::Client::new() };
@@ -119,6 +124,30 @@ impl TestApp {
     pub async fn advance(&self, by: TimeDelta) -> usize {
         self.clock.advance(by);
         self.app().tick().await.unwrap()
+    }
+
+    /// Moves the clock to `instant` (RFC 3339) and fires what is due.
+    pub async fn advance_to(&self, instant: &str) -> usize {
+        self.clock.set(at(instant));
+        self.app().tick().await.unwrap()
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let r = self.http.patch(self.url(path)).bearer_auth(token).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Timeline entries of a case of `kind`, as (at, text).
+    pub async fn events(&self, n: i64, token: &str, kind: &str) -> Vec<(String, String)> {
+        let (_, case) = self.get(&format!("/api/v1/cases/{n}"), token).await;
+        case["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .map(|e| (e["at"].as_str().unwrap().to_owned(), e["text"].as_str().unwrap().to_owned()))
+            .collect()
     }
 
     /// Step pages of a case as (person, 1-based step, round).
