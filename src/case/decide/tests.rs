@@ -150,3 +150,28 @@ fn reopening_resumes_the_resolve_clock_where_it_stopped() {
     assert_eq!(reopened.deadlines.resolve, Some(at("2026-11-25T09:00:00Z") + TimeDelta::hours(3)));
     assert_eq!(reopened.status, Status::Open);
 }
+
+#[test]
+fn a_warning_fires_once_per_window_even_when_deadlines_are_recomputed() {
+    let rules = rules();
+    let o = Overrides::new();
+    let world = World { rules: &rules, overrides: &o, now: at("2026-11-24T10:00:00Z") };
+    let case = outage(&world);
+    // Gold P1 respond 30m: 50% at 10:15.
+    let warn = TimerKind::Warn(crate::sla::Clock::Respond, 0);
+    let later = World { now: at("2026-11-24T10:15:00Z"), ..world };
+    let warned = later.fire(&case, &timer(&case, warn, Position::FIRST, later.now));
+    assert_eq!(warned.events.iter().filter(|e| e.kind == EventKind::Warning).count(), 1);
+    assert!(warned.case.warned.contains("respond:0"));
+    // Raising the window to P2 (2h) moves 50% to 11:00, but this window
+    // has had its 50% warning: no timer is set for it again, while 80% is.
+    let changed = later.change(&warned.case, &Actor::System, Via::Api, Some("P2".parse().unwrap()), None).unwrap();
+    assert!(changed.timers.iter().all(|t| t.kind != warn), "{:?}", changed.timers);
+    assert!(changed.timers.iter().any(|t| t.kind == TimerKind::Warn(crate::sla::Clock::Respond, 1)));
+    let again = later.fire(&changed.case, &timer(&case, warn, Position::FIRST, later.now));
+    assert!(again.events.is_empty());
+    // A new window (reopen) may warn again.
+    let resolved = later.resolve(&changed.case, &Actor::System, Via::Api, None).unwrap().case;
+    let reopened = later.reopen(&resolved, &Actor::System, Via::Api, None).unwrap();
+    assert!(reopened.timers.iter().any(|t| t.kind == warn));
+}
