@@ -94,6 +94,29 @@ impl Holiday {
     }
 }
 
+/// The days an iCalendar file (a public-holiday feed) marks: every day
+/// covered by one of its events, `DTEND` exclusive (RFC 5545 §3.6.1), at
+/// most 31 days an event.
+pub fn holidays_from_ics(text: &str) -> Result<BTreeSet<NaiveDate>, String> {
+    use icalendar::{CalendarComponent, Component};
+    let cal: icalendar::Calendar = text.parse().map_err(|e| format!("not an iCalendar file: {e}"))?;
+    let date = |d: icalendar::DatePerhapsTime| Some(d.date_naive());
+    let mut days = BTreeSet::new();
+    for component in &cal.components {
+        let CalendarComponent::Event(event) = component else { continue };
+        let Some(start) = event.get_start().and_then(date) else {
+            return Err("an event has no usable DTSTART".into());
+        };
+        let end = event.get_end().and_then(date).filter(|e| *e > start).unwrap_or_else(|| start + TimeDelta::days(1));
+        let mut day = start;
+        while day < end && day < start + TimeDelta::days(31) {
+            days.insert(day);
+            day += TimeDelta::days(1);
+        }
+    }
+    Ok(days)
+}
+
 /// A calendar in which SLA clocks run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calendar {
@@ -391,6 +414,17 @@ mod tests {
         let w = week(&[(6, "22:00-06:00"), (0, "05:00-09:00")]);
         assert!(Calendar::business("x", Tz::UTC, w, BTreeSet::new()).is_err());
         assert!(Calendar::business("x", Tz::UTC, Default::default(), BTreeSet::new()).is_err());
+    }
+
+    #[test]
+    fn holiday_feeds_give_every_day_their_events_cover() {
+        let ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n\
+            BEGIN:VEVENT\r\nUID:a\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;VALUE=DATE:20261225\r\nDTEND;VALUE=DATE:20261227\r\nSUMMARY:Christmas\r\nEND:VEVENT\r\n\
+            BEGIN:VEVENT\r\nUID:b\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;VALUE=DATE:20260831\r\nSUMMARY:Summer bank holiday\r\nEND:VEVENT\r\n\
+            END:VCALENDAR\r\n";
+        let days: Vec<String> = holidays_from_ics(ics).unwrap().iter().map(ToString::to_string).collect();
+        assert_eq!(days, ["2026-08-31", "2026-12-25", "2026-12-26"]);
+        assert!(holidays_from_ics("not a calendar").is_err());
     }
 
     #[test]

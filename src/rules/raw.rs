@@ -51,6 +51,10 @@ pub struct Calendar {
     pub timezone: S<String>,
     #[serde(default)]
     pub holidays: Vec<S<String>>,
+    /// iCalendar files (paths relative to this rules file) whose all-day
+    /// events are holidays too.
+    #[serde(default)]
+    pub holidays_ics: Vec<S<String>>,
     #[serde(default)]
     pub hours: BTreeMap<String, S<Vec<S<String>>>>,
 }

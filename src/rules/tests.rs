@@ -232,6 +232,23 @@ fn warning_fractions_must_ascend_within_zero_and_one() {
 }
 
 #[test]
+fn a_holiday_feed_that_cannot_be_read_names_its_line() {
+    let text = "[calendar.office]\ntimezone = \"Europe/London\"\nholidays_ics = [\"nope.ics\"]\n[calendar.office.hours]\nmon = [\"09:00-17:00\"]\n";
+    let e = one_error("rules/calendars.toml", text);
+    assert!(e.starts_with("rules/calendars.toml:3: calendar office: holidays_ics: cannot read rules/nope.ics"), "{e}");
+}
+
+#[test]
+fn the_shipped_holiday_feed_closes_the_office_on_2027_bank_holidays() {
+    let rules = Rules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")).unwrap();
+    let office = &rules.calendars["office"];
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+    // Thursday 25 March 2027 17:00; Good Friday and Easter Monday are off.
+    let due = office.deadline(at("2027-03-25T17:00:00Z"), chrono::TimeDelta::hours(1)).unwrap();
+    assert_eq!(due, at("2027-03-30T09:30:00+01:00"));
+}
+
+#[test]
 fn a_missing_rules_folder_says_how_to_fix_it() {
     let e = Rules::load(Path::new("/nonexistent/rules")).unwrap_err();
     assert!(e[0].to_string().contains("set [paths] rules"), "{}", e[0]);

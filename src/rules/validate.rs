@@ -249,6 +249,19 @@ fn calendars(c: &mut Check<'_>, files: &[(usize, raw::File)]) -> BTreeMap<String
                     Err(e) => c.err(*f, h.span(), format!("calendar {name}: {e}")),
                 }
             }
+            for file in &cal.holidays_ics {
+                let dir = c.sources[*f].path.parent().map(|p| p.to_owned()).unwrap_or_default();
+                let path = dir.join(file.get_ref());
+                let days = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {} ({e})", path.display()))
+                    .and_then(|text| {
+                        calendar::holidays_from_ics(&text).map_err(|e| format!("{}: {e}", path.display()))
+                    });
+                match days {
+                    Ok(days) => holidays.extend(days.into_iter().map(Holiday::Date)),
+                    Err(e) => c.err(*f, file.span(), format!("calendar {name}: holidays_ics: {e}")),
+                }
+            }
             match Calendar::business(name, tz, week, holidays) {
                 Ok(cal) => {
                     out.insert(name.clone(), cal);
