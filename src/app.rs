@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::desk::{Desk, Wakers};
 use crate::notify::Templates;
 use crate::notify::dispatcher::{Channels, Dispatcher};
+use crate::notify::ids::ReplyKey;
 use crate::notify::outbox::Outbox;
 use crate::rules::Rules;
 use crate::scheduler::Scheduler;
@@ -39,6 +40,21 @@ pub fn metrics_handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// The reply-signing key: the environment variable `[secrets]
+/// reply_key_env` names, else one generated once and kept in the database
+/// (so signatures survive restarts).
+pub async fn reply_key(config: &Config, store: &dyn Store) -> anyhow::Result<ReplyKey> {
+    if let Ok(secret) = std::env::var(&config.secrets.reply_key_env)
+        && !secret.is_empty()
+    {
+        return Ok(ReplyKey::new(secret.as_bytes()));
+    }
+    let mut fresh = [0u8; 32];
+    rand::rng().fill_bytes(&mut fresh);
+    let stored = store.setting("reply_key", &hex::encode(fresh)).await?;
+    Ok(ReplyKey::new(stored.as_bytes()))
 }
 
 /// A name for this process in leases: unique across restarts and hosts.
@@ -96,6 +112,7 @@ impl App {
             batch: config.scheduler.batch,
             fired: fired_tx,
         });
+        let key = reply_key(config, store.as_ref()).await?;
         let from: lettre::message::Mailbox = config.email.from.parse()?;
         let outbox =
             Arc::new(Outbox::new(&config.paths.outbox, from, &config.sms.twilio_from, &config.email.reply_domain));
@@ -108,6 +125,8 @@ impl App {
             public_url: config.server.public_url.trim_end_matches('/').to_owned(),
             owner,
             lease,
+            key: key.clone(),
+            id_domain: config.email.reply_domain.clone(),
             wake: wake.dispatcher.clone(),
         });
         let (routes, openapi) = api::routes();

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod desk;
 pub mod escalation;
+pub mod inbound;
 pub mod notify;
 pub mod people;
 pub mod routing;

@@ -191,6 +191,8 @@ pub enum EventKind {
     Waiting,
     Resumed,
     Changed,
+    /// Mail from the customer (or an automatic message) joined the case.
+    Mail,
 }
 
 impl EventKind {
@@ -209,6 +211,7 @@ impl EventKind {
             EventKind::Waiting => "waiting",
             EventKind::Resumed => "resumed",
             EventKind::Changed => "changed",
+            EventKind::Mail => "mail",
         }
     }
 }
@@ -335,6 +338,15 @@ pub struct Timer {
     pub position: Position,
 }
 
+/// The inbound message a change files, marked in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filing {
+    /// The inbox row.
+    pub inbox_id: i64,
+    /// Its Message-ID, recorded for threading.
+    pub message_id: Option<String>,
+}
+
 /// Everything one change does, committed as one transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
@@ -347,13 +359,23 @@ pub struct Transition {
     /// Timer kinds of this case to delete (before `timers` are set).
     pub cancel: Vec<TimerKind>,
     pub timers: Vec<NewTimer>,
+    /// The inbound mail this change files, if any.
+    pub filing: Option<Filing>,
 }
 
 impl Transition {
     /// A transition decided at `at` that starts from `case` and changes
     /// nothing yet.
     pub fn new(case: &Case, at: DateTime<Utc>) -> Self {
-        Self { at, case: case.clone(), events: Vec::new(), pages: Vec::new(), cancel: Vec::new(), timers: Vec::new() }
+        Self {
+            at,
+            case: case.clone(),
+            events: Vec::new(),
+            pages: Vec::new(),
+            cancel: Vec::new(),
+            timers: Vec::new(),
+            filing: None,
+        }
     }
 
     /// Replaces the timer of `kind` (cancelling any earlier one).

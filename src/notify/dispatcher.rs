@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use tokio::sync::{Notify, watch};
 
+use super::ids::ReplyKey;
 use super::{Channel, Message, Templates, context};
 use crate::clock::Clock;
 use crate::people::ChannelKind;
@@ -43,6 +44,10 @@ pub struct Dispatcher {
     /// Names this worker in leases.
     pub owner: String,
     pub lease: TimeDelta,
+    /// Signs Message-IDs.
+    pub key: ReplyKey,
+    /// Domain of the Message-IDs.
+    pub id_domain: String,
     /// Signalled when new pages are queued.
     pub wake: Arc<Notify>,
 }
@@ -86,6 +91,8 @@ impl Dispatcher {
             Ok(b) => b,
             Err(e) => return Ok(Delivery::Failed { error: format!("template: {e}") }),
         };
+        let message_id =
+            (page.channel == ChannelKind::Email).then(|| self.key.message_id(page.case, page.id, &self.id_domain));
         let msg = Message {
             page_id: page.id,
             case: page.case,
@@ -93,9 +100,10 @@ impl Dispatcher {
             channel: page.channel,
             to: page.address.clone(),
             body,
+            message_id: message_id.clone(),
         };
         Ok(match self.channels.get(page.channel).send(&msg).await {
-            Ok(provider_id) => Delivery::Sent { provider_id },
+            Ok(provider_id) => Delivery::Sent { provider_id, message_id },
             Err(e) => Delivery::Failed { error: e.to_string() },
         })
     }

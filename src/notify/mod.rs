@@ -2,6 +2,7 @@
 //! templates and handed to a [`Channel`] by the [`dispatcher`].
 
 pub mod dispatcher;
+pub mod ids;
 pub mod outbox;
 pub mod templates;
 
@@ -26,6 +27,8 @@ pub struct Message {
     pub channel: ChannelKind,
     pub to: String,
     pub body: Rendered,
+    /// For email: the Message-ID to send it with (no angle brackets).
+    pub message_id: Option<String>,
 }
 
 /// Why a send failed.

@@ -82,7 +82,12 @@ impl Outbox {
             .from(self.email_from.clone())
             .to(to)
             .subject(msg.body.subject.clone())
-            .message_id(Some(format!("<tocsin.{}.{}@{}>", msg.case.0, msg.page_id, self.id_domain)))
+            .message_id(Some(format!(
+                "<{}>",
+                msg.message_id
+                    .clone()
+                    .unwrap_or_else(|| format!("tocsin.{}.{}@{}", msg.case.0, msg.page_id, self.id_domain))
+            )))
             .header(AutoSubmitted)
             .header(AutoResponseSuppress)
             .multipart(body)

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::case::{Case, CaseNumber, PageKind, Status, Timer, Transition};
 use crate::escalation::Position;
+use crate::inbound::mail::Envelope;
 use crate::people::{ChannelKind, PersonId};
 use crate::token::{TokenInfo, TokenRole};
 
@@ -30,6 +31,9 @@ pub enum StoreError {
     LostLease,
     #[error("{0} already exists")]
     Duplicate(String),
+    /// The inbound message was filed meanwhile (by another worker).
+    #[error("the message was filed meanwhile")]
+    AlreadyFiled,
     #[error("stored data cannot be read: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
@@ -97,8 +101,14 @@ pub struct PageRecord {
 /// How a delivery attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
-    Sent { provider_id: Option<String> },
-    Failed { error: String },
+    /// `message_id` is the email's Message-ID, recorded for threading.
+    Sent {
+        provider_id: Option<String>,
+        message_id: Option<String>,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 /// An on-call override as stored.
@@ -112,6 +122,19 @@ pub struct OverrideRecord {
     pub reason: String,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// An inbound message as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxRecord {
+    pub id: i64,
+    pub received_at: DateTime<Utc>,
+    pub source: String,
+    pub envelope: Envelope,
+    pub raw: Vec<u8>,
+    pub status: String,
+    pub case: Option<CaseNumber>,
+    pub note: String,
 }
 
 /// Figures for `/metrics`.
@@ -180,6 +203,29 @@ pub trait Store: Send + Sync + 'static {
     async fn overrides(&self, after: DateTime<Utc>) -> Result<Vec<OverrideRecord>, StoreError>;
     /// Deletes an override; false if there was none with that id.
     async fn delete_override(&self, id: i64) -> Result<bool, StoreError>;
+
+    /// Commits a raw inbound message as `pending`; returns its row id.
+    async fn receive_mail(
+        &self,
+        raw: &[u8],
+        envelope: &Envelope,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+    /// Pending inbox rows, oldest first.
+    async fn pending_mail(&self, limit: u32) -> Result<Vec<i64>, StoreError>;
+    async fn inbox(&self, id: i64) -> Result<Option<InboxRecord>, StoreError>;
+    /// Settles a pending row without a case change (duplicate, automatic,
+    /// unusable). False if it was no longer pending.
+    async fn settle_mail(&self, id: i64, status: &str, note: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// The case of the first of `ids` Tocsin sent or received.
+    async fn case_by_message_id(&self, ids: &[String]) -> Result<Option<CaseNumber>, StoreError>;
+    /// Whether Tocsin received a message with this Message-ID before.
+    async fn received_before(&self, message_id: &str) -> Result<bool, StoreError>;
+    /// How many receipts went to `address` since `since`.
+    async fn receipts_since(&self, address: &str, since: DateTime<Utc>) -> Result<i64, StoreError>;
+    /// A setting Tocsin keeps for itself; `default` is stored if absent.
+    async fn setting(&self, name: &str, default: &str) -> Result<String, StoreError>;
 
     async fn insert_token(&self, info: &TokenInfo, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
     async fn token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError>;

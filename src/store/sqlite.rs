@@ -14,9 +14,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::{Counts, Delivery, EventRecord, OverrideRecord, PageRecord, PageStatus, Store, StoreError, role};
+use super::{
+    Counts, Delivery, EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus, Store, StoreError, role,
+};
 use crate::case::{Case, CaseNumber, Escalation, Status, Timer, TimerKind, Transition};
 use crate::escalation::Position;
+use crate::inbound::mail::Envelope;
 use crate::people::PersonId;
 use crate::sla::Deadlines;
 use crate::token::TokenInfo;
@@ -172,6 +175,38 @@ impl SqliteStore {
                 .bind(&e.text)
                 .execute(&mut *tx)
                 .await?;
+        }
+        if let Some(filing) = &tr.filing {
+            let filed = sqlx::query(
+                "UPDATE inbox SET status = 'filed', case_number = ?, message_id = ?, filed_at = ? WHERE id = ? AND status = 'pending'",
+            )
+            .bind(number.0)
+            .bind(&filing.message_id)
+            .bind(now)
+            .bind(filing.inbox_id)
+            .execute(&mut *tx)
+            .await?;
+            if filed.rows_affected() == 0 {
+                return Err(StoreError::AlreadyFiled);
+            }
+            if let Some(id) = &filing.message_id {
+                let recorded = sqlx::query(
+                    "INSERT INTO message_ids (message_id, case_number, direction, created_at) VALUES (?, ?, 'in', ?)",
+                )
+                .bind(id)
+                .bind(number.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+                match recorded {
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        return Err(StoreError::Duplicate(format!("message {id}")));
+                    }
+                    other => {
+                        other?;
+                    }
+                }
+            }
         }
         for p in &tr.pages {
             sqlx::query(
@@ -425,7 +460,7 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let (status, provider_id, error) = match outcome {
-            Delivery::Sent { provider_id } => (PageStatus::Sent, provider_id.as_deref(), None),
+            Delivery::Sent { provider_id, .. } => (PageStatus::Sent, provider_id.as_deref(), None),
             Delivery::Failed { error } => (PageStatus::Failed, None, Some(error.as_str())),
         };
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -444,6 +479,14 @@ impl Store for SqliteStore {
         let Some(row) = row else {
             return Err(StoreError::LostLease);
         };
+        if let Delivery::Sent { message_id: Some(message_id), .. } = outcome {
+            sqlx::query("INSERT OR IGNORE INTO message_ids (message_id, case_number, direction, created_at) VALUES (?, ?, 'out', ?)")
+                .bind(message_id)
+                .bind(row.try_get::<i64, _>("case_number")?)
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await?;
+        }
         if let Some(error) = error {
             let who: Option<String> = row.try_get("person")?;
             let address: String = row.try_get("address")?;
@@ -492,6 +535,108 @@ impl Store for SqliteStore {
     async fn delete_override(&self, id: i64) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM overrides WHERE id = ?").bind(id).execute(&self.writer).await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn receive_mail(
+        &self,
+        raw: &[u8],
+        envelope: &Envelope,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO inbox (received_at, source, envelope_from, envelope_to, raw, status) VALUES (?, ?, ?, ?, ?, 'pending') RETURNING id",
+        )
+        .bind(ms(now))
+        .bind(source)
+        .bind(&envelope.from)
+        .bind(json(&envelope.to)?)
+        .bind(raw)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(id)
+    }
+
+    async fn pending_mail(&self, limit: u32) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT id FROM inbox WHERE status = 'pending' ORDER BY id LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn inbox(&self, id: i64) -> Result<Option<InboxRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, received_at, source, envelope_from, envelope_to, raw, status, case_number, note FROM inbox WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let to: String = r.try_get("envelope_to")?;
+        Ok(Some(InboxRecord {
+            id: r.try_get("id")?,
+            received_at: instant(r.try_get("received_at")?)?,
+            source: r.try_get("source")?,
+            envelope: Envelope {
+                from: r.try_get("envelope_from")?,
+                to: serde_json::from_str(&to).map_err(corrupt("envelope"))?,
+            },
+            raw: r.try_get("raw")?,
+            status: r.try_get("status")?,
+            case: r.try_get::<Option<i64>, _>("case_number")?.map(CaseNumber),
+            note: r.try_get("note")?,
+        }))
+    }
+
+    async fn settle_mail(&self, id: i64, status: &str, note: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE inbox SET status = ?, note = ?, filed_at = ? WHERE id = ? AND status = 'pending'")
+                .bind(status)
+                .bind(note)
+                .bind(ms(now))
+                .bind(id)
+                .execute(&self.writer)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn case_by_message_id(&self, ids: &[String]) -> Result<Option<CaseNumber>, StoreError> {
+        for id in ids {
+            let found: Option<i64> = sqlx::query_scalar("SELECT case_number FROM message_ids WHERE message_id = ?")
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?;
+            if let Some(n) = found {
+                return Ok(Some(CaseNumber(n)));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn received_before(&self, message_id: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM message_ids WHERE message_id = ? AND direction = 'in'")
+                .bind(message_id)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    async fn receipts_since(&self, address: &str, since: DateTime<Utc>) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM pages WHERE kind = 'receipt' AND address = ? AND created_at >= ?")
+            .bind(address)
+            .bind(ms(since))
+            .fetch_one(&self.reader)
+            .await?)
+    }
+
+    async fn setting(&self, name: &str, default: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)")
+            .bind(name)
+            .bind(default)
+            .execute(&self.writer)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = ?").bind(name).fetch_one(&self.writer).await?)
     }
 
     async fn insert_token(&self, info: &TokenInfo, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
