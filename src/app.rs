@@ -8,13 +8,15 @@ use chrono::TimeDelta;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rand::RngCore;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, parse_size};
 use crate::desk::{Desk, Wakers};
+use crate::inbound::smtp::{SmtpServer, tls_acceptor};
+use crate::inbound::{Inbox, Settings as InboxSettings};
 use crate::notify::Templates;
 use crate::notify::dispatcher::{Channels, Dispatcher};
 use crate::notify::ids::ReplyKey;
@@ -70,6 +72,9 @@ pub struct App {
     pub state: AppState,
     pub scheduler: Arc<Scheduler>,
     pub dispatcher: Arc<Dispatcher>,
+    pub inbox: Arc<Inbox>,
+    /// Where the SMTP listener listens, if it runs.
+    pub smtp_addr: Option<SocketAddr>,
     /// Counts timers fired by this instance.
     pub fired: watch::Receiver<u64>,
     shutdown: watch::Sender<bool>,
@@ -93,6 +98,7 @@ impl App {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         listener: TcpListener,
+        smtp: Option<TcpListener>,
         workers: Workers,
     ) -> anyhow::Result<App> {
         let rules = Arc::new(rules);
@@ -129,8 +135,21 @@ impl App {
             id_domain: config.email.reply_domain.clone(),
             wake: wake.dispatcher.clone(),
         });
+        let max_size = parse_size(&config.email.max_size).map_err(anyhow::Error::msg)?;
+        let inbox = Arc::new(Inbox {
+            desk: desk.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+            settings: InboxSettings {
+                reopen_within: TimeDelta::from_std(config.email.reopen_within)?,
+                receipts_per_hour: config.email.receipts_per_hour,
+                max_size,
+            },
+            wake: Arc::new(Notify::new()),
+        });
         let (routes, openapi) = api::routes();
         let state = AppState {
+            inbox: inbox.clone(),
             desk,
             store,
             rules,
@@ -151,7 +170,31 @@ impl App {
                 tracing::error!(error = %e, "HTTP server stopped");
             }
         }));
+        let mut smtp_addr = None;
+        if let Some(listener) = smtp {
+            smtp_addr = Some(listener.local_addr()?);
+            let tls = match (&config.smtp.tls_cert, &config.smtp.tls_key) {
+                (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+                _ => None,
+            };
+            let server = Arc::new(SmtpServer {
+                inbox: inbox.clone(),
+                domains: config.email.domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+                hostname: config.smtp.hostname.clone().unwrap_or_else(|| config.email.reply_domain.clone()),
+                max_size,
+                max_recipients: config.smtp.max_recipients,
+                idle_timeout: config.smtp.idle_timeout,
+                session_timeout: config.smtp.session_timeout,
+                max_connections: config.smtp.max_connections,
+                tls,
+            });
+            let stop = shutdown.subscribe();
+            tasks.push(tokio::spawn(server.serve(listener, stop)));
+        }
         if workers == Workers::Background {
+            let i = inbox.clone();
+            let stop = shutdown.subscribe();
+            tasks.push(tokio::spawn(async move { Inbox::run(&i, stop).await }));
             let s = scheduler.clone();
             let stop = shutdown.subscribe();
             tasks.push(tokio::spawn(async move { Scheduler::run(&s, stop).await }));
@@ -159,12 +202,15 @@ impl App {
             let stop = shutdown.subscribe();
             tasks.push(tokio::spawn(async move { Dispatcher::run(&d, stop).await }));
         }
-        Ok(App { addr, state, scheduler, dispatcher, fired, shutdown, tasks })
+        Ok(App { addr, state, scheduler, dispatcher, inbox, smtp_addr, fired, shutdown, tasks })
     }
 
-    /// Fires every due timer, then delivers every queued page. Returns how
-    /// many timers fired.
+    /// Files pending mail, fires every due timer, then delivers every
+    /// queued page. Returns how many timers fired.
     pub async fn tick(&self) -> anyhow::Result<usize> {
+        for id in self.state.store.pending_mail(1000).await? {
+            self.inbox.file(id).await?;
+        }
         let fired = self.scheduler.run_due().await?;
         self.dispatcher.run_once().await?;
         Ok(fired)

@@ -17,6 +17,7 @@ pub struct Config {
     pub paths: Paths,
     pub secrets: Secrets,
     pub scheduler: Scheduler,
+    pub smtp: Smtp,
     /// Where the file was read from; `None` for built-in defaults.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -67,7 +68,14 @@ pub struct Email {
     pub reply_domain: String,
     /// `outbox`, or `smtp://host:port` / `smtps://host:port`.
     pub transport: String,
+    /// Largest inbound message, e.g. "25MiB".
     pub max_size: String,
+    /// A customer's mail reopens a case resolved at most this long ago;
+    /// after that it opens a new case that names the old one.
+    #[serde(with = "humantime_serde")]
+    pub reopen_within: std::time::Duration,
+    /// Receipts to one address per hour, at most.
+    pub receipts_per_hour: u32,
 }
 
 impl Default for Email {
@@ -78,6 +86,8 @@ impl Default for Email {
             reply_domain: "support.example.com".into(),
             transport: "outbox".into(),
             max_size: "25MiB".into(),
+            reopen_within: std::time::Duration::from_secs(14 * 86_400),
+            receipts_per_hour: 5,
         }
     }
 }
@@ -133,6 +143,58 @@ impl Default for Secrets {
     }
 }
 
+/// Tuning of the inbound SMTP listener (`[server] smtp` sets its address).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Smtp {
+    /// Name in the greeting; default: `[email] reply_domain`.
+    pub hostname: Option<String>,
+    /// PEM certificate chain and key; both set turns STARTTLS on.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub max_connections: usize,
+    pub max_recipients: usize,
+    /// Longest wait for the client's next command or data.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: std::time::Duration,
+    /// Longest session.
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: std::time::Duration,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Self {
+            hostname: None,
+            tls_cert: None,
+            tls_key: None,
+            max_connections: 256,
+            max_recipients: 100,
+            idle_timeout: std::time::Duration::from_secs(300),
+            session_timeout: std::time::Duration::from_secs(1800),
+        }
+    }
+}
+
+/// Parses a size such as `"25MiB"`, `"10MB"`, `"512KiB"` or `"1048576"`.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: usize = n.parse().map_err(|_| format!("{s:?} is not a size like \"25MiB\""))?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" | "k" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" | "m" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" | "g" => 1 << 30,
+        other => return Err(format!("{s:?}: unknown unit {other:?}; use B, KiB, MiB or GiB")),
+    };
+    n.checked_mul(factor).ok_or_else(|| format!("{s:?} is too large"))
+}
+
 /// Tuning of the timer loop and the dispatcher.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -167,7 +229,11 @@ impl Config {
             format!("{}:{line}: {}", path.display(), e.message().trim())
         })?;
         let base = path.parent().map(Path::to_owned).unwrap_or_default();
-        for p in [&mut config.paths.rules, &mut config.paths.templates, &mut config.paths.outbox] {
+        for p in [&mut config.paths.rules, &mut config.paths.templates, &mut config.paths.outbox]
+            .into_iter()
+            .chain(config.smtp.tls_cert.as_mut())
+            .chain(config.smtp.tls_key.as_mut())
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -211,6 +277,16 @@ impl Config {
                 self.sms.provider
             ));
         }
+        parse_size(&self.email.max_size).map_err(|e| format!("{at}: [email] max_size {e}"))?;
+        if self.smtp.tls_cert.is_some() != self.smtp.tls_key.is_some() {
+            return Err(format!("{at}: [smtp] STARTTLS needs both tls_cert and tls_key"));
+        }
+        if !self.server.smtp.is_empty() && self.server.smtp.parse::<SocketAddr>().is_err() {
+            return Err(format!(
+                "{at}: [server] smtp {:?} is not an address like \"127.0.0.1:2525\" (or \"\" for none)",
+                self.server.smtp
+            ));
+        }
         if self.scheduler.batch == 0 {
             return Err(format!("{at}: [scheduler] batch must be at least 1"));
         }
@@ -240,6 +316,15 @@ mod tests {
         std::fs::write(&path, "[server]\nhttp = \"127.0.0.1:9000\"\npublic_ur = \"x\"\n").unwrap();
         let e = Config::load(Some(&path)).unwrap_err();
         assert!(e.contains("tocsin.toml:3: unknown field `public_ur`"), "{e}");
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("25MiB"), Ok(25 << 20));
+        assert_eq!(parse_size("10MB"), Ok(10_000_000));
+        assert_eq!(parse_size("2048"), Ok(2048));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use tokio::sync::Notify;
 
 use crate::case::decide::NewCase;
-use crate::case::{ActionError, Actor, Case, CaseNumber, Timer, Transition, Via, World};
+use crate::case::{ActionError, Actor, Case, CaseNumber, Filing, Timer, Transition, Via, World};
 use crate::clock::Clock;
 use crate::escalation::{Overrides, Position};
 use crate::people::PersonId;
@@ -57,6 +57,13 @@ pub enum Action {
     Change {
         priority: Option<Priority>,
         plan: Option<String>,
+    },
+    /// Mail from the customer (or an automatic message) joins the case.
+    Mail {
+        from: String,
+        text: String,
+        automatic: Option<String>,
+        reopen_within: chrono::TimeDelta,
     },
 }
 
@@ -115,10 +122,16 @@ impl Desk {
 
     /// Opens a case and commits its first effects.
     pub async fn open(&self, new: NewCase) -> Result<Case, DeskError> {
+        self.open_filing(new, None).await
+    }
+
+    /// Opens a case that files inbound mail `filing`, in one transaction.
+    pub async fn open_filing(&self, new: NewCase, filing: Option<Filing>) -> Result<Case, DeskError> {
         let now = self.now();
         let overrides = self.overrides(now).await?;
         let world = World { rules: &self.rules, overrides: &overrides, now };
-        let tr = world.open(new)?;
+        let mut tr = world.open(new)?;
+        tr.filing = filing;
         let case = self.store.create_case(&tr).await?;
         self.signal(&tr);
         tracing::info!(case = case.number.0, priority = %case.priority, policy = %case.policy, "case opened");
@@ -127,6 +140,18 @@ impl Desk {
 
     /// Applies `action` by `actor` to case `number`.
     pub async fn act(&self, number: CaseNumber, action: &Action, actor: &Actor, via: Via) -> Result<Case, DeskError> {
+        self.act_filing(number, action, actor, via, None).await
+    }
+
+    /// As [`Desk::act`], filing inbound mail `filing` in the same transaction.
+    pub async fn act_filing(
+        &self,
+        number: CaseNumber,
+        action: &Action,
+        actor: &Actor,
+        via: Via,
+        filing: Option<Filing>,
+    ) -> Result<Case, DeskError> {
         for _ in 0..RETRIES {
             let case = self.store.case(number).await?.ok_or(DeskError::NotFound(number))?;
             let now = self.now();
@@ -140,6 +165,9 @@ impl Desk {
                 Action::Wait { text } => world.wait(&case, actor, via, text.as_deref())?,
                 Action::Resume { text } => world.resume(&case, actor, via, text.as_deref())?,
                 Action::Change { priority, plan } => world.change(&case, actor, via, priority.clone(), plan.clone())?,
+                Action::Mail { from, text, automatic, reopen_within } => {
+                    world.mail(&case, from, text, automatic.as_deref(), *reopen_within)?
+                }
                 Action::Escalate { from } => {
                     let from = match (from, actor) {
                         (Some(p), _) => Some(*p),
@@ -151,6 +179,8 @@ impl Desk {
                     world.escalate(&case, actor, via, from)?
                 }
             };
+            let mut tr = tr;
+            tr.filing = filing.clone();
             match self.store.commit(&tr, case.version, None).await {
                 Ok(case) => {
                     self.signal(&tr);

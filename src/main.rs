@@ -170,9 +170,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.server.http)
         .await
         .with_context(|| format!("cannot listen on {} ([server] http)", config.server.http))?;
-    let app =
-        App::start(&config, rules, templates, store, Arc::new(SystemClock), listener, Workers::Background).await?;
-    tracing::info!(http = %app.addr, database = %config.database.url, outbox = %config.paths.outbox.display(), "tocsin is running");
+    let smtp = match config.server.smtp.as_str() {
+        "" => None,
+        addr => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} ([server] smtp)"))?,
+        ),
+    };
+    let clock = Arc::new(SystemClock);
+    let app = App::start(&config, rules, templates, store, clock, listener, smtp, Workers::Background).await?;
+    tracing::info!(http = %app.addr, smtp = ?app.smtp_addr, database = %config.database.url, outbox = %config.paths.outbox.display(), "tocsin is running");
     shutdown_signal().await;
     tracing::info!("shutting down");
     app.stop().await;

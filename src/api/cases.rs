@@ -280,8 +280,15 @@ async fn create_case(
     }
     let priority = req.priority.map(|p| p.parse::<Priority>()).transpose().map_err(ApiError::unprocessable)?;
     let actor = auth.actor(None, &state)?;
-    let new =
-        NewCase { subject, body: req.body, requester: requester.to_ascii_lowercase(), priority, actor, via: Via::Api };
+    let new = NewCase {
+        subject,
+        body: req.body,
+        requester: requester.to_ascii_lowercase(),
+        priority,
+        actor,
+        via: Via::Api,
+        receipt: true,
+    };
     let case = state.desk.open(new).await?;
     let location = format!("/api/v1/cases/{}", case.number.0);
     let view = detail(&state, case).await?;

@@ -34,6 +34,7 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    pub inbox: Arc<crate::inbound::Inbox>,
     pub desk: Arc<Desk>,
     pub store: Arc<dyn Store>,
     pub rules: Arc<Rules>,
@@ -98,6 +99,7 @@ impl From<DeskError> for ApiError {
                     | ActionError::UnknownPolicy(_)
                     | ActionError::UnknownPlan(_)
                     | ActionError::NothingToChange
+                    | ActionError::TooOldToReopen(_)
                     | ActionError::EmptyText => StatusCode::UNPROCESSABLE_ENTITY,
                 };
                 ApiError::new(status, a.to_string())

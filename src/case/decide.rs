@@ -50,6 +50,8 @@ pub enum ActionError {
     EmptyText,
     #[error("nothing to change: send a new \"priority\" or \"plan\"")]
     NothingToChange,
+    #[error("case {0} was resolved too long ago to reopen")]
+    TooOldToReopen(CaseNumber),
 }
 
 /// A new case, as a door hands it over.
@@ -62,6 +64,8 @@ pub struct NewCase {
     pub priority: Option<Priority>,
     pub actor: Actor,
     pub via: Via,
+    /// Whether the requester gets a receipt (not when rate-limited).
+    pub receipt: bool,
 }
 
 /// What the decisions read: the rules, the overrides and the time.
@@ -218,14 +222,16 @@ impl World<'_> {
         };
         let mut tr = Transition::new(&case, self.now);
         tr.events.push(self.event(EventKind::Opened, &new.actor, new.via, new.subject));
-        tr.pages.push(NewPage {
-            person: None,
-            address: new.requester,
-            channel: ChannelKind::Email,
-            kind: PageKind::Receipt,
-            position: None,
-            detail: String::new(),
-        });
+        if new.receipt {
+            tr.pages.push(NewPage {
+                person: None,
+                address: new.requester,
+                channel: ChannelKind::Email,
+                kind: PageKind::Receipt,
+                position: None,
+                detail: String::new(),
+            });
+        }
         self.clocks(&mut tr);
         self.run_step(&mut tr, Position::FIRST)?;
         Ok(tr)
@@ -424,6 +430,44 @@ impl World<'_> {
         self.clocks(&mut tr);
         tr.events.push(self.event(EventKind::Reopened, actor, via, text.map(str::trim).unwrap_or("")));
         self.run_step(&mut tr, Position::FIRST)?;
+        Ok(tr)
+    }
+
+    /// Mail from `from` joins the case. A customer's mail resumes a waiting
+    /// case and reopens a resolved one (if resolved within `reopen_within`;
+    /// else [`ActionError::TooOldToReopen`], and the mail opens a new
+    /// case). Automatic mail only joins the timeline.
+    pub fn mail(
+        &self,
+        case: &Case,
+        from: &str,
+        text: &str,
+        automatic: Option<&str>,
+        reopen_within: TimeDelta,
+    ) -> Result<Transition, ActionError> {
+        let actor = Actor::Customer(from.to_owned());
+        let shown = if text.trim().is_empty() { "(no text)" } else { text.trim() };
+        let event = |w: &World<'_>| match automatic {
+            Some(why) => w.event(EventKind::Mail, &actor, Via::Email, format!("[automatic: {why}] {shown}")),
+            None => w.event(EventKind::Mail, &actor, Via::Email, shown),
+        };
+        if automatic.is_some() {
+            let mut tr = Transition::new(case, self.now);
+            tr.events.push(event(self));
+            return Ok(tr);
+        }
+        let mut tr = match case.status {
+            Status::Waiting => self.resume(case, &actor, Via::Email, Some("the customer wrote"))?,
+            Status::Resolved | Status::Closed => {
+                let recent = case.resolved_at.is_some_and(|r| self.now - r <= reopen_within);
+                if !recent {
+                    return Err(ActionError::TooOldToReopen(case.number));
+                }
+                self.reopen(case, &actor, Via::Email, Some("the customer wrote"))?
+            }
+            _ => Transition::new(case, self.now),
+        };
+        tr.events.push(event(self));
         Ok(tr)
     }
 

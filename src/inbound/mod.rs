@@ -1,5 +1,246 @@
 //! Mail in: one `ingest` path behind three doors (the SMTP listener,
 //! `tocsin ingest` for an MTA pipe, and `POST /hooks/email`).
+//!
+//! Every door first commits the raw message to the inbox and only then says
+//! yes (250, exit 0, 202): a mail accepted is never lost. Filing (parse,
+//! thread, open or join a case) marks the inbox row in the transaction of
+//! the case change, so it happens exactly once; rows a crash left pending
+//! are filed by the inbox worker when the daemon starts.
 
 pub mod mail;
+pub mod smtp;
 pub mod strip;
+
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use tokio::sync::{Notify, watch};
+
+use self::mail::{Envelope, Mail, read};
+use crate::case::decide::NewCase;
+use crate::case::{ActionError, Actor, CaseNumber, Filing, Via};
+use crate::clock::Clock;
+use crate::desk::{Action, Desk, DeskError};
+use crate::store::{Store, StoreError};
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It opened this case.
+    Opened(CaseNumber),
+    /// It joined this case.
+    Joined(CaseNumber),
+    /// Its Message-ID was received before; nothing changed.
+    Duplicate,
+    /// An auto-reply, bounce or list mail: it opened nothing, and joined the
+    /// case it answers, if any.
+    Automatic { case: Option<CaseNumber>, why: String },
+    /// It could not be read; it is kept raw and flagged.
+    Unusable(String),
+}
+
+impl Outcome {
+    /// The word stored in the inbox and shown by the doors.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Outcome::Opened(_) | Outcome::Joined(_) => "filed",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Automatic { .. } => "automatic",
+            Outcome::Unusable(_) => "unusable",
+        }
+    }
+
+    pub fn case(&self) -> Option<CaseNumber> {
+        match self {
+            Outcome::Opened(n) | Outcome::Joined(n) => Some(*n),
+            Outcome::Automatic { case, .. } => *case,
+            _ => None,
+        }
+    }
+}
+
+/// Settings of filing.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub reopen_within: TimeDelta,
+    pub receipts_per_hour: u32,
+    /// Largest message accepted, in bytes.
+    pub max_size: usize,
+}
+
+/// Receives and files inbound mail.
+pub struct Inbox {
+    pub desk: Arc<Desk>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Settings,
+    /// Signalled when a message is received.
+    pub wake: Arc<Notify>,
+}
+
+impl Inbox {
+    /// Commits `raw` durably; after this returns Ok the message cannot be
+    /// lost. The inbox worker files it.
+    pub async fn receive(&self, raw: &[u8], envelope: &Envelope, source: &str) -> Result<i64, StoreError> {
+        let id = self.store.receive_mail(raw, envelope, source, self.clock.now()).await?;
+        metrics::counter!("tocsin_mail_received_total", "source" => source.to_owned()).increment(1);
+        self.wake.notify_one();
+        Ok(id)
+    }
+
+    /// Receives and files at once: for the MTA pipe and the webhook, which
+    /// answer with the outcome.
+    pub async fn ingest(&self, raw: &[u8], envelope: &Envelope, source: &str) -> Result<(i64, Outcome), DeskError> {
+        let id = self.store.receive_mail(raw, envelope, source, self.clock.now()).await?;
+        metrics::counter!("tocsin_mail_received_total", "source" => source.to_owned()).increment(1);
+        Ok((id, self.file(id).await?))
+    }
+
+    /// Files inbox row `id` (once: a row already filed reports what it became).
+    pub async fn file(&self, id: i64) -> Result<Outcome, DeskError> {
+        let Some(record) = self.store.inbox(id).await? else {
+            return Ok(Outcome::Unusable(format!("no inbox row {id}")));
+        };
+        if record.status != "pending" {
+            return Ok(settled(&record.status, record.case, &record.note));
+        }
+        let (raw, envelope) = (record.raw, record.envelope);
+        let parsed = tokio::task::spawn_blocking(move || read(&raw, &envelope)).await;
+        let mail = match parsed {
+            Ok(Ok(mail)) => mail,
+            Ok(Err(why)) => return self.settle(id, Outcome::Unusable(why.to_string())).await,
+            Err(panic) => return self.settle(id, Outcome::Unusable(format!("the parser failed: {panic}"))).await,
+        };
+        let outcome = self.file_mail(id, &mail).await;
+        match outcome {
+            Err(DeskError::Store(StoreError::AlreadyFiled)) => {
+                let now = self.store.inbox(id).await?;
+                Ok(now.map_or(Outcome::Duplicate, |r| settled(&r.status, r.case, &r.note)))
+            }
+            Err(DeskError::Store(StoreError::Duplicate(_))) => self.settle(id, Outcome::Duplicate).await,
+            // A message the rules cannot place must not block the inbox:
+            // it is kept raw and flagged.
+            Err(DeskError::Refused(e)) => self.settle(id, Outcome::Unusable(format!("cannot file: {e}"))).await,
+            other => other,
+        }
+    }
+
+    async fn settle(&self, id: i64, outcome: Outcome) -> Result<Outcome, DeskError> {
+        let note = match &outcome {
+            Outcome::Unusable(why) => why.clone(),
+            Outcome::Automatic { why, .. } => why.clone(),
+            _ => String::new(),
+        };
+        self.store.settle_mail(id, outcome.status(), &note, self.clock.now()).await?;
+        metrics::counter!("tocsin_mail_filed_total", "outcome" => outcome.status()).increment(1);
+        Ok(outcome)
+    }
+
+    /// The case a message answers: by Message-ID first, else by a subject
+    /// tag if the sender is the case's requester or of its customer.
+    async fn thread(&self, mail: &Mail) -> Result<Option<CaseNumber>, DeskError> {
+        if let Some(n) = self.store.case_by_message_id(&mail.refs).await? {
+            return Ok(Some(n));
+        }
+        let Some(n) = mail.subject_tag() else { return Ok(None) };
+        let Some(case) = self.store.case(n).await? else { return Ok(None) };
+        let customer = self.desk.rules.customer_for(&mail.from).map(|c| c.name.as_str());
+        let theirs = case.requester == mail.from || (customer.is_some() && customer == case.customer.as_deref());
+        Ok(theirs.then_some(n))
+    }
+
+    async fn file_mail(&self, id: i64, mail: &Mail) -> Result<Outcome, DeskError> {
+        if let Some(message_id) = &mail.message_id
+            && self.store.received_before(message_id).await?
+        {
+            return self.settle(id, Outcome::Duplicate).await;
+        }
+        let filing = Filing { inbox_id: id, message_id: mail.message_id.clone() };
+        let actor = Actor::Customer(mail.from.clone());
+        if let Some(n) = self.thread(mail).await? {
+            let action = Action::Mail {
+                from: mail.from.clone(),
+                text: mail.text.clone(),
+                automatic: mail.automatic.clone(),
+                reopen_within: self.settings.reopen_within,
+            };
+            match self.desk.act_filing(n, &action, &actor, Via::Email, Some(filing.clone())).await {
+                Ok(_) => {
+                    let outcome = match &mail.automatic {
+                        Some(why) => Outcome::Automatic { case: Some(n), why: why.clone() },
+                        None => Outcome::Joined(n),
+                    };
+                    metrics::counter!("tocsin_mail_filed_total", "outcome" => outcome.status()).increment(1);
+                    return Ok(outcome);
+                }
+                Err(DeskError::Refused(ActionError::TooOldToReopen(old))) => {
+                    let text =
+                        format!("Follow-up to {old}, which was resolved too long ago to reopen.\n\n{}", mail.text);
+                    return self.open(mail, text, filing).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(why) = &mail.automatic {
+            return self.settle(id, Outcome::Automatic { case: None, why: why.clone() }).await;
+        }
+        self.open(mail, mail.text.clone(), filing).await
+    }
+
+    async fn open(&self, mail: &Mail, body: String, filing: Filing) -> Result<Outcome, DeskError> {
+        let since = self.clock.now() - TimeDelta::hours(1);
+        let receipt = self.store.receipts_since(&mail.from, since).await? < i64::from(self.settings.receipts_per_hour);
+        let subject: String = mail.subject.chars().take(crate::api::cases::MAX_SUBJECT).collect();
+        let new = NewCase {
+            subject: subject.replace(['\r', '\n'], " "),
+            body,
+            requester: mail.from.clone(),
+            priority: None,
+            actor: Actor::Customer(mail.from.clone()),
+            via: Via::Email,
+            receipt,
+        };
+        let case = self.desk.open_filing(new, Some(filing)).await?;
+        metrics::counter!("tocsin_mail_filed_total", "outcome" => "filed").increment(1);
+        Ok(Outcome::Opened(case.number))
+    }
+
+    /// Files pending mail until `shutdown`: at start (what a crash left), and
+    /// whenever a door receives a message.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            match self.store.pending_mail(64).await {
+                Ok(ids) if !ids.is_empty() => {
+                    for id in ids {
+                        if let Err(e) = self.file(id).await {
+                            tracing::error!(inbox = id, error = %e, "cannot file mail; will retry");
+                            tokio::select! {
+                                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                                _ = shutdown.changed() => return,
+                            }
+                        }
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "cannot read the inbox"),
+            }
+            // Also look now and then: `tocsin ingest` in another process
+            // may have left a message it could not file.
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+fn settled(status: &str, case: Option<CaseNumber>, note: &str) -> Outcome {
+    match (status, case) {
+        ("filed", Some(n)) => Outcome::Joined(n),
+        ("automatic", case) => Outcome::Automatic { case, why: note.to_owned() },
+        ("unusable", _) => Outcome::Unusable(note.to_owned()),
+        _ => Outcome::Duplicate,
+    }
+}

@@ -59,9 +59,11 @@ impl TestApp {
         let templates = Templates::load(&self.config.paths.templates).unwrap();
         let store = tocsin::store::open(&self.config.database.url).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let app = App::start(&self.config, rules, templates, store, Arc::new(self.clock.clone()), listener, workers)
-            .await
-            .unwrap();
+        let smtp = Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let app =
+            App::start(&self.config, rules, templates, store, Arc::new(self.clock.clone()), listener, smtp, workers)
+                .await
+                .unwrap();
         self.app = Some(app);
     }
 

@@ -23,6 +23,7 @@ fn outage(world: &World<'_>) -> Case {
         priority: None,
         actor: Actor::System,
         via: Via::Api,
+        receipt: true,
     };
     let mut case = world.open(new).unwrap().case;
     case.number = CaseNumber(1042);
@@ -45,6 +46,7 @@ fn opening_routes_sets_deadlines_and_pages_step_one() {
         priority: None,
         actor: Actor::System,
         via: Via::Api,
+        receipt: true,
     };
     let tr = world.open(new).unwrap();
     assert_eq!(tr.case.priority.as_str(), "P1");

@@ -1,0 +1,331 @@
+//! The inbound SMTP listener (RFC 5321): accepts mail for the configured
+//! domains only, never relays, and answers 250 only after the raw message
+//! is committed to the inbox.
+//!
+//! Shaped after tokio-rs/mini-redis: it takes an already-bound listener,
+//! caps connections with a semaphore, stops through a watch channel, and
+//! backs off on accept errors. Commands are parsed by `smtp-proto`; this
+//! module owns the session, its limits and time-outs.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver, RequestReceiver};
+use smtp_proto::{Error as ProtoError, Request};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+use super::Inbox;
+use super::mail::Envelope;
+
+/// What the listener needs to know.
+pub struct SmtpServer {
+    pub inbox: Arc<Inbox>,
+    /// Lower-case domains we accept mail for.
+    pub domains: Vec<String>,
+    pub hostname: String,
+    pub max_size: usize,
+    pub max_recipients: usize,
+    pub idle_timeout: Duration,
+    pub session_timeout: Duration,
+    pub max_connections: usize,
+    /// STARTTLS, when a certificate is configured.
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// Loads a PEM certificate chain and key for STARTTLS.
+pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// How a plain-text session ended.
+enum End<S> {
+    Closed,
+    /// The client asked for STARTTLS: continue on TLS.
+    StartTls(S),
+}
+
+/// One mail transaction.
+#[derive(Default)]
+struct Transaction {
+    helo: Option<String>,
+    from: Option<String>,
+    to: Vec<String>,
+}
+
+enum Phase {
+    Command,
+    Data(DataReceiver, Vec<u8>),
+    /// Oversize: read to the end and throw away, then say 552.
+    Discard(DummyDataReceiver),
+}
+
+impl SmtpServer {
+    /// Serves connections from `listener` until `shutdown` turns true.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let limit = Arc::new(Semaphore::new(self.max_connections));
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            let (mut stream, peer) = match accepted {
+                Ok(a) => {
+                    backoff = Duration::from_millis(10);
+                    a
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "SMTP accept failed; backing off");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            };
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                let _ = stream.write_all(b"421 4.3.2 Too many connections, try again later\r\n").await;
+                continue;
+            };
+            let server = self.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let session = server.session(stream, peer);
+                if tokio::time::timeout(server.session_timeout, session).await.is_err() {
+                    tracing::info!(%peer, "SMTP session timed out");
+                }
+            });
+        }
+    }
+
+    async fn session(&self, mut stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let greeting = format!("220 {} ESMTP Tocsin\r\n", self.hostname);
+        if stream.write_all(greeting.as_bytes()).await.is_err() {
+            return;
+        }
+        match self.conversation(&mut stream, peer, false).await {
+            End::StartTls(()) => {
+                let Some(acceptor) = &self.tls else { return };
+                match acceptor.accept(stream).await {
+                    Ok(mut tls) => {
+                        self.conversation(&mut tls, peer, true).await;
+                    }
+                    Err(e) => tracing::info!(%peer, error = %e, "STARTTLS handshake failed"),
+                }
+            }
+            End::Closed => {}
+        }
+    }
+
+    fn ehlo(&self, secure: bool) -> String {
+        let mut lines = vec![
+            self.hostname.clone(),
+            format!("SIZE {}", self.max_size),
+            "8BITMIME".into(),
+            "ENHANCEDSTATUSCODES".into(),
+        ];
+        if self.tls.is_some() && !secure {
+            lines.push("STARTTLS".into());
+        }
+        lines.push("PIPELINING".into());
+        let last = lines.len() - 1;
+        lines.iter().enumerate().map(|(i, l)| format!("250{}{l}\r\n", if i == last { ' ' } else { '-' })).collect()
+    }
+
+    fn accepts(&self, address: &str) -> bool {
+        let domain = address.rsplit_once('@').map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase());
+        domain.is_some_and(|d| self.domains.iter().any(|x| *x == d))
+    }
+
+    /// Runs commands until QUIT, a time-out, a closed socket or STARTTLS.
+    async fn conversation<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: &mut S,
+        peer: SocketAddr,
+        secure: bool,
+    ) -> End<()> {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut receiver = RequestReceiver::default();
+        let mut phase = Phase::Command;
+        let mut tx = Transaction::default();
+        loop {
+            let n = match tokio::time::timeout(self.idle_timeout, stream.read(&mut buf)).await {
+                Err(_) => {
+                    let _ = stream.write_all(b"421 4.4.2 Idle for too long, closing\r\n").await;
+                    return End::Closed;
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => return End::Closed,
+                Ok(Ok(n)) => n,
+            };
+            let mut bytes = buf[..n].iter();
+            let mut out = String::new();
+            loop {
+                match &mut phase {
+                    Phase::Command => match receiver.ingest(&mut bytes) {
+                        Ok(request) => {
+                            let request = request.into_owned();
+                            match self.command(request, &mut tx, secure, &mut out) {
+                                Next::Continue => {}
+                                Next::Data => phase = Phase::Data(DataReceiver::new(), Vec::new()),
+                                Next::Quit => {
+                                    let _ = stream.write_all(out.as_bytes()).await;
+                                    return End::Closed;
+                                }
+                                Next::StartTls => {
+                                    // RFC 3207 §4.2: anything pipelined after
+                                    // STARTTLS is discarded, never obeyed.
+                                    let _ = stream.write_all(out.as_bytes()).await;
+                                    return End::StartTls(());
+                                }
+                            }
+                        }
+                        Err(ProtoError::NeedsMoreData { .. }) => break,
+                        Err(ProtoError::UnknownCommand) => out += "500 5.5.1 Unknown command\r\n",
+                        Err(ProtoError::ResponseTooLong) => out += "500 5.5.2 Line too long\r\n",
+                        Err(ProtoError::InvalidSenderAddress) => out += "501 5.1.7 Bad sender address\r\n",
+                        Err(ProtoError::InvalidRecipientAddress) => out += "501 5.1.3 Bad recipient address\r\n",
+                        Err(e) => out += &format!("501 5.5.4 Syntax error: {e:?}\r\n"),
+                    },
+                    Phase::Data(data, message) => {
+                        let done = data.ingest(&mut bytes, message);
+                        if message.len() > self.max_size {
+                            let dummy = DummyDataReceiver::new_data(data);
+                            phase = Phase::Discard(dummy);
+                            continue;
+                        }
+                        if !done {
+                            break;
+                        }
+                        let message = std::mem::take(message);
+                        phase = Phase::Command;
+                        out += &self.deliver(message, &mut tx, peer, secure).await;
+                    }
+                    Phase::Discard(dummy) => {
+                        if !dummy.ingest(&mut bytes) {
+                            break;
+                        }
+                        phase = Phase::Command;
+                        tx.from = None;
+                        tx.to.clear();
+                        out += &format!("552 5.3.4 Message too big: the limit is {} bytes\r\n", self.max_size);
+                    }
+                }
+                if bytes.as_slice().is_empty() {
+                    break;
+                }
+            }
+            if !out.is_empty() && stream.write_all(out.as_bytes()).await.is_err() {
+                return End::Closed;
+            }
+        }
+    }
+
+    fn command(&self, request: Request<String>, tx: &mut Transaction, secure: bool, out: &mut String) -> Next {
+        match request {
+            Request::Ehlo { host } | Request::Lhlo { host } => {
+                *tx = Transaction { helo: Some(host), ..Transaction::default() };
+                *out += &self.ehlo(secure);
+            }
+            Request::Helo { host } => {
+                *tx = Transaction { helo: Some(host), ..Transaction::default() };
+                *out += &format!("250 {}\r\n", self.hostname);
+            }
+            Request::Mail { from } => {
+                if tx.helo.is_none() {
+                    *out += "503 5.5.1 Say EHLO first\r\n";
+                } else if tx.from.is_some() {
+                    *out += "503 5.5.1 Sender already given\r\n";
+                } else if from.size > self.max_size {
+                    *out += &format!("552 5.3.4 Message too big: the limit is {} bytes\r\n", self.max_size);
+                } else {
+                    tx.from = Some(from.address.to_ascii_lowercase());
+                    *out += "250 2.1.0 Sender OK\r\n";
+                }
+            }
+            Request::Rcpt { to } => {
+                if tx.from.is_none() {
+                    *out += "503 5.5.1 Need MAIL first\r\n";
+                } else if !self.accepts(&to.address) {
+                    *out += "550 5.7.1 Relaying denied: this server accepts mail only for its own domains\r\n";
+                } else if tx.to.len() >= self.max_recipients {
+                    *out += "452 4.5.3 Too many recipients\r\n";
+                } else {
+                    tx.to.push(to.address.to_ascii_lowercase());
+                    *out += "250 2.1.5 Recipient OK\r\n";
+                }
+            }
+            Request::Data => {
+                if tx.to.is_empty() {
+                    *out += "503 5.5.1 No valid recipients\r\n";
+                } else {
+                    *out += "354 End data with <CR><LF>.<CR><LF>\r\n";
+                    return Next::Data;
+                }
+            }
+            Request::Rset => {
+                tx.from = None;
+                tx.to.clear();
+                *out += "250 2.0.0 OK\r\n";
+            }
+            Request::Noop { .. } => *out += "250 2.0.0 OK\r\n",
+            Request::Vrfy { .. } => *out += "252 2.5.2 Cannot verify; send the mail\r\n",
+            Request::Help { .. } => *out += "214 2.0.0 See RFC 5321\r\n",
+            Request::Quit => {
+                *out += "221 2.0.0 Bye\r\n";
+                return Next::Quit;
+            }
+            Request::StartTls if self.tls.is_some() && !secure => {
+                *out += "220 2.0.0 Ready to start TLS\r\n";
+                return Next::StartTls;
+            }
+            Request::StartTls => *out += "502 5.5.1 STARTTLS is not available\r\n",
+            other => *out += &format!("502 5.5.1 {} is not implemented\r\n", other.name()),
+        }
+        Next::Continue
+    }
+
+    /// Commits the message, then says 250; 451 if it cannot be stored, so
+    /// the sending server keeps it and tries again.
+    async fn deliver(&self, message: Vec<u8>, tx: &mut Transaction, peer: SocketAddr, secure: bool) -> String {
+        let envelope = Envelope { from: tx.from.take(), to: std::mem::take(&mut tx.to) };
+        let helo = tx.helo.as_deref().unwrap_or("unknown");
+        let with = if secure { "ESMTPS" } else { "ESMTP" };
+        let received = format!(
+            "Received: from {helo} ({}) by {} (Tocsin) with {with}; {}\r\n",
+            peer.ip(),
+            self.hostname,
+            self.inbox.clock.now().to_rfc2822()
+        );
+        let mut raw = received.into_bytes();
+        raw.extend_from_slice(&message);
+        match self.inbox.receive(&raw, &envelope, "smtp").await {
+            Ok(id) => format!("250 2.0.0 Queued as {id}\r\n"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store inbound mail; answering 451");
+                "451 4.3.0 Cannot store the message now; try again later\r\n".into()
+            }
+        }
+    }
+}
+
+enum Next {
+    Continue,
+    Data,
+    Quit,
+    StartTls,
+}
