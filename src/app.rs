@@ -44,6 +44,21 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// The inbox service of `desk`, as configured.
+pub fn inbox(config: &Config, desk: Arc<Desk>) -> anyhow::Result<Inbox> {
+    Ok(Inbox {
+        store: desk.store.clone(),
+        clock: desk.clock.clone(),
+        desk,
+        settings: InboxSettings {
+            reopen_within: TimeDelta::from_std(config.email.reopen_within)?,
+            receipts_per_hour: config.email.receipts_per_hour,
+            max_size: parse_size(&config.email.max_size).map_err(anyhow::Error::msg)?,
+        },
+        wake: Arc::new(Notify::new()),
+    })
+}
+
 /// The reply-signing key: the environment variable `[secrets]
 /// reply_key_env` names, else one generated once and kept in the database
 /// (so signatures survive restarts).
@@ -136,18 +151,8 @@ impl App {
             wake: wake.dispatcher.clone(),
         });
         let max_size = parse_size(&config.email.max_size).map_err(anyhow::Error::msg)?;
-        let inbox = Arc::new(Inbox {
-            desk: desk.clone(),
-            store: store.clone(),
-            clock: clock.clone(),
-            settings: InboxSettings {
-                reopen_within: TimeDelta::from_std(config.email.reopen_within)?,
-                receipts_per_hour: config.email.receipts_per_hour,
-                max_size,
-            },
-            wake: Arc::new(Notify::new()),
-        });
-        let (routes, openapi) = api::routes();
+        let inbox = Arc::new(inbox(config, desk.clone())?);
+        let (routes, openapi) = api::routes(max_size);
         let state = AppState {
             inbox: inbox.clone(),
             desk,

@@ -51,11 +51,15 @@ pub struct Database {
     pub url: String,
     /// Where the dashboard and reports read; the main database if unset.
     pub reports_url: Option<String>,
+    /// How long a write waits for a lock held by another process before it
+    /// fails (and the door answers "try again later").
+    #[serde(with = "humantime_serde")]
+    pub busy_timeout: std::time::Duration,
 }
 
 impl Default for Database {
     fn default() -> Self {
-        Self { url: "sqlite://tocsin.db".into(), reports_url: None }
+        Self { url: "sqlite://tocsin.db".into(), reports_url: None, busy_timeout: std::time::Duration::from_secs(10) }
     }
 }
 

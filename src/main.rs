@@ -50,6 +50,19 @@ enum Command {
     /// Validate config, rules and templates; print a summary, or every
     /// error with its file and line. Exit status 1 on errors.
     Check,
+    /// Read one RFC 5322 message on standard input and file it, for an MTA
+    /// pipe (Postfix: `argv=tocsin ingest --sender ${sender} --recipient
+    /// ${recipient}`). Exit status after sysexits: 0 filed (or a duplicate
+    /// or automatic message, which opens nothing), 65 unusable (kept raw and
+    /// flagged) or too large, 75 try again later (store or config trouble).
+    Ingest {
+        /// The envelope sender; "" for a bounce's null return path.
+        #[arg(long)]
+        sender: Option<String>,
+        /// The envelope recipient(s).
+        #[arg(long)]
+        recipient: Vec<String>,
+    },
     /// Apply database migrations (serve also does this).
     Migrate,
     /// Manage API tokens.
@@ -166,7 +179,7 @@ fn parse_instant(s: &str, what: &str) -> anyhow::Result<DateTime<Utc>> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let rules = load_rules(&config)?;
     let templates = load_templates(&config)?;
-    let store = tocsin::store::open(&config.database.url).await.map_err(anyhow::Error::msg)?;
+    let store = tocsin::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.server.http)
         .await
         .with_context(|| format!("cannot listen on {} ([server] http)", config.server.http))?;
@@ -233,7 +246,7 @@ fn check(config: &Config) -> anyhow::Result<()> {
 }
 
 async fn overrides(config: &Config, command: OverrideCommand) -> anyhow::Result<()> {
-    let store = tocsin::store::open(&config.database.url).await.map_err(anyhow::Error::msg)?;
+    let store = tocsin::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
     let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
     match command {
         OverrideCommand::Add { schedule, person, start, end, reason } => {
@@ -289,13 +302,79 @@ async fn overrides(config: &Config, command: OverrideCommand) -> anyhow::Result<
     Ok(())
 }
 
+/// sysexits.h: the message is unusable.
+const EX_DATAERR: u8 = 65;
+/// sysexits.h: try again later.
+const EX_TEMPFAIL: u8 = 75;
+
+async fn ingest(config: Option<&std::path::Path>, sender: Option<String>, recipient: Vec<String>) -> ExitCode {
+    use tokio::io::AsyncReadExt;
+    let temporary = |what: String| {
+        eprintln!("tocsin ingest: {what}; the MTA should try again later");
+        ExitCode::from(EX_TEMPFAIL)
+    };
+    let config = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => return temporary(e),
+    };
+    let Ok(max) = tocsin::config::parse_size(&config.email.max_size) else {
+        return temporary("bad [email] max_size".into());
+    };
+    let mut raw = Vec::new();
+    let read = tokio::io::stdin().take(max as u64 + 1).read_to_end(&mut raw).await;
+    if let Err(e) = read {
+        return temporary(format!("cannot read standard input ({e})"));
+    }
+    if raw.len() > max {
+        eprintln!("tocsin ingest: the message is larger than [email] max_size ({max} bytes)");
+        return ExitCode::from(EX_DATAERR);
+    }
+    let rules = match Rules::load(&config.paths.rules) {
+        Ok(r) => Arc::new(r),
+        Err(errors) => return temporary(format!("{} error(s) in the rules (see `tocsin check`)", errors.len())),
+    };
+    let store = match tocsin::store::open(&config.database).await {
+        Ok(s) => s,
+        Err(e) => return temporary(e),
+    };
+    let desk = Arc::new(tocsin::desk::Desk { store, rules, clock: Arc::new(SystemClock), wake: Default::default() });
+    let inbox = match tocsin::app::inbox(&config, desk) {
+        Ok(i) => i,
+        Err(e) => return temporary(e.to_string()),
+    };
+    let envelope = tocsin::inbound::mail::Envelope { from: sender, to: recipient };
+    let id = match inbox.receive(&raw, &envelope, "pipe").await {
+        Ok(id) => id,
+        Err(e) => return temporary(format!("cannot store the message ({e})")),
+    };
+    // From here on the message is safe: if filing fails now, the daemon's
+    // inbox worker files the row, and the MTA must not send a second copy.
+    match inbox.file(id).await {
+        Ok(tocsin::inbound::Outcome::Unusable(why)) => {
+            eprintln!("tocsin ingest: unusable message, kept raw as inbox {id}: {why}");
+            ExitCode::from(EX_DATAERR)
+        }
+        Ok(outcome) => {
+            let case = outcome.case().map_or_else(String::new, |n| format!(" {n}"));
+            println!("{} inbox {id}{case}", outcome.status());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tocsin ingest: stored as inbox {id}; the daemon will file it ({e})");
+            ExitCode::SUCCESS
+        }
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref()).map_err(anyhow::Error::msg)?;
     match cli.command {
+        // Handled before: it has exit codes of its own.
+        Command::Ingest { .. } => Ok(()),
         Command::Serve => serve(config).await,
         Command::Check => check(&config),
         Command::Migrate => {
-            tocsin::store::open(&config.database.url).await.map_err(anyhow::Error::msg)?;
+            tocsin::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
             println!("migrations applied to {}", config.database.url);
             Ok(())
         }
@@ -316,7 +395,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => None,
             };
-            let store = tocsin::store::open(&config.database.url).await.map_err(anyhow::Error::msg)?;
+            let store = tocsin::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
             let secret = token::generate();
             store.insert_token(&TokenInfo { name, role, person }, &token::hash(&secret), SystemClock.now()).await?;
             println!("{secret}");
@@ -341,7 +420,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Override { command } => overrides(&config, command).await,
         Command::Oncall { schedule, at } => {
             let rules = load_rules(&config)?;
-            let store = tocsin::store::open(&config.database.url).await.map_err(anyhow::Error::msg)?;
+            let store = tocsin::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
             let at = at.as_deref().map(|a| parse_instant(a, "--at")).transpose()?.unwrap_or_else(|| SystemClock.now());
             let names: Vec<&String> = match &schedule {
                 Some(s) if rules.schedules.contains_key(s) => vec![s],
@@ -376,6 +455,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Ingest { sender, recipient } = cli.command {
+        return runtime.block_on(ingest(cli.config.as_deref(), sender, recipient));
+    }
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

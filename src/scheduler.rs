@@ -63,8 +63,8 @@ impl Scheduler {
                 }
                 continue;
             }
-            // Without timers, still look again now and then: another
-            // process (`tocsin ingest`) may have added some.
+            // Look again within a second even without a signal: another
+            // process (`tocsin ingest`) may have set an earlier timer.
             let next = match self.store.next_timer_at().await {
                 Ok(next) => next,
                 Err(e) => {
@@ -72,9 +72,8 @@ impl Scheduler {
                     None
                 }
             };
-            let until = next
-                .unwrap_or_else(|| self.clock.now() + TimeDelta::seconds(5))
-                .min(self.clock.now() + TimeDelta::seconds(5));
+            let soon = self.clock.now() + TimeDelta::seconds(1);
+            let until = next.unwrap_or(soon).min(soon);
             tokio::select! {
                 _ = self.clock.sleep_until(until) => {}
                 _ = self.wake.notified() => {}

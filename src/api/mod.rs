@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cases;
 pub mod health;
+pub mod hooks;
 pub mod schedules;
 
 use std::sync::Arc;
@@ -173,10 +174,12 @@ where
 struct ApiDoc;
 
 /// The API routes and their OpenAPI description, from the same handlers.
-pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+/// `max_mail` is the body limit of the mail webhook.
+pub fn routes(max_mail: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(cases::routes())
         .merge(schedules::routes())
+        .merge(hooks::routes(max_mail))
         .merge(health::routes())
         .split_for_parts()
 }
@@ -185,6 +188,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn app(state: AppState, routes: Router<AppState>) -> Router {
     routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route; see GET /api/openapi.json") })
+        // The default for every route; the mail webhook sets its own, larger
+        // limit on its route, which wins because it is applied closer.
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; it has been logged").into_response()

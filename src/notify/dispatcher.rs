@@ -120,7 +120,10 @@ impl Dispatcher {
                 }
                 continue;
             }
-            let recheck = self.clock.now() + self.lease;
+            // Look again soon even without a signal: `tocsin ingest` in
+            // another process queues pages too, and leases of stuck pages
+            // run out.
+            let recheck = self.clock.now() + self.lease.min(TimeDelta::seconds(1));
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = self.clock.sleep_until(recheck) => {}

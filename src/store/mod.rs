@@ -233,10 +233,12 @@ pub trait Store: Send + Sync + 'static {
     async fn counts(&self, now: DateTime<Utc>) -> Result<Counts, StoreError>;
 }
 
-/// Opens the store a URL names: `sqlite://PATH` (created if missing).
-pub async fn open(url: &str) -> Result<Arc<dyn Store>, String> {
+/// Opens the store `[database]` names: `sqlite://PATH` (created if missing).
+pub async fn open(db: &crate::config::Database) -> Result<Arc<dyn Store>, String> {
+    let url = db.url.as_str();
     if url.starts_with("sqlite:") {
-        let store = sqlite::SqliteStore::open(url).await.map_err(|e| format!("cannot open {url}: {e}"))?;
+        let store =
+            sqlite::SqliteStore::open(url, db.busy_timeout).await.map_err(|e| format!("cannot open {url}: {e}"))?;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Err(format!("{url}: the PostgreSQL backend is not built yet; use sqlite://tocsin.db"))

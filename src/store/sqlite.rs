@@ -126,12 +126,12 @@ fn page_from_row(r: &SqliteRow) -> Result<PageRecord, StoreError> {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` and applies
     /// migrations.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
+    pub async fn open(url: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(busy_timeout)
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         // Migrate before the readers connect: a read-only connection cannot

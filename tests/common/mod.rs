@@ -41,6 +41,16 @@ impl TestApp {
 
     /// Starts at `start` with the rules in `rules`.
     pub async fn spawn_with(workers: Workers, start: &str, rules: &Path) -> TestApp {
+        Self::spawn_configured(workers, start, rules, |_| {}).await
+    }
+
+    /// As `spawn_with`, after `tweak` adjusted the config.
+    pub async fn spawn_configured(
+        workers: Workers,
+        start: &str,
+        rules: &Path,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let clock = FakeClock::new(at(start));
         let mut config = Config::default();
@@ -48,6 +58,8 @@ impl TestApp {
         config.paths.rules = rules.to_owned();
         config.paths.templates = repo().join("templates");
         config.paths.outbox = dir.path().join("outbox");
+        config.email.domains = vec!["support.example.com".into()];
+        tweak(&mut config);
         let mut t = TestApp { app: None, clock, dir, config, http: reqwest::Client::new() };
         t.start(workers).await;
         t
@@ -57,7 +69,7 @@ impl TestApp {
     pub async fn start(&mut self, workers: Workers) {
         let rules = Rules::load(&self.config.paths.rules).unwrap();
         let templates = Templates::load(&self.config.paths.templates).unwrap();
-        let store = tocsin::store::open(&self.config.database.url).await.unwrap();
+        let store = tocsin::store::open(&self.config.database).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let smtp = Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
         let app =
@@ -163,6 +175,27 @@ impl TestApp {
             .map(|p| {
                 (p["person"].as_str().unwrap().to_owned(), p["step"].as_i64().unwrap(), p["round"].as_i64().unwrap())
             })
+            .collect()
+    }
+
+    /// The SMTP listener's address.
+    pub fn smtp(&self) -> std::net::SocketAddr {
+        self.app().smtp_addr.expect("SMTP listener")
+    }
+
+    /// Posts a raw message to the mail webhook.
+    pub async fn hook(&self, token: &str, raw: &str) -> (u16, Value) {
+        let r = self.http.post(self.url("/hooks/email")).bearer_auth(token).body(raw.to_owned()).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The text of outbox files whose names contain `part`.
+    pub fn outbox_texts(&self, part: &str) -> Vec<String> {
+        self.outbox()
+            .into_iter()
+            .filter(|f| f.contains(part))
+            .map(|f| std::fs::read_to_string(self.dir.path().join("outbox").join(f)).unwrap())
             .collect()
     }
 
