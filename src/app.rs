@@ -96,6 +96,13 @@ pub struct App {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// Sockets bound by the caller (tests bind port 0).
+pub struct Listeners {
+    pub http: TcpListener,
+    /// The inbound SMTP listener, if it runs.
+    pub smtp: Option<TcpListener>,
+}
+
 /// Whether the scheduler and dispatcher run in the background. Tests that
 /// want to step time by hand turn them off and call [`App::tick`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,10 +119,10 @@ impl App {
         templates: Templates,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        listener: TcpListener,
-        smtp: Option<TcpListener>,
+        listeners: Listeners,
         workers: Workers,
     ) -> anyhow::Result<App> {
+        let Listeners { http: listener, smtp } = listeners;
         let rules = Arc::new(rules);
         let wake = Wakers::default();
         let desk =

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use tocsin::app::{App, Workers};
+use tocsin::app::{App, Listeners, Workers};
 use tocsin::clock::{Clock, SystemClock};
 use tocsin::config::Config;
 use tocsin::notify::Templates;
@@ -192,7 +192,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ),
     };
     let clock = Arc::new(SystemClock);
-    let app = App::start(&config, rules, templates, store, clock, listener, smtp, Workers::Background).await?;
+    let listeners = Listeners { http: listener, smtp };
+    let app = App::start(&config, rules, templates, store, clock, listeners, Workers::Background).await?;
     tracing::info!(http = %app.addr, smtp = ?app.smtp_addr, database = %config.database.url, outbox = %config.paths.outbox.display(), "tocsin is running");
     shutdown_signal().await;
     tracing::info!("shutting down");

@@ -113,7 +113,7 @@ async fn oversize_mail_is_refused_with_552_and_the_session_goes_on() {
     assert!(c.cmd("MAIL FROM:<ops@acme.com>").await.starts_with("250"));
     c.cmd("RCPT TO:<help@support.example.com>").await;
     c.cmd("DATA").await;
-    let big = format!("{MESSAGE}{}\r\n", "x".repeat(100) + &"\r\n".repeat(1) + &"y".repeat(9000));
+    let big = format!("{MESSAGE}{}\r\n{}\r\n", "x".repeat(100), "y".repeat(9000));
     c.send(&big).await;
     assert!(c.cmd(".").await.starts_with("552 5.3.4"), "read and discarded, then refused");
     assert!(c.cmd("NOOP").await.starts_with("250"));

@@ -149,7 +149,7 @@ impl SmtpServer {
 
     fn accepts(&self, address: &str) -> bool {
         let domain = address.rsplit_once('@').map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase());
-        domain.is_some_and(|d| self.domains.iter().any(|x| *x == d))
+        domain.is_some_and(|d| self.domains.contains(&d))
     }
 
     /// Runs commands until QUIT, a time-out, a closed socket or STARTTLS.

@@ -623,7 +623,7 @@ impl Store for SqliteStore {
     }
 
     async fn receipts_since(&self, address: &str, since: DateTime<Utc>) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM pages WHERE kind = 'receipt' AND address = ? AND created_at >= ?")
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM pages WHERE kind = 'receipt' AND address = ? AND created_at > ?")
             .bind(address)
             .bind(ms(since))
             .fetch_one(&self.reader)

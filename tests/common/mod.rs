@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
-use tocsin::app::{App, Workers};
+use tocsin::app::{App, Listeners, Workers};
 use tocsin::clock::FakeClock;
 use tocsin::config::Config;
 use tocsin::notify::Templates;
@@ -72,10 +72,17 @@ impl TestApp {
         let store = tocsin::store::open(&self.config.database).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let smtp = Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
-        let app =
-            App::start(&self.config, rules, templates, store, Arc::new(self.clock.clone()), listener, smtp, workers)
-                .await
-                .unwrap();
+        let app = App::start(
+            &self.config,
+            rules,
+            templates,
+            store,
+            Arc::new(self.clock.clone()),
+            Listeners { http: listener, smtp },
+            workers,
+        )
+        .await
+        .unwrap();
         self.app = Some(app);
     }
 
