@@ -54,15 +54,27 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Delivers everything queued now; returns how many pages it handled.
-    pub async fn run_once(&self) -> Result<usize, StoreError> {
+    /// A claimed batch is sent concurrently and its outcomes are recorded
+    /// in one transaction.
+    pub async fn run_once(self: &Arc<Self>) -> Result<usize, StoreError> {
         let mut handled = 0;
         loop {
             let pages = self.store.claim_pages(self.clock.now(), &self.owner, self.lease, 64).await?;
             if pages.is_empty() {
                 return Ok(handled);
             }
+            let mut sends = tokio::task::JoinSet::new();
             for page in pages {
-                let outcome = self.deliver(&page).await?;
+                let this = self.clone();
+                sends.spawn(async move {
+                    let outcome = this.deliver(&page).await;
+                    (page, outcome)
+                });
+            }
+            let mut outcomes = Vec::new();
+            while let Some(joined) = sends.join_next().await {
+                let Ok((page, outcome)) = joined else { continue };
+                let outcome = outcome?;
                 let status = match &outcome {
                     Delivery::Sent { .. } => "sent",
                     Delivery::Failed { error } => {
@@ -72,12 +84,10 @@ impl Dispatcher {
                 };
                 metrics::counter!("tocsin_pages_total", "channel" => page.channel.as_str(), "status" => status)
                     .increment(1);
-                match self.store.finish_page(page.id, &self.owner, &outcome, self.clock.now()).await {
-                    Ok(()) | Err(StoreError::LostLease) => {}
-                    Err(e) => return Err(e),
-                }
-                handled += 1;
+                outcomes.push((page.id, outcome));
             }
+            handled += outcomes.len();
+            self.store.finish_pages(&self.owner, &outcomes, self.clock.now()).await?;
         }
     }
 
@@ -110,7 +120,7 @@ impl Dispatcher {
 
     /// Runs until `shutdown` turns true: delivers, then waits for new pages
     /// or for leases of stuck pages to run out.
-    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
             if let Err(e) = self.run_once().await {
                 tracing::error!(error = %e, "dispatcher cannot reach the store; retrying");

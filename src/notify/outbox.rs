@@ -7,6 +7,7 @@
 //! same page again rewrites the same file instead of adding a second one.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
@@ -58,11 +59,20 @@ pub struct Outbox {
     sms_from: String,
     /// Domain of the Message-IDs we mint.
     id_domain: String,
+    /// One write at a time: concurrent creates and renames in one folder
+    /// contend for its lock in the kernel and burn CPU spinning.
+    writing: Arc<Mutex<()>>,
 }
 
 impl Outbox {
     pub fn new(dir: &Path, email_from: Mailbox, sms_from: &str, id_domain: &str) -> Self {
-        Self { dir: dir.to_owned(), email_from, sms_from: sms_from.to_owned(), id_domain: id_domain.to_owned() }
+        Self {
+            dir: dir.to_owned(),
+            email_from,
+            sms_from: sms_from.to_owned(),
+            id_domain: id_domain.to_owned(),
+            writing: Arc::new(Mutex::new(())),
+        }
     }
 
     fn file_name(msg: &Message, ext: &str) -> String {
@@ -97,6 +107,7 @@ impl Outbox {
 
     fn write(&self, name: &str, bytes: &[u8]) -> Result<(), SendError> {
         let temporary = |e: std::io::Error| SendError::Temporary(format!("outbox {}: {e}", self.dir.display()));
+        let _one_at_a_time = self.writing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         std::fs::create_dir_all(&self.dir).map_err(temporary)?;
         let tmp = self.dir.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, bytes).map_err(temporary)?;

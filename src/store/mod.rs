@@ -193,9 +193,15 @@ pub trait Store: Send + Sync + 'static {
         lease: TimeDelta,
         limit: u32,
     ) -> Result<Vec<PageRecord>, StoreError>;
-    /// Records how a delivery ended; a failure also goes on the timeline.
-    async fn finish_page(&self, id: i64, owner: &str, outcome: &Delivery, now: DateTime<Utc>)
-    -> Result<(), StoreError>;
+    /// Records how deliveries ended, in one transaction; a failure also goes
+    /// on the timeline. Pages whose lease this owner lost are skipped; returns
+    /// how many were recorded.
+    async fn finish_pages(
+        &self,
+        owner: &str,
+        outcomes: &[(i64, Delivery)],
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError>;
 
     /// Stores an override; returns it with its id.
     async fn insert_override(&self, o: &OverrideRecord) -> Result<OverrideRecord, StoreError>;

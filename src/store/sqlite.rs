@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
     Counts, Delivery, EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus, Store, StoreError, role,
@@ -142,39 +142,49 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Writes a transition's timers, events, pages and filing. Rows of one
+    /// table go in one multi-row statement: a new case has a dozen rows,
+    /// and statements, not rows, are what cost. `fresh` skips the timer
+    /// deletes a brand-new case cannot need.
     async fn insert_effects(
         tx: &mut sqlx::SqliteConnection,
         number: CaseNumber,
         tr: &Transition,
         now: i64,
+        fresh: bool,
     ) -> Result<(), StoreError> {
-        for kind in &tr.cancel {
-            sqlx::query("DELETE FROM timers WHERE case_number = ? AND kind = ?")
-                .bind(number.0)
-                .bind(kind.to_string())
-                .execute(&mut *tx)
-                .await?;
+        if !fresh && !tr.cancel.is_empty() {
+            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM timers WHERE case_number = ");
+            q.push_bind(number.0).push(" AND kind IN (");
+            let mut kinds = q.separated(", ");
+            for kind in &tr.cancel {
+                kinds.push_bind(kind.to_string());
+            }
+            q.push(")").build().execute(&mut *tx).await?;
         }
-        for t in &tr.timers {
-            sqlx::query("INSERT INTO timers (case_number, kind, due_at, round, step) VALUES (?, ?, ?, ?, ?)")
-                .bind(number.0)
-                .bind(t.kind.to_string())
-                .bind(ms(t.due))
-                .bind(t.position.round)
-                .bind(t.position.step)
-                .execute(&mut *tx)
-                .await?;
+        if !tr.timers.is_empty() {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO timers (case_number, kind, due_at, round, step) ");
+            q.push_values(&tr.timers, |mut b, t| {
+                b.push_bind(number.0)
+                    .push_bind(t.kind.to_string())
+                    .push_bind(ms(t.due))
+                    .push_bind(t.position.round)
+                    .push_bind(t.position.step);
+            });
+            q.build().execute(&mut *tx).await?;
         }
-        for e in &tr.events {
-            sqlx::query("INSERT INTO events (case_number, at, kind, actor, channel, text) VALUES (?, ?, ?, ?, ?, ?)")
-                .bind(number.0)
-                .bind(ms(e.at))
-                .bind(e.kind.as_str())
-                .bind(&e.actor)
-                .bind(e.channel.map(|c| c.as_str()))
-                .bind(&e.text)
-                .execute(&mut *tx)
-                .await?;
+        if !tr.events.is_empty() {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("INSERT INTO events (case_number, at, kind, actor, channel, text) ");
+            q.push_values(&tr.events, |mut b, e| {
+                b.push_bind(number.0)
+                    .push_bind(ms(e.at))
+                    .push_bind(e.kind.as_str())
+                    .push_bind(e.actor.clone())
+                    .push_bind(e.channel.map(|c| c.as_str()))
+                    .push_bind(e.text.clone());
+            });
+            q.build().execute(&mut *tx).await?;
         }
         if let Some(filing) = &tr.filing {
             let filed = sqlx::query(
@@ -208,23 +218,24 @@ impl SqliteStore {
                 }
             }
         }
-        for p in &tr.pages {
-            sqlx::query(
-                "INSERT INTO pages (case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
-            )
-            .bind(number.0)
-            .bind(p.person.as_ref().map(PersonId::as_str))
-            .bind(&p.address)
-            .bind(p.channel.as_str())
-            .bind(p.kind.as_str())
-            .bind(p.position.map(|x| x.round))
-            .bind(p.position.map(|x| x.step))
-            .bind(&p.detail)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        if !tr.pages.is_empty() {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO pages (case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at) ",
+            );
+            q.push_values(&tr.pages, |mut b, p| {
+                b.push_bind(number.0)
+                    .push_bind(p.person.as_ref().map(|x| x.as_str().to_owned()))
+                    .push_bind(p.address.clone())
+                    .push_bind(p.channel.as_str())
+                    .push_bind(p.kind.as_str())
+                    .push_bind(p.position.map(|x| x.round))
+                    .push_bind(p.position.map(|x| x.step))
+                    .push_bind(p.detail.clone())
+                    .push_bind("queued")
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            q.build().execute(&mut *tx).await?;
         }
         Ok(())
     }
@@ -276,7 +287,7 @@ impl Store for SqliteStore {
         .bind(json(&c.warned)?)
         .execute(&mut *tx)
         .await?;
-        Self::insert_effects(&mut tx, CaseNumber(number), tr, ms(tr.at)).await?;
+        Self::insert_effects(&mut tx, CaseNumber(number), tr, ms(tr.at), true).await?;
         tx.commit().await?;
         Ok(Case { number: CaseNumber(number), version: 1, ..c.clone() })
     }
@@ -376,7 +387,7 @@ impl Store for SqliteStore {
         if updated.rows_affected() == 0 {
             return Err(StoreError::Conflict);
         }
-        Self::insert_effects(&mut tx, c.number, tr, ms(tr.at)).await?;
+        Self::insert_effects(&mut tx, c.number, tr, ms(tr.at), false).await?;
         tx.commit().await?;
         Ok(Case { version: version + 1, ..c.clone() })
     }
@@ -423,12 +434,16 @@ impl Store for SqliteStore {
     }
 
     async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let next: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(CASE WHEN owner IS NULL THEN due_at ELSE MAX(due_at, lease_until) END) FROM timers",
-        )
-        .fetch_one(&self.reader)
-        .await?;
-        opt_instant(next)
+        // Two index look-ups, not a scan: an unleased timer is claimable at
+        // its due time; a leased one (already due) when its lease runs out.
+        let free: Option<i64> =
+            sqlx::query_scalar("SELECT due_at FROM timers WHERE owner IS NULL ORDER BY due_at LIMIT 1")
+                .fetch_optional(&self.reader)
+                .await?;
+        let leased: Option<i64> = sqlx::query_scalar("SELECT MIN(lease_until) FROM timers WHERE owner IS NOT NULL")
+            .fetch_one(&self.reader)
+            .await?;
+        opt_instant(free.into_iter().chain(leased).min())
     }
 
     async fn claim_pages(
@@ -452,57 +467,64 @@ impl Store for SqliteStore {
         Ok(pages)
     }
 
-    async fn finish_page(
+    async fn finish_pages(
         &self,
-        id: i64,
         owner: &str,
-        outcome: &Delivery,
+        outcomes: &[(i64, Delivery)],
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let (status, provider_id, error) = match outcome {
-            Delivery::Sent { provider_id, .. } => (PageStatus::Sent, provider_id.as_deref(), None),
-            Delivery::Failed { error } => (PageStatus::Failed, None, Some(error.as_str())),
-        };
+    ) -> Result<usize, StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query(
-            "UPDATE pages SET status = ?, provider_id = ?, error = ?, owner = NULL, lease_until = NULL, updated_at = ?
-             WHERE id = ? AND owner = ? RETURNING case_number, person, address, channel, kind",
-        )
-        .bind(status.as_str())
-        .bind(provider_id)
-        .bind(error)
-        .bind(ms(now))
-        .bind(id)
-        .bind(owner)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Err(StoreError::LostLease);
-        };
-        if let Delivery::Sent { message_id: Some(message_id), .. } = outcome {
-            sqlx::query("INSERT OR IGNORE INTO message_ids (message_id, case_number, direction, created_at) VALUES (?, ?, 'out', ?)")
+        let mut recorded = 0;
+        for (id, outcome) in outcomes {
+            let (status, provider_id, error) = match outcome {
+                Delivery::Sent { provider_id, .. } => (PageStatus::Sent, provider_id.as_deref(), None),
+                Delivery::Failed { error } => (PageStatus::Failed, None, Some(error.as_str())),
+            };
+            let row = sqlx::query(
+                "UPDATE pages SET status = ?, provider_id = ?, error = ?, owner = NULL, lease_until = NULL, updated_at = ?
+                 WHERE id = ? AND owner = ? RETURNING case_number, person, address, channel, kind",
+            )
+            .bind(status.as_str())
+            .bind(provider_id)
+            .bind(error)
+            .bind(ms(now))
+            .bind(id)
+            .bind(owner)
+            .fetch_optional(&mut *tx)
+            .await?;
+            // Another worker took the page over after our lease ran out.
+            let Some(row) = row else { continue };
+            recorded += 1;
+            let case: i64 = row.try_get("case_number")?;
+            if let Delivery::Sent { message_id: Some(message_id), .. } = outcome {
+                sqlx::query(
+                    "INSERT OR IGNORE INTO message_ids (message_id, case_number, direction, created_at) VALUES (?, ?, 'out', ?)",
+                )
                 .bind(message_id)
-                .bind(row.try_get::<i64, _>("case_number")?)
+                .bind(case)
                 .bind(ms(now))
                 .execute(&mut *tx)
                 .await?;
-        }
-        if let Some(error) = error {
-            let who: Option<String> = row.try_get("person")?;
-            let address: String = row.try_get("address")?;
-            let channel: String = row.try_get("channel")?;
-            let kind: String = row.try_get("kind")?;
-            let text = format!("{kind} to {} by {channel} failed: {error}", who.unwrap_or(address));
-            sqlx::query("INSERT INTO events (case_number, at, kind, actor, channel, text) VALUES (?, ?, 'page_failed', 'tocsin', ?, ?)")
-                .bind(row.try_get::<i64, _>("case_number")?)
+            }
+            if let Some(error) = error {
+                let who: Option<String> = row.try_get("person")?;
+                let address: String = row.try_get("address")?;
+                let channel: String = row.try_get("channel")?;
+                let kind: String = row.try_get("kind")?;
+                let text = format!("{kind} to {} by {channel} failed: {error}", who.unwrap_or(address));
+                sqlx::query(
+                    "INSERT INTO events (case_number, at, kind, actor, channel, text) VALUES (?, ?, 'page_failed', 'tocsin', ?, ?)",
+                )
+                .bind(case)
                 .bind(ms(now))
                 .bind(channel)
                 .bind(text)
                 .execute(&mut *tx)
                 .await?;
+            }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(recorded)
     }
 
     async fn insert_override(&self, o: &OverrideRecord) -> Result<OverrideRecord, StoreError> {
