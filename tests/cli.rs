@@ -83,12 +83,14 @@ fn deadline_prints_the_product_examples() {
 
 #[test]
 fn oncall_prints_one_tab_separated_line_per_schedule() {
-    let o = tocsin(&repo(), &["oncall", "--at", "2026-11-24T10:00:00Z"]);
+    // In a copy: oncall reads overrides from the database it opens.
+    let dir = broken_copy();
+    let o = tocsin(dir.path(), &["oncall", "--at", "2026-11-24T10:00:00Z"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "primary\tana\nsecondary\tben\n");
-    let o = tocsin(&repo(), &["oncall", "--schedule", "primary", "--at", "2026-11-24T19:00:00Z"]);
+    let o = tocsin(dir.path(), &["oncall", "--schedule", "primary", "--at", "2026-11-24T19:00:00Z"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "primary\tdana\n");
-    let o = tocsin(&repo(), &["oncall", "--schedule", "primary", "--at", "2026-11-01T19:00:00Z"]);
+    let o = tocsin(dir.path(), &["oncall", "--schedule", "primary", "--at", "2026-11-01T19:00:00Z"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "primary\t-\n");
 }
 

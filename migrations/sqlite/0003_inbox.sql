@@ -31,7 +31,3 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 );
 CREATE INDEX pages_by_address ON pages (address, kind, created_at);
-
--- The scheduler asks for the earliest claimable timer after every change;
--- leased timers are few, so a partial index finds their expiry at once.
-CREATE INDEX timers_by_lease ON timers (lease_until) WHERE owner IS NOT NULL;
