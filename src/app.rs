@@ -17,10 +17,13 @@ use crate::config::{Config, parse_size};
 use crate::desk::{Desk, Wakers};
 use crate::inbound::smtp::{SmtpServer, tls_acceptor};
 use crate::inbound::{Inbox, Settings as InboxSettings};
+use crate::notify::Channel;
 use crate::notify::Templates;
 use crate::notify::dispatcher::{Channels, Dispatcher};
+use crate::notify::email::SmtpEmail;
 use crate::notify::ids::ReplyKey;
 use crate::notify::outbox::Outbox;
+use crate::notify::twilio::Twilio;
 use crate::rules::Rules;
 use crate::scheduler::Scheduler;
 use crate::store::Store;
@@ -42,6 +45,45 @@ pub fn metrics_handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+fn secret(name: &str, what: &str) -> anyhow::Result<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        _ => anyhow::bail!("{what}: the environment variable {name} is not set"),
+    }
+}
+
+/// The email and SMS channels `config` asks for.
+pub fn channels(config: &Config, from: &lettre::message::Mailbox) -> anyhow::Result<Channels> {
+    let outbox =
+        Arc::new(Outbox::new(&config.paths.outbox, from.clone(), &config.sms.twilio_from, &config.email.reply_domain));
+    let email: Arc<dyn Channel> = if config.email.transport == "outbox" {
+        outbox.clone()
+    } else {
+        let credentials = match (&config.email.smtp_user_env, &config.email.smtp_password_env) {
+            (Some(u), Some(p)) => Some((secret(u, "[email] smtp_user_env")?, secret(p, "[email] smtp_password_env")?)),
+            _ => None,
+        };
+        Arc::new(
+            SmtpEmail::new(&config.email.transport, credentials, from.clone(), &config.email.reply_domain)
+                .map_err(anyhow::Error::msg)?,
+        )
+    };
+    let sms: Arc<dyn Channel> = if config.sms.provider == "twilio" {
+        let public = config.server.public_url.trim_end_matches('/');
+        Arc::new(Twilio {
+            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(15)).build()?,
+            base: config.sms.twilio_api_base.clone(),
+            account_sid: config.sms.twilio_account_sid.clone(),
+            auth_token: secret(&config.sms.twilio_auth_token_env, "[sms] twilio_auth_token_env")?,
+            from: config.sms.twilio_from.clone(),
+            status_callback: Some(format!("{public}/hooks/twilio/status")),
+        })
+    } else {
+        outbox
+    };
+    Ok(Channels { sms, email })
 }
 
 /// The inbox service of `desk`, as configured.
@@ -142,19 +184,19 @@ impl App {
         });
         let key = reply_key(config, store.as_ref()).await?;
         let from: lettre::message::Mailbox = config.email.from.parse()?;
-        let outbox =
-            Arc::new(Outbox::new(&config.paths.outbox, from, &config.sms.twilio_from, &config.email.reply_domain));
+        let channels = channels(config, &from)?;
         let dispatcher = Arc::new(Dispatcher {
             store: store.clone(),
             rules: rules.clone(),
             templates: Arc::new(templates),
-            channels: Channels { sms: outbox.clone(), email: outbox },
+            channels,
             clock: clock.clone(),
             public_url: config.server.public_url.trim_end_matches('/').to_owned(),
             owner,
             lease,
             key: key.clone(),
             id_domain: config.email.reply_domain.clone(),
+            reply_local: from.email.user().to_owned(),
             wake: wake.dispatcher.clone(),
         });
         let max_size = parse_size(&config.email.max_size).map_err(anyhow::Error::msg)?;

@@ -80,6 +80,10 @@ pub struct Email {
     pub reopen_within: std::time::Duration,
     /// Receipts to one address per hour, at most.
     pub receipts_per_hour: u32,
+    /// Environment variables holding the SMTP user and password, if the
+    /// server wants them.
+    pub smtp_user_env: Option<String>,
+    pub smtp_password_env: Option<String>,
 }
 
 impl Default for Email {
@@ -92,6 +96,8 @@ impl Default for Email {
             max_size: "25MiB".into(),
             reopen_within: std::time::Duration::from_secs(14 * 86_400),
             receipts_per_hour: 5,
+            smtp_user_env: None,
+            smtp_password_env: None,
         }
     }
 }

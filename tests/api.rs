@@ -148,6 +148,7 @@ async fn health_metrics_and_openapi_are_served() {
     let t = TestApp::spawn(Workers::Manual).await;
     let tok = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
     t.open_outage(&tok).await;
+    t.app().tick().await.unwrap();
     t.advance(chrono::TimeDelta::minutes(5)).await;
     for path in ["/healthz", "/readyz"] {
         assert_eq!(t.http.get(t.url(path)).send().await.unwrap().status(), 200, "{path}");

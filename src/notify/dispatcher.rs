@@ -1,21 +1,37 @@
 //! The dispatcher: delivers outbox rows through their channel.
 //!
-//! It claims queued pages with a lease (marking them `sending`), renders and
-//! sends each, then records the outcome. A dispatcher that dies mid-send
-//! leaves its pages `sending`; once the lease runs out another claim takes
-//! them again, and channels make a repeat of the same page id harmless.
+//! It claims due pages with a lease (marking them `sending`) before any
+//! provider is called, sends a claimed batch concurrently, and records every
+//! outcome of the batch in one transaction:
+//! - sent (with the provider's id, and an email's Message-ID for threading);
+//! - a temporary failure: queued again after an exponential back-off with
+//!   jitter, at most [`MAX_ATTEMPTS`] times;
+//! - a permanent failure: failed, and the same person is paged at once on
+//!   their next channel;
+//! - superseded (the case was acknowledged or escalated past the page's
+//!   step before it went out): cancelled, never delivered late.
+//!
+//! A dispatcher that dies mid-send leaves its pages `sending`; when the
+//! lease runs out another claim takes them as "in doubt", and a channel
+//! that can look (Twilio's message log) is asked whether the first send went
+//! out before the page is sent again.
 
 use std::sync::Arc;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::Rng;
 use tokio::sync::{Notify, watch};
 
 use super::ids::ReplyKey;
-use super::{Channel, Message, Templates, context};
+use super::{Channel, Message, Rendered, SendError, Templates, context};
+use crate::case::{Case, NewPage, PageKind, Status};
 use crate::clock::Clock;
 use crate::people::ChannelKind;
 use crate::rules::Rules;
 use crate::store::{Delivery, PageRecord, Store, StoreError};
+
+/// How many times a page is tried before it fails for good.
+pub const MAX_ATTEMPTS: i64 = 5;
 
 /// The channels pages can go out on.
 #[derive(Clone)]
@@ -44,18 +60,50 @@ pub struct Dispatcher {
     /// Names this worker in leases.
     pub owner: String,
     pub lease: TimeDelta,
-    /// Signs Message-IDs.
+    /// Signs Message-IDs and reply addresses.
     pub key: ReplyKey,
-    /// Domain of the Message-IDs.
+    /// Domain of the Message-IDs and reply addresses.
     pub id_domain: String,
+    /// Local part of `[email] from`, the base of reply addresses.
+    pub reply_local: String,
     /// Signalled when new pages are queued.
     pub wake: Arc<Notify>,
 }
 
+/// Why a page should not go out any more, if so.
+pub fn superseded(case: &Case, page: &PageRecord) -> Option<String> {
+    match page.kind {
+        PageKind::Page => {
+            let paging =
+                case.status == Status::Open && case.escalation.running && Some(case.escalation.at) == page.position;
+            (!paging).then(|| format!("superseded: the case is {} and at {}", case.status.as_str(), case.escalation.at))
+        }
+        PageKind::Reminder => {
+            (case.status != Status::Acknowledged).then(|| format!("superseded: the case is {}", case.status.as_str()))
+        }
+        PageKind::Warning => case.status.is_done().then(|| format!("superseded: the case is {}", case.status.as_str())),
+        PageKind::Breach | PageKind::Receipt => None,
+    }
+}
+
+/// The wait before attempt `attempts + 1`: 5s, 10s, 20s… up to five minutes,
+/// with ±20% jitter so retries of many pages do not march in step.
+pub fn backoff(attempts: i64) -> TimeDelta {
+    let base = 5_000i64.saturating_mul(1 << attempts.clamp(1, 10).saturating_sub(1)).min(300_000);
+    let jitter = rand::rng().random_range(-base / 5..=base / 5);
+    TimeDelta::milliseconds(base + jitter)
+}
+
+/// The text a page falls back to when its template fails at run time, so a
+/// typo in a template never loses a page.
+fn plain(case: &Case, page: &PageRecord) -> Rendered {
+    let text = format!("Tocsin {} for case {} ({}): {}", page.kind.as_str(), case.number, case.priority, case.subject);
+    let text: String = text.chars().take(160).collect();
+    Rendered { subject: text.clone(), text, html: None }
+}
+
 impl Dispatcher {
-    /// Delivers everything queued now; returns how many pages it handled.
-    /// A claimed batch is sent concurrently and its outcomes are recorded
-    /// in one transaction.
+    /// Delivers everything due now; returns how many pages it handled.
     pub async fn run_once(self: &Arc<Self>) -> Result<usize, StoreError> {
         let mut handled = 0;
         loop {
@@ -77,10 +125,15 @@ impl Dispatcher {
                 let outcome = outcome?;
                 let status = match &outcome {
                     Delivery::Sent { .. } => "sent",
-                    Delivery::Failed { error } => {
+                    Delivery::Retry { error, .. } => {
+                        tracing::info!(page = page.id, case = page.case.0, attempt = page.attempts, %error, "page will be retried");
+                        "retry"
+                    }
+                    Delivery::Failed { error, .. } => {
                         tracing::warn!(page = page.id, case = page.case.0, channel = page.channel.as_str(), %error, "page failed");
                         "failed"
                     }
+                    Delivery::Cancelled { .. } => "cancelled",
                 };
                 metrics::counter!("tocsin_pages_total", "channel" => page.channel.as_str(), "status" => status)
                     .increment(1);
@@ -91,35 +144,85 @@ impl Dispatcher {
         }
     }
 
-    async fn deliver(&self, page: &PageRecord) -> Result<Delivery, StoreError> {
-        let Some(case) = self.store.case(page.case).await? else {
-            return Ok(Delivery::Failed { error: format!("case {} is gone", page.case) });
-        };
+    /// The same person's next channel after `page`'s, for a failed page.
+    fn fallback(&self, page: &PageRecord) -> Option<NewPage> {
+        let person = self.rules.people.get(page.person.as_ref()?)?;
+        let after = person.channels.iter().position(|c| *c == page.channel)?;
+        person.channels[after + 1..].iter().find_map(|&channel| {
+            person.address(channel).map(|address| NewPage {
+                person: Some(person.id.clone()),
+                address: address.to_owned(),
+                channel,
+                kind: page.kind,
+                position: page.position,
+                detail: page.detail.clone(),
+            })
+        })
+    }
+
+    fn message(&self, case: &Case, page: &PageRecord) -> Message {
         let person = page.person.as_ref().and_then(|p| self.rules.people.get(p));
-        let ctx = context(&case, page, person, &self.public_url);
-        let body = match self.templates.render(page.kind, page.channel, &ctx) {
-            Ok(b) => b,
-            Err(e) => return Ok(Delivery::Failed { error: format!("template: {e}") }),
-        };
-        let message_id =
-            (page.channel == ChannelKind::Email).then(|| self.key.message_id(page.case, page.id, &self.id_domain));
-        let msg = Message {
+        let ctx = context(case, page, person, &self.public_url);
+        let body = self.templates.render(page.kind, page.channel, &ctx).unwrap_or_else(|e| {
+            tracing::error!(page = page.id, error = %e, "template failed; sending the built-in text");
+            plain(case, page)
+        });
+        let email = page.channel == ChannelKind::Email;
+        Message {
             page_id: page.id,
             case: page.case,
             kind: page.kind,
             channel: page.channel,
             to: page.address.clone(),
             body,
-            message_id: message_id.clone(),
+            message_id: email.then(|| self.key.message_id(page.case, page.id, &self.id_domain)),
+            reply_to: match (&page.person, email) {
+                (Some(p), true) => {
+                    Some(self.key.reply_address(&self.reply_local, page.case, p.as_str(), &self.id_domain))
+                }
+                _ => None,
+            },
+        }
+    }
+
+    async fn deliver(&self, page: &PageRecord) -> Result<Delivery, StoreError> {
+        let Some(case) = self.store.case(page.case).await? else {
+            return Ok(Delivery::Failed { error: format!("case {} is gone", page.case), fallback: None });
         };
-        Ok(match self.channels.get(page.channel).send(&msg).await {
-            Ok(provider_id) => Delivery::Sent { provider_id, message_id },
-            Err(e) => Delivery::Failed { error: e.to_string() },
+        if let Some(reason) = superseded(&case, page) {
+            return Ok(Delivery::Cancelled { reason });
+        }
+        let msg = self.message(&case, page);
+        let channel = self.channels.get(page.channel);
+        let now = self.clock.now();
+        if page.in_doubt {
+            let since: DateTime<Utc> = page.prev_claimed_at.unwrap_or(page.created_at);
+            match channel.find_sent(&msg, since).await {
+                Ok(Some(provider_id)) => {
+                    tracing::info!(page = page.id, "an interrupted send had gone out; not sending again");
+                    return Ok(Delivery::Sent { provider_id: Some(provider_id), message_id: msg.message_id });
+                }
+                Ok(None) => {}
+                // Cannot tell whether it went out: rather later than twice.
+                Err(e) => {
+                    return Ok(Delivery::Retry {
+                        at: now + backoff(page.attempts),
+                        error: format!("checking an interrupted send: {e}"),
+                    });
+                }
+            }
+        }
+        Ok(match channel.send(&msg).await {
+            Ok(provider_id) => Delivery::Sent { provider_id, message_id: msg.message_id },
+            Err(SendError::Temporary(error)) if page.attempts < MAX_ATTEMPTS => {
+                Delivery::Retry { at: now + backoff(page.attempts), error }
+            }
+            Err(e) => Delivery::Failed { error: e.to_string(), fallback: self.fallback(page) },
         })
     }
 
     /// Runs until `shutdown` turns true: delivers, then waits for new pages
-    /// or for leases of stuck pages to run out.
+    /// or for retries and stuck leases to come due.
     pub async fn run(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
             if let Err(e) = self.run_once().await {
@@ -131,14 +234,26 @@ impl Dispatcher {
                 continue;
             }
             // Look again soon even without a signal: `tocsin ingest` in
-            // another process queues pages too, and leases of stuck pages
-            // run out.
+            // another process queues pages too, and retries come due.
             let recheck = self.clock.now() + self.lease.min(TimeDelta::seconds(1));
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = self.clock.sleep_until(recheck) => {}
                 _ = shutdown.changed() => return,
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        for (attempts, base) in [(1, 5_000), (2, 10_000), (3, 20_000), (9, 300_000), (40, 300_000)] {
+            let wait = backoff(attempts).num_milliseconds();
+            assert!((base * 4 / 5..=base * 6 / 5).contains(&wait), "attempt {attempts}: {wait}ms");
         }
     }
 }

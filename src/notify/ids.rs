@@ -44,6 +44,20 @@ impl ReplyKey {
     }
 }
 
+impl ReplyKey {
+    /// The signed reply address of `person` for `case`:
+    /// `<local>+<case>.<token>@<domain>`, so a reply is traced to both
+    /// without trusting its From header.
+    pub fn reply_address(&self, local: &str, case: CaseNumber, person: &str, domain: &str) -> String {
+        format!("{local}+{}.{}@{domain}", case.0, self.reply_token(case, person))
+    }
+
+    /// The token of a reply address: a truncated HMAC of case and person.
+    pub fn reply_token(&self, case: CaseNumber, person: &str) -> String {
+        self.sign(&["reply", &case.0.to_string(), person])[..12].to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

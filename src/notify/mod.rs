@@ -2,9 +2,11 @@
 //! templates and handed to a [`Channel`] by the [`dispatcher`].
 
 pub mod dispatcher;
+pub mod email;
 pub mod ids;
 pub mod outbox;
 pub mod templates;
+pub mod twilio;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -29,6 +31,8 @@ pub struct Message {
     pub body: Rendered,
     /// For email: the Message-ID to send it with (no angle brackets).
     pub message_id: Option<String>,
+    /// For email to a person: the signed address their reply goes to.
+    pub reply_to: Option<String>,
 }
 
 /// Why a send failed.
@@ -45,10 +49,17 @@ pub enum SendError {
 /// A way to deliver messages.
 #[async_trait]
 pub trait Channel: Send + Sync + 'static {
-    /// Delivers `msg`; returns the provider's id for it, if any. Sending the
-    /// same `page_id` twice must not deliver twice where the provider allows
-    /// that to be prevented.
+    /// Delivers `msg`; returns the provider's id for it, if any.
     async fn send(&self, msg: &Message) -> Result<Option<String>, SendError>;
+
+    /// For a send that was interrupted (the process died between the
+    /// provider call and recording its outcome): the provider's id of `msg`
+    /// if it went out after all. `None` means "not sent, or cannot tell":
+    /// the dispatcher then sends it. Channels whose repeat is harmless need
+    /// not look.
+    async fn find_sent(&self, _msg: &Message, _since: DateTime<Utc>) -> Result<Option<String>, SendError> {
+        Ok(None)
+    }
 }
 
 /// What templates see.
@@ -183,6 +194,8 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
                 attempts: 0,
                 provider_id: None,
                 error: None,
+                in_doubt: false,
+                prev_claimed_at: None,
             };
             let who = (kind != PageKind::Receipt).then_some(&person);
             let ctx = context(&case, &page, who, "https://support.example.com");

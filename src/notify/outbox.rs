@@ -10,46 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::Mailbox;
 use serde_json::json;
 
+use super::email::build_email;
 use super::{Channel, Message, SendError};
 use crate::people::ChannelKind;
-
-/// `Auto-Submitted: auto-replied` (RFC 3834 §5): tells other robots not to
-/// answer, so two systems never loop.
-#[derive(Debug, Clone)]
-struct AutoSubmitted;
-
-impl Header for AutoSubmitted {
-    fn name() -> HeaderName {
-        HeaderName::new_from_ascii_str("Auto-Submitted")
-    }
-    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(Self)
-    }
-    fn display(&self) -> HeaderValue {
-        HeaderValue::new(Self::name(), "auto-replied".into())
-    }
-}
-
-/// `X-Auto-Response-Suppress: All`: asks Exchange not to send
-/// out-of-office replies to our pages.
-#[derive(Debug, Clone)]
-struct AutoResponseSuppress;
-
-impl Header for AutoResponseSuppress {
-    fn name() -> HeaderName {
-        HeaderName::new_from_ascii_str("X-Auto-Response-Suppress")
-    }
-    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(Self)
-    }
-    fn display(&self) -> HeaderValue {
-        HeaderValue::new(Self::name(), "All".into())
-    }
-}
 
 /// Writes messages as files under `dir`.
 #[derive(Debug, Clone)]
@@ -79,32 +45,6 @@ impl Outbox {
         format!("{:08}-case{}-{}-{}.{ext}", msg.page_id, msg.case.0, msg.kind.as_str(), msg.channel.as_str())
     }
 
-    fn email(&self, msg: &Message) -> Result<Vec<u8>, SendError> {
-        let to: Mailbox = msg.to.parse().map_err(|e| SendError::Permanent(format!("bad address {:?}: {e}", msg.to)))?;
-        let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(msg.body.text.clone());
-        let body = match &msg.body.html {
-            Some(html) => MultiPart::alternative()
-                .singlepart(text)
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html.clone())),
-            None => MultiPart::mixed().singlepart(text),
-        };
-        let email = lettre::Message::builder()
-            .from(self.email_from.clone())
-            .to(to)
-            .subject(msg.body.subject.clone())
-            .message_id(Some(format!(
-                "<{}>",
-                msg.message_id
-                    .clone()
-                    .unwrap_or_else(|| format!("tocsin.{}.{}@{}", msg.case.0, msg.page_id, self.id_domain))
-            )))
-            .header(AutoSubmitted)
-            .header(AutoResponseSuppress)
-            .multipart(body)
-            .map_err(|e| SendError::Permanent(format!("cannot build the email: {e}")))?;
-        Ok(email.formatted())
-    }
-
     fn write(&self, name: &str, bytes: &[u8]) -> Result<(), SendError> {
         let temporary = |e: std::io::Error| SendError::Temporary(format!("outbox {}: {e}", self.dir.display()));
         let _one_at_a_time = self.writing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -119,7 +59,9 @@ impl Outbox {
 impl Channel for Outbox {
     async fn send(&self, msg: &Message) -> Result<Option<String>, SendError> {
         let (name, bytes) = match msg.channel {
-            ChannelKind::Email => (Self::file_name(msg, "eml"), self.email(msg)?),
+            ChannelKind::Email => {
+                (Self::file_name(msg, "eml"), build_email(msg, &self.email_from, &self.id_domain)?.formatted())
+            }
             ChannelKind::Sms => {
                 let body = json!({
                     "to": msg.to,

@@ -48,19 +48,38 @@ pub enum StoreError {
 pub enum PageStatus {
     Queued,
     Sending,
+    /// Handed to the provider.
     Sent,
+    /// The provider reports it reached the phone.
+    Delivered,
+    /// The provider could not deliver it.
+    Undelivered,
     Failed,
+    /// Superseded before it could go out (the case was acknowledged or
+    /// escalated past its step).
+    Cancelled,
 }
 
 impl PageStatus {
-    pub const ALL: [PageStatus; 4] = [PageStatus::Queued, PageStatus::Sending, PageStatus::Sent, PageStatus::Failed];
+    pub const ALL: [PageStatus; 7] = [
+        PageStatus::Queued,
+        PageStatus::Sending,
+        PageStatus::Sent,
+        PageStatus::Delivered,
+        PageStatus::Undelivered,
+        PageStatus::Failed,
+        PageStatus::Cancelled,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             PageStatus::Queued => "queued",
             PageStatus::Sending => "sending",
             PageStatus::Sent => "sent",
+            PageStatus::Delivered => "delivered",
+            PageStatus::Undelivered => "undelivered",
             PageStatus::Failed => "failed",
+            PageStatus::Cancelled => "cancelled",
         }
     }
 
@@ -96,19 +115,25 @@ pub struct PageRecord {
     pub attempts: i64,
     pub provider_id: Option<String>,
     pub error: Option<String>,
+    /// Claimed again after a lease ran out mid-send: the earlier attempt
+    /// may have gone out.
+    pub in_doubt: bool,
+    /// When the earlier attempt was claimed.
+    pub prev_claimed_at: Option<DateTime<Utc>>,
 }
 
 /// How a delivery attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
     /// `message_id` is the email's Message-ID, recorded for threading.
-    Sent {
-        provider_id: Option<String>,
-        message_id: Option<String>,
-    },
-    Failed {
-        error: String,
-    },
+    Sent { provider_id: Option<String>, message_id: Option<String> },
+    /// A temporary failure: queue it again for `at`.
+    Retry { at: DateTime<Utc>, error: String },
+    /// It will not go out on this channel; `fallback` pages the same person
+    /// on their next channel.
+    Failed { error: String, fallback: Option<crate::case::NewPage> },
+    /// Superseded before it went out.
+    Cancelled { reason: String },
 }
 
 /// An on-call override as stored.
@@ -204,6 +229,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<usize, StoreError>;
 
     /// Stores an override; returns it with its id.
+    /// The page a provider knows by `provider_id`.
+    async fn page_by_provider_id(&self, provider_id: &str) -> Result<Option<PageRecord>, StoreError>;
+    /// A provider's delivery report: `status` (delivered, undelivered or
+    /// failed) for page `id`, and a fallback page if it did not arrive.
+    /// Reports never move a page backwards; false if this one would.
+    async fn report_delivery(
+        &self,
+        id: i64,
+        status: PageStatus,
+        error: Option<&str>,
+        fallback: Option<&crate::case::NewPage>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
     async fn insert_override(&self, o: &OverrideRecord) -> Result<OverrideRecord, StoreError>;
     /// Overrides that end after `after`, oldest first (so later ones win).
     async fn overrides(&self, after: DateTime<Utc>) -> Result<Vec<OverrideRecord>, StoreError>;

@@ -17,7 +17,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use super::{
     Counts, Delivery, EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus, Store, StoreError, role,
 };
-use crate::case::{Case, CaseNumber, Escalation, Status, Timer, TimerKind, Transition};
+use crate::case::{Case, CaseNumber, Escalation, NewPage, Status, Timer, TimerKind, Transition};
 use crate::escalation::Position;
 use crate::inbound::mail::Envelope;
 use crate::people::PersonId;
@@ -25,7 +25,7 @@ use crate::sla::Deadlines;
 use crate::token::TokenInfo;
 
 const CASE_COLUMNS: &str = "number, subject, body, customer, requester, priority, plan, policy, status, assignee, opened_at, acked_at, resolved_at, respond_due, update_due, resolve_due, esc_round, esc_step, esc_running, version, respond_from, update_from, pauses, warned";
-const PAGE_COLUMNS: &str = "id, case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at, attempts, provider_id, error";
+const PAGE_COLUMNS: &str = "id, case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at, attempts, provider_id, error, in_doubt, prev_claimed_at";
 
 /// SQLite behind the [`Store`] trait.
 #[derive(Debug, Clone)]
@@ -120,6 +120,8 @@ fn page_from_row(r: &SqliteRow) -> Result<PageRecord, StoreError> {
         attempts: r.try_get("attempts")?,
         provider_id: r.try_get("provider_id")?,
         error: r.try_get("error")?,
+        in_doubt: r.try_get("in_doubt")?,
+        prev_claimed_at: opt_instant(r.try_get("prev_claimed_at")?)?,
     })
 }
 
@@ -140,6 +142,58 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
         let store = Self { writer, reader };
         Ok(store)
+    }
+
+    /// Queues `pages` of case `number` in one statement.
+    async fn insert_pages(
+        tx: &mut sqlx::SqliteConnection,
+        number: CaseNumber,
+        pages: &[NewPage],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if pages.is_empty() {
+            return Ok(());
+        }
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO pages (case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at) ",
+        );
+        q.push_values(pages, |mut b, p| {
+            b.push_bind(number.0)
+                .push_bind(p.person.as_ref().map(|x| x.as_str().to_owned()))
+                .push_bind(p.address.clone())
+                .push_bind(p.channel.as_str())
+                .push_bind(p.kind.as_str())
+                .push_bind(p.position.map(|x| x.round))
+                .push_bind(p.position.map(|x| x.step))
+                .push_bind(p.detail.clone())
+                .push_bind("queued")
+                .push_bind(now)
+                .push_bind(now);
+        });
+        q.build().execute(&mut *tx).await?;
+        Ok(())
+    }
+
+    /// A timeline entry Tocsin itself records about a page.
+    async fn page_event(
+        tx: &mut sqlx::SqliteConnection,
+        case: i64,
+        kind: &str,
+        channel: &str,
+        text: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO events (case_number, at, kind, actor, channel, text) VALUES (?, ?, ?, 'tocsin', ?, ?)",
+        )
+        .bind(case)
+        .bind(now)
+        .bind(kind)
+        .bind(channel)
+        .bind(text)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
     }
 
     /// Writes a transition's timers, events, pages and filing. Rows of one
@@ -218,25 +272,7 @@ impl SqliteStore {
                 }
             }
         }
-        if !tr.pages.is_empty() {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO pages (case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at) ",
-            );
-            q.push_values(&tr.pages, |mut b, p| {
-                b.push_bind(number.0)
-                    .push_bind(p.person.as_ref().map(|x| x.as_str().to_owned()))
-                    .push_bind(p.address.clone())
-                    .push_bind(p.channel.as_str())
-                    .push_bind(p.kind.as_str())
-                    .push_bind(p.position.map(|x| x.round))
-                    .push_bind(p.position.map(|x| x.step))
-                    .push_bind(p.detail.clone())
-                    .push_bind("queued")
-                    .push_bind(now)
-                    .push_bind(now);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
+        Self::insert_pages(tx, number, &tr.pages, now).await?;
         Ok(())
     }
 }
@@ -454,8 +490,12 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<PageRecord>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "UPDATE pages SET status = 'sending', owner = ?1, lease_until = ?2, attempts = attempts + 1, updated_at = ?3
-             WHERE id IN (SELECT id FROM pages WHERE status = 'queued' OR (status = 'sending' AND lease_until <= ?3) ORDER BY id LIMIT ?4)
+            "UPDATE pages SET status = 'sending', owner = ?1, lease_until = ?2, attempts = attempts + 1, updated_at = ?3,
+                 in_doubt = (status = 'sending'), prev_claimed_at = updated_at
+             WHERE id IN (SELECT id FROM pages
+                          WHERE (status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?3))
+                             OR (status = 'sending' AND lease_until <= ?3)
+                          ORDER BY id LIMIT ?4)
              RETURNING {PAGE_COLUMNS}"
         ));
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -473,21 +513,26 @@ impl Store for SqliteStore {
         outcomes: &[(i64, Delivery)],
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
+        let now = ms(now);
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut recorded = 0;
         for (id, outcome) in outcomes {
-            let (status, provider_id, error) = match outcome {
-                Delivery::Sent { provider_id, .. } => (PageStatus::Sent, provider_id.as_deref(), None),
-                Delivery::Failed { error } => (PageStatus::Failed, None, Some(error.as_str())),
+            let (status, provider_id, error, next) = match outcome {
+                Delivery::Sent { provider_id, .. } => (PageStatus::Sent, provider_id.as_deref(), None, None),
+                Delivery::Retry { at, error } => (PageStatus::Queued, None, Some(error.as_str()), Some(ms(*at))),
+                Delivery::Failed { error, .. } => (PageStatus::Failed, None, Some(error.as_str()), None),
+                Delivery::Cancelled { reason } => (PageStatus::Cancelled, None, Some(reason.as_str()), None),
             };
             let row = sqlx::query(
-                "UPDATE pages SET status = ?, provider_id = ?, error = ?, owner = NULL, lease_until = NULL, updated_at = ?
+                "UPDATE pages SET status = ?, provider_id = COALESCE(?, provider_id), error = ?, next_attempt_at = ?,
+                     owner = NULL, lease_until = NULL, updated_at = ?
                  WHERE id = ? AND owner = ? RETURNING case_number, person, address, channel, kind",
             )
             .bind(status.as_str())
             .bind(provider_id)
             .bind(error)
-            .bind(ms(now))
+            .bind(next)
+            .bind(now)
             .bind(id)
             .bind(owner)
             .fetch_optional(&mut *tx)
@@ -496,35 +541,83 @@ impl Store for SqliteStore {
             let Some(row) = row else { continue };
             recorded += 1;
             let case: i64 = row.try_get("case_number")?;
-            if let Delivery::Sent { message_id: Some(message_id), .. } = outcome {
-                sqlx::query(
-                    "INSERT OR IGNORE INTO message_ids (message_id, case_number, direction, created_at) VALUES (?, ?, 'out', ?)",
-                )
-                .bind(message_id)
-                .bind(case)
-                .bind(ms(now))
-                .execute(&mut *tx)
-                .await?;
-            }
-            if let Some(error) = error {
-                let who: Option<String> = row.try_get("person")?;
-                let address: String = row.try_get("address")?;
-                let channel: String = row.try_get("channel")?;
-                let kind: String = row.try_get("kind")?;
-                let text = format!("{kind} to {} by {channel} failed: {error}", who.unwrap_or(address));
-                sqlx::query(
-                    "INSERT INTO events (case_number, at, kind, actor, channel, text) VALUES (?, ?, 'page_failed', 'tocsin', ?, ?)",
-                )
-                .bind(case)
-                .bind(ms(now))
-                .bind(channel)
-                .bind(text)
-                .execute(&mut *tx)
-                .await?;
+            let channel: String = row.try_get("channel")?;
+            match outcome {
+                Delivery::Sent { message_id: Some(message_id), .. } => {
+                    sqlx::query(
+                        "INSERT OR IGNORE INTO message_ids (message_id, case_number, direction, created_at) VALUES (?, ?, 'out', ?)",
+                    )
+                    .bind(message_id)
+                    .bind(case)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Delivery::Failed { error, fallback } => {
+                    let who: Option<String> = row.try_get("person")?;
+                    let address: String = row.try_get("address")?;
+                    let kind: String = row.try_get("kind")?;
+                    let mut text = format!("{kind} to {} by {channel} failed: {error}", who.unwrap_or(address));
+                    if let Some(next) = fallback {
+                        text += &format!("; falling back to {}", next.channel.as_str());
+                        Self::insert_pages(&mut tx, CaseNumber(case), std::slice::from_ref(next), now).await?;
+                    }
+                    Self::page_event(&mut tx, case, "page_failed", &channel, &text, now).await?;
+                }
+                _ => {}
             }
         }
         tx.commit().await?;
         Ok(recorded)
+    }
+
+    async fn page_by_provider_id(&self, provider_id: &str) -> Result<Option<PageRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {PAGE_COLUMNS} FROM pages WHERE provider_id = ?"));
+        let row = sqlx::query(sql).bind(provider_id).fetch_optional(&self.reader).await?;
+        row.as_ref().map(page_from_row).transpose()
+    }
+
+    async fn report_delivery(
+        &self,
+        id: i64,
+        status: PageStatus,
+        error: Option<&str>,
+        fallback: Option<&NewPage>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let now = ms(now);
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        // Only from sending or sent: a late "sent" never undoes "delivered".
+        let row = sqlx::query(
+            "UPDATE pages SET status = ?, error = COALESCE(?, error), updated_at = ?
+             WHERE id = ? AND status IN ('sending', 'sent') RETURNING case_number, person, channel, kind",
+        )
+        .bind(status.as_str())
+        .bind(error)
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(false) };
+        if status != PageStatus::Delivered {
+            let case: i64 = row.try_get("case_number")?;
+            let channel: String = row.try_get("channel")?;
+            let who: Option<String> = row.try_get("person")?;
+            let kind: String = row.try_get("kind")?;
+            let mut text = format!(
+                "{kind} to {} by {channel} {}: {}",
+                who.unwrap_or_default(),
+                status.as_str(),
+                error.unwrap_or("no reason given")
+            );
+            if let Some(next) = fallback {
+                text += &format!("; falling back to {}", next.channel.as_str());
+                Self::insert_pages(&mut tx, CaseNumber(case), std::slice::from_ref(next), now).await?;
+            }
+            Self::page_event(&mut tx, case, "page_failed", &channel, &text, now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn insert_override(&self, o: &OverrideRecord) -> Result<OverrideRecord, StoreError> {
