@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::api::hooks::TwilioHooks;
 use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::config::{Config, parse_size};
@@ -209,6 +210,13 @@ impl App {
             rules,
             clock,
             metrics: metrics_handle(),
+            twilio: match config.sms.provider.as_str() {
+                "twilio" => Some(TwilioHooks {
+                    auth_token: secret(&config.sms.twilio_auth_token_env, "[sms] twilio_auth_token_env")?,
+                    public_url: config.server.public_url.trim_end_matches('/').to_owned(),
+                }),
+                _ => None,
+            },
             openapi: Arc::new(openapi.to_pretty_json().unwrap_or_default()),
         };
         let (shutdown, _) = watch::channel(false);

@@ -14,11 +14,13 @@ use super::auth::Auth;
 use super::{ApiError, AppState};
 use crate::desk::DeskError;
 use crate::inbound::mail::Envelope;
+use crate::notify::dispatcher::fallback;
+use crate::store::PageStatus;
 use crate::token::TokenRole;
 
 pub fn routes(max_size: usize) -> OpenApiRouter<AppState> {
     // The body limit is raised here only, to the configured mail size.
-    OpenApiRouter::new().routes(routes!(email)).layer(DefaultBodyLimit::max(max_size))
+    OpenApiRouter::new().routes(routes!(email)).layer(DefaultBodyLimit::max(max_size)).routes(routes!(twilio_status))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -72,4 +74,70 @@ async fn email(
     };
     let filed = Filed { inbox, status: outcome.status().into(), case: outcome.case().map(|n| n.0), note };
     Ok((StatusCode::ACCEPTED, Json(filed)))
+}
+
+/// What the Twilio webhooks need: the token that signs them and the public
+/// URL Twilio was given.
+#[derive(Clone)]
+pub struct TwilioHooks {
+    pub auth_token: String,
+    /// `[server] public_url`, without a trailing slash.
+    pub public_url: String,
+}
+
+impl TwilioHooks {
+    /// Checks `X-Twilio-Signature` of a form POST to `uri` (path and query
+    /// as received) under the public URL Twilio signed.
+    pub fn verify(&self, uri: &axum::http::Uri, headers: &axum::http::HeaderMap, params: &[(String, String)]) -> bool {
+        let Some(sig) = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()) else { return false };
+        let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+        crate::notify::twilio::verify(&self.auth_token, &format!("{}{path}", self.public_url), params, sig)
+    }
+}
+
+/// Parses a form body into its (name, value) pairs, repeated names kept.
+pub fn form_pairs(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_bytes(body).map_err(|e| ApiError::bad_request(format!("the body is not a form: {e}")))
+}
+
+/// Twilio reports how an SMS fared. Signed by Twilio (403 otherwise); moves
+/// the page to delivered, undelivered or failed, and pages the person on
+/// their next channel when it did not arrive.
+#[utoipa::path(post, path = "/hooks/twilio/status", request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 204, description = "recorded"), (status = 403, description = "bad signature"), (status = 404, description = "Twilio is not configured")))]
+pub async fn twilio_status(
+    State(state): State<AppState>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let Some(twilio) = &state.twilio else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "Twilio is not configured ([sms] provider)"));
+    };
+    let params = form_pairs(&body)?;
+    if !twilio.verify(&uri, &headers, &params) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "the X-Twilio-Signature does not match"));
+    }
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let (Some(sid), Some(status)) = (get("MessageSid"), get("MessageStatus")) else {
+        return Err(ApiError::bad_request("MessageSid and MessageStatus are required"));
+    };
+    let status = match status {
+        "delivered" => PageStatus::Delivered,
+        "undelivered" => PageStatus::Undelivered,
+        "failed" => PageStatus::Failed,
+        // queued, accepted, sending, sent: nothing new to record.
+        _ => return Ok(StatusCode::NO_CONTENT),
+    };
+    let Some(page) = state.store.page_by_provider_id(sid).await? else {
+        tracing::info!(sid, "status for an SMS Tocsin does not know");
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    let error = get("ErrorCode").map(|c| format!("Twilio error {c}"));
+    let fallback = (status != PageStatus::Delivered).then(|| fallback(&state.rules, &page)).flatten();
+    state.store.report_delivery(page.id, status, error.as_deref(), fallback.as_ref(), state.clock.now()).await?;
+    if fallback.is_some() {
+        state.desk.wake.dispatcher.notify_one();
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -41,6 +41,8 @@ pub struct AppState {
     pub rules: Arc<Rules>,
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,
+    /// Set when SMS go through Twilio: checks its webhooks.
+    pub twilio: Option<hooks::TwilioHooks>,
     pub openapi: Arc<String>,
 }
 

@@ -86,6 +86,22 @@ pub fn superseded(case: &Case, page: &PageRecord) -> Option<String> {
     }
 }
 
+/// The same person's next channel after `page`'s, for a page that failed.
+pub fn fallback(rules: &Rules, page: &PageRecord) -> Option<NewPage> {
+    let person = rules.people.get(page.person.as_ref()?)?;
+    let after = person.channels.iter().position(|c| *c == page.channel)?;
+    person.channels[after + 1..].iter().find_map(|&channel| {
+        person.address(channel).map(|address| NewPage {
+            person: Some(person.id.clone()),
+            address: address.to_owned(),
+            channel,
+            kind: page.kind,
+            position: page.position,
+            detail: page.detail.clone(),
+        })
+    })
+}
+
 /// The wait before attempt `attempts + 1`: 5s, 10s, 20s… up to five minutes,
 /// with ±20% jitter so retries of many pages do not march in step.
 pub fn backoff(attempts: i64) -> TimeDelta {
@@ -144,20 +160,8 @@ impl Dispatcher {
         }
     }
 
-    /// The same person's next channel after `page`'s, for a failed page.
     fn fallback(&self, page: &PageRecord) -> Option<NewPage> {
-        let person = self.rules.people.get(page.person.as_ref()?)?;
-        let after = person.channels.iter().position(|c| *c == page.channel)?;
-        person.channels[after + 1..].iter().find_map(|&channel| {
-            person.address(channel).map(|address| NewPage {
-                person: Some(person.id.clone()),
-                address: address.to_owned(),
-                channel,
-                kind: page.kind,
-                position: page.position,
-                detail: page.detail.clone(),
-            })
-        })
+        fallback(&self.rules, page)
     }
 
     fn message(&self, case: &Case, page: &PageRecord) -> Message {
