@@ -289,3 +289,46 @@ fn base64_encode(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
 }
+
+#[test]
+fn signatures_agree_with_the_official_twilio_library() {
+    let Some(py) = python() else { return };
+    let urls = [
+        "https://support.example.com/hooks/twilio/sms",
+        "https://support.example.com/hooks/twilio/status?page=12",
+        "https://support.example.com:8443/hooks/twilio/sms?a=1&b=%20x",
+        "http://127.0.0.1:8080/hooks/twilio/status?page=3",
+    ];
+    let param_sets: [&[(&str, &str)]; 4] = [
+        &[("From", "+15550100001"), ("Body", "ACK 1042"), ("MessageSid", "SM1")],
+        &[("Body", "Ünïcödé ✓ and emoji 🚨"), ("To", "+15550000000")],
+        &[("MediaUrl0", "https://x/y"), ("Body", ""), ("NumMedia", "1")],
+        &[],
+    ];
+    let mut lines = String::new();
+    let mut expected = Vec::new();
+    for url in urls {
+        for set in param_sets {
+            let pairs: Vec<(String, String)> = set.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+            let good = tocsin::notify::twilio::signature(TOKEN, url, &pairs);
+            let tampered = tocsin::notify::twilio::signature(TOKEN, &format!("{url}x"), &pairs);
+            for (sig, ok) in [(good, true), (tampered, false)] {
+                lines += &format!("{}\n", json!({"token": TOKEN, "url": url, "params": pairs, "signature": sig}));
+                expected.push(if ok { "true" } else { "false" });
+            }
+        }
+    }
+    let mut child = std::process::Command::new(py)
+        .arg(repo().join("tests/peers/twilio_validate.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let answers: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(answers, expected);
+}

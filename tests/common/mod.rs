@@ -211,6 +211,18 @@ impl TestApp {
     }
 }
 
+/// The Python with the test peers (aiosmtpd, twilio), or `None` and a loud
+/// note without it.
+pub fn python() -> Option<PathBuf> {
+    match std::env::var("TOCSIN_TEST_PYTHON") {
+        Ok(p) if Path::new(&p).exists() => Some(PathBuf::from(p)),
+        _ => {
+            eprintln!("SKIPPED: TOCSIN_TEST_PYTHON is not set; `bash .ci/run` installs the test peers and sets it");
+            None
+        }
+    }
+}
+
 pub fn outbox_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|d| {
