@@ -24,6 +24,7 @@ use crate::notify::dispatcher::{Channels, Dispatcher};
 use crate::notify::email::SmtpEmail;
 use crate::notify::ids::ReplyKey;
 use crate::notify::outbox::Outbox;
+use crate::notify::templates::Live;
 use crate::notify::twilio::Twilio;
 use crate::rules::Rules;
 use crate::scheduler::Scheduler;
@@ -184,12 +185,13 @@ impl App {
             fired: fired_tx,
         });
         let key = reply_key(config, store.as_ref()).await?;
+        let templates = Live::new(&config.paths.templates, templates);
         let from: lettre::message::Mailbox = config.email.from.parse()?;
         let channels = channels(config, &from)?;
         let dispatcher = Arc::new(Dispatcher {
             store: store.clone(),
             rules: rules.clone(),
-            templates: Arc::new(templates),
+            templates: templates.clone(),
             channels,
             clock: clock.clone(),
             public_url: config.server.public_url.trim_end_matches('/').to_owned(),
@@ -254,6 +256,8 @@ impl App {
             tasks.push(tokio::spawn(server.serve(listener, stop)));
         }
         if workers == Workers::Background {
+            let stop = shutdown.subscribe();
+            tasks.push(tokio::spawn(templates.watch(stop)));
             let i = inbox.clone();
             let stop = shutdown.subscribe();
             tasks.push(tokio::spawn(async move { Inbox::run(&i, stop).await }));

@@ -23,7 +23,8 @@ use rand::Rng;
 use tokio::sync::{Notify, watch};
 
 use super::ids::ReplyKey;
-use super::{Channel, Message, Rendered, SendError, Templates, context};
+use super::templates::Live;
+use super::{Channel, Message, Rendered, SendError, context};
 use crate::case::{Case, NewPage, PageKind, Status};
 use crate::clock::Clock;
 use crate::people::ChannelKind;
@@ -53,7 +54,7 @@ impl Channels {
 pub struct Dispatcher {
     pub store: Arc<dyn Store>,
     pub rules: Arc<Rules>,
-    pub templates: Arc<Templates>,
+    pub templates: Live,
     pub channels: Channels,
     pub clock: Arc<dyn Clock>,
     pub public_url: String,
@@ -167,11 +168,12 @@ impl Dispatcher {
     fn message(&self, case: &Case, page: &PageRecord) -> Message {
         let person = page.person.as_ref().and_then(|p| self.rules.people.get(p));
         let ctx = context(case, page, person, &self.public_url);
-        let body = self.templates.render(page.kind, page.channel, &ctx).unwrap_or_else(|e| {
+        let body = self.templates.get().render(page.kind, page.channel, &ctx).unwrap_or_else(|e| {
             tracing::error!(page = page.id, error = %e, "template failed; sending the built-in text");
             plain(case, page)
         });
         let email = page.channel == ChannelKind::Email;
+        let body = if email { body } else { Rendered { text: super::sms::fit(&body.text), ..body } };
         Message {
             page_id: page.id,
             case: page.case,

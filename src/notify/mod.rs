@@ -5,6 +5,7 @@ pub mod dispatcher;
 pub mod email;
 pub mod ids;
 pub mod outbox;
+pub mod sms;
 pub mod templates;
 pub mod twilio;
 
@@ -145,7 +146,7 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
     let at = DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
     let case = Case {
         number: CaseNumber(1042),
-        subject: "Database down in eu-west, every checkout fails with a timeout after thirty seconds".into(),
+        subject: "Database <b>down</b> in eu-west & every checkout times out after thirty seconds".into(),
         body: "Since 03:00 every request times out.".into(),
         customer: Some("Acme".into()),
         requester: "ops@acme.com".into(),

@@ -29,14 +29,15 @@ fn email_names(kind: PageKind) -> [String; 3] {
     [format!("{k}.email.subject.txt"), format!("{k}.email.txt"), format!("{k}.email.html")]
 }
 
-/// `{{ text | truncate(60) }}`: at most `n` characters, ending in "…" when
-/// cut, so an SMS stays within one segment.
+/// `{{ text | truncate(60) }}`: at most `n` characters, ending in "..."
+/// when cut (plain dots: "…" is not in GSM-7 and would turn an SMS into
+/// UCS-2), so an SMS stays within one segment.
 fn truncate(s: String, n: usize) -> String {
     if s.chars().count() <= n {
         return s;
     }
-    let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
-    out.push('…');
+    let mut out: String = s.chars().take(n.saturating_sub(3)).collect::<String>().trim_end().to_owned();
+    out.push_str("...");
     out
 }
 
@@ -48,6 +49,73 @@ pub struct Rendered {
     pub text: String,
     /// Only for email.
     pub html: Option<String>,
+}
+
+/// Templates that are reloaded when their files change: what the
+/// dispatcher renders with.
+#[derive(Debug, Clone)]
+pub struct Live {
+    dir: std::path::PathBuf,
+    current: std::sync::Arc<std::sync::RwLock<std::sync::Arc<Templates>>>,
+}
+
+impl Live {
+    pub fn new(dir: &Path, templates: Templates) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            current: std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(templates))),
+        }
+    }
+
+    /// The templates in force.
+    pub fn get(&self) -> std::sync::Arc<Templates> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// What identifies the folder's contents: names, sizes, change times.
+    fn fingerprint(&self) -> Vec<(String, u64, Option<std::time::SystemTime>)> {
+        let mut all: Vec<_> = std::fs::read_dir(&self.dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter_map(|e| {
+                        let m = e.metadata().ok()?;
+                        Some((e.file_name().to_string_lossy().into_owned(), m.len(), m.modified().ok()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        all.sort();
+        all
+    }
+
+    /// Watches the folder until `shutdown`; a changed set that loads and
+    /// checks cleanly replaces the one in force, a broken one is logged and
+    /// ignored, so a typo saved in an editor never stops paging.
+    pub async fn watch(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut seen = self.fingerprint();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                _ = shutdown.changed() => return,
+            }
+            let now = self.fingerprint();
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            match Templates::load(&self.dir) {
+                Ok(t) => {
+                    *self.current.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(t);
+                    tracing::info!(dir = %self.dir.display(), "templates reloaded");
+                }
+                Err(errors) => {
+                    for e in errors {
+                        tracing::error!(error = %e, "template change refused; keeping the templates in force");
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The loaded templates.
@@ -102,11 +170,18 @@ impl Templates {
         let templates = Templates { env };
         // Render every message once with a sample case, so that an unknown
         // name or filter shows up in `tocsin check`, not at 3 a.m.
-        let errors: Vec<String> = super::sample_renders(&templates)
-            .into_iter()
-            .filter_map(Result::err)
-            .map(|e| format!("{}/{e}", dir.display()))
-            .collect();
+        let mut errors = Vec::new();
+        for rendered in super::sample_renders(&templates) {
+            match rendered {
+                Err(e) => errors.push(format!("{}/{e}", dir.display())),
+                Ok((kind, ChannelKind::Sms, r)) if super::sms::segments(&super::sms::gsm7(&r.text)) > 1 => errors.push(format!(
+                    "{}: renders to {} characters with a sample case, more than one SMS (160): shorten it or truncate its fields",
+                    dir.join(format!("{}.sms.txt", kind.as_str())).display(),
+                    super::sms::units(&super::sms::gsm7(&r.text))
+                )),
+                Ok(_) => {}
+            }
+        }
         if errors.is_empty() { Ok(templates) } else { Err(errors) }
     }
 
