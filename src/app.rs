@@ -200,6 +200,7 @@ impl App {
             key: key.clone(),
             id_domain: config.email.reply_domain.clone(),
             reply_local: from.email.user().to_owned(),
+            sms_interval: TimeDelta::from_std(config.sms.min_interval)?,
             wake: wake.dispatcher.clone(),
         });
         let max_size = parse_size(&config.email.max_size).map_err(anyhow::Error::msg)?;

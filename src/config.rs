@@ -111,6 +111,10 @@ pub struct Sms {
     pub twilio_auth_token_env: String,
     pub twilio_from: String,
     pub twilio_api_base: String,
+    /// At most one SMS per person in this time; pages due meanwhile are
+    /// bundled into one message. "0s" turns the limit off.
+    #[serde(with = "humantime_serde")]
+    pub min_interval: std::time::Duration,
 }
 
 impl Default for Sms {
@@ -121,6 +125,7 @@ impl Default for Sms {
             twilio_auth_token_env: "TWILIO_AUTH_TOKEN".into(),
             twilio_from: "+15550000000".into(),
             twilio_api_base: "https://api.twilio.com".into(),
+            min_interval: std::time::Duration::from_secs(60),
         }
     }
 }

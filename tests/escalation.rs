@@ -242,3 +242,44 @@ async fn the_background_scheduler_wakes_for_a_timer_without_polling() {
     assert_eq!(t.step_pages(n, &tok).await.len(), 3);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn sms_to_one_person_are_rate_limited_and_bundled() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let tok = t.token("ops", TokenRole::Admin, None).await;
+    let first = t.open_outage(&tok).await;
+    t.app().tick().await.unwrap();
+    // Two more cases page Ana inside the minute after her first SMS.
+    t.advance(TimeDelta::seconds(20)).await;
+    let second = t.open_outage(&tok).await;
+    t.app().tick().await.unwrap();
+    t.advance(TimeDelta::seconds(20)).await;
+    let third = t.open_outage(&tok).await;
+    t.app().tick().await.unwrap();
+    let sms_files = || t.outbox().into_iter().filter(|f| f.ends_with("-sms.json")).collect::<Vec<_>>();
+    assert_eq!(sms_files().len(), 1, "held back by [sms] min_interval");
+    let (_, case) = t.get(&format!("/api/v1/cases/{second}"), &tok).await;
+    let held = case["pages"].as_array().unwrap().iter().find(|p| p["channel"] == "sms").unwrap().clone();
+    assert_eq!(
+        (held["status"].as_str(), held["attempts"].as_i64()),
+        (Some("queued"), Some(0)),
+        "deferring is not an attempt"
+    );
+    // A minute after the first, one SMS carries both.
+    t.advance(TimeDelta::seconds(20)).await;
+    let files = sms_files();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.dir.path().join("outbox").join(&files[1])).unwrap()).unwrap();
+    let body = bundle["body"].as_str().unwrap();
+    assert!(
+        body.starts_with("2 cases: ") && body.contains(&format!("#{second}")) && body.contains(&format!("#{third}")),
+        "{body}"
+    );
+    for n in [second, third] {
+        let (_, case) = t.get(&format!("/api/v1/cases/{n}"), &tok).await;
+        let sms = case["pages"].as_array().unwrap().iter().find(|p| p["channel"] == "sms").unwrap().clone();
+        assert_eq!((sms["status"].as_str(), sms["provider_id"].as_str()), (Some("sent"), Some(files[1].as_str())));
+    }
+    assert_ne!(first, second);
+}

@@ -129,14 +129,22 @@ pub async fn twilio_status(
         // queued, accepted, sending, sent: nothing new to record.
         _ => return Ok(StatusCode::NO_CONTENT),
     };
-    let Some(page) = state.store.page_by_provider_id(sid).await? else {
+    let pages = state.store.pages_by_provider_id(sid).await?;
+    if pages.is_empty() {
         tracing::info!(sid, "status for an SMS Tocsin does not know");
-        return Ok(StatusCode::NO_CONTENT);
-    };
+    }
     let error = get("ErrorCode").map(|c| format!("Twilio error {c}"));
-    let fallback = (status != PageStatus::Delivered).then(|| fallback(&state.rules, &page)).flatten();
-    state.store.report_delivery(page.id, status, error.as_deref(), fallback.as_ref(), state.clock.now()).await?;
-    if fallback.is_some() {
+    let mut refallen = false;
+    // One SMS may carry several bundled pages: the report is each one's.
+    for page in pages {
+        let fallback = (status != PageStatus::Delivered).then(|| fallback(&state.rules, &page)).flatten();
+        let moved = state
+            .store
+            .report_delivery(page.id, status, error.as_deref(), fallback.as_ref(), state.clock.now())
+            .await?;
+        refallen |= moved && fallback.is_some();
+    }
+    if refallen {
         state.desk.wake.dispatcher.notify_one();
     }
     Ok(StatusCode::NO_CONTENT)

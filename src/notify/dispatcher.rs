@@ -67,6 +67,9 @@ pub struct Dispatcher {
     pub id_domain: String,
     /// Local part of `[email] from`, the base of reply addresses.
     pub reply_local: String,
+    /// At most one SMS per person in this time (zero: no limit); pages
+    /// due meanwhile wait and go out together as one message.
+    pub sms_interval: TimeDelta,
     /// Signalled when new pages are queued.
     pub wake: Arc<Notify>,
 }
@@ -128,37 +131,137 @@ impl Dispatcher {
             if pages.is_empty() {
                 return Ok(handled);
             }
+            // SMS to one person are rate-limited and bundled, so they go as
+            // one group; everything else goes one by one.
+            let mut groups: std::collections::BTreeMap<String, Vec<PageRecord>> = Default::default();
             let mut sends = tokio::task::JoinSet::new();
             for page in pages {
+                match (&page.person, page.channel) {
+                    (Some(person), ChannelKind::Sms) if !self.sms_interval.is_zero() => {
+                        groups.entry(person.to_string()).or_default().push(page);
+                    }
+                    _ => {
+                        let this = self.clone();
+                        sends.spawn(async move {
+                            let outcome = this.deliver(&page).await;
+                            vec![(page, outcome)]
+                        });
+                    }
+                }
+            }
+            for (_, group) in groups {
                 let this = self.clone();
-                sends.spawn(async move {
-                    let outcome = this.deliver(&page).await;
-                    (page, outcome)
-                });
+                sends.spawn(async move { this.deliver_group(group).await });
             }
             let mut outcomes = Vec::new();
             while let Some(joined) = sends.join_next().await {
-                let Ok((page, outcome)) = joined else { continue };
-                let outcome = outcome?;
-                let status = match &outcome {
-                    Delivery::Sent { .. } => "sent",
-                    Delivery::Retry { error, .. } => {
-                        tracing::info!(page = page.id, case = page.case.0, attempt = page.attempts, %error, "page will be retried");
-                        "retry"
-                    }
-                    Delivery::Failed { error, .. } => {
-                        tracing::warn!(page = page.id, case = page.case.0, channel = page.channel.as_str(), %error, "page failed");
-                        "failed"
-                    }
-                    Delivery::Cancelled { .. } => "cancelled",
-                };
-                metrics::counter!("tocsin_pages_total", "channel" => page.channel.as_str(), "status" => status)
-                    .increment(1);
-                outcomes.push((page.id, outcome));
+                let Ok(results) = joined else { continue };
+                for (page, outcome) in results {
+                    let outcome = outcome?;
+                    let status = match &outcome {
+                        Delivery::Sent { .. } => "sent",
+                        Delivery::Retry { error, .. } => {
+                            tracing::info!(page = page.id, case = page.case.0, attempt = page.attempts, %error, "page will be retried");
+                            "retry"
+                        }
+                        Delivery::Failed { error, .. } => {
+                            tracing::warn!(page = page.id, case = page.case.0, channel = page.channel.as_str(), %error, "page failed");
+                            "failed"
+                        }
+                        Delivery::Cancelled { .. } => "cancelled",
+                        Delivery::Deferred { .. } => "deferred",
+                    };
+                    metrics::counter!("tocsin_pages_total", "channel" => page.channel.as_str(), "status" => status)
+                        .increment(1);
+                    outcomes.push((page.id, outcome));
+                }
             }
             handled += outcomes.len();
             self.store.finish_pages(&self.owner, &outcomes, self.clock.now()).await?;
         }
+    }
+
+    /// SMS pages to one person: held back while the person was reached
+    /// less than `[sms] min_interval` ago, then sent as one message.
+    async fn deliver_group(&self, group: Vec<PageRecord>) -> Vec<(PageRecord, Result<Delivery, StoreError>)> {
+        let mut out = Vec::new();
+        let mut live = Vec::new();
+        for page in group {
+            match self.store.case(page.case).await {
+                Err(e) => out.push((page, Err(e))),
+                Ok(None) => out.push((
+                    page.clone(),
+                    Ok(Delivery::Failed { error: format!("case {} is gone", page.case), fallback: None }),
+                )),
+                Ok(Some(case)) => match superseded(&case, &page) {
+                    Some(reason) => out.push((page, Ok(Delivery::Cancelled { reason }))),
+                    None => live.push((page, case)),
+                },
+            }
+        }
+        let Some((first, _)) = live.first() else { return out };
+        let person = first.person.clone();
+        let last = match &person {
+            Some(p) => self.store.last_sent(p, ChannelKind::Sms).await,
+            None => Ok(None),
+        };
+        let next_allowed = match last {
+            Ok(last) => last.map(|l| l + self.sms_interval),
+            Err(e) => {
+                out.extend(live.into_iter().map(|(p, _)| (p, Err(StoreError::Corrupt(e.to_string())))));
+                return out;
+            }
+        };
+        if let Some(at) = next_allowed.filter(|at| *at > self.clock.now()) {
+            out.extend(live.into_iter().map(|(p, _)| (p, Ok(Delivery::Deferred { at }))));
+            return out;
+        }
+        if live.len() == 1 {
+            let (page, case) = live.remove(0);
+            let outcome = self.send_one(&page, &case).await;
+            out.push((page, Ok(outcome)));
+            return out;
+        }
+        let outcome = self.send_bundle(&live).await;
+        for (page, _) in live {
+            let own = match &outcome {
+                Delivery::Failed { error, .. } => {
+                    Delivery::Failed { error: error.clone(), fallback: self.fallback(&page) }
+                }
+                other => other.clone(),
+            };
+            out.push((page, Ok(own)));
+        }
+        out
+    }
+
+    /// One SMS for several pages to one person: "3 cases: #1042 …".
+    async fn send_bundle(&self, live: &[(PageRecord, Case)]) -> Delivery {
+        let items: Vec<serde_json::Value> = live
+            .iter()
+            .map(|(page, case)| {
+                let ctx = context(case, page, None, &self.public_url);
+                serde_json::json!({"case": ctx.case, "page": ctx.page})
+            })
+            .collect();
+        let ctx = serde_json::json!({"count": live.len(), "pages": items, "public_url": self.public_url});
+        let text = self.templates.get().render_bundle(&ctx).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "bundle template failed; sending the built-in text");
+            let tags: Vec<String> = live.iter().map(|(_, c)| c.number.to_string()).collect();
+            format!("{} cases: {}", live.len(), tags.join(", "))
+        });
+        let (first, case) = &live[0];
+        let msg = Message {
+            page_id: first.id,
+            case: case.number,
+            kind: first.kind,
+            channel: ChannelKind::Sms,
+            to: first.address.clone(),
+            body: Rendered { subject: String::new(), text: super::sms::fit(&text), html: None },
+            message_id: None,
+            reply_to: None,
+        };
+        self.transmit(first, &msg, live.iter().any(|(p, _)| p.in_doubt)).await
     }
 
     fn fallback(&self, page: &PageRecord) -> Option<NewPage> {
@@ -198,33 +301,43 @@ impl Dispatcher {
         if let Some(reason) = superseded(&case, page) {
             return Ok(Delivery::Cancelled { reason });
         }
-        let msg = self.message(&case, page);
+        Ok(self.send_one(page, &case).await)
+    }
+
+    async fn send_one(&self, page: &PageRecord, case: &Case) -> Delivery {
+        let msg = self.message(case, page);
+        self.transmit(page, &msg, page.in_doubt).await
+    }
+
+    /// Hands `msg` to its channel; for an interrupted earlier attempt, first
+    /// asks the channel whether that one went out.
+    async fn transmit(&self, page: &PageRecord, msg: &Message, in_doubt: bool) -> Delivery {
         let channel = self.channels.get(page.channel);
         let now = self.clock.now();
-        if page.in_doubt {
+        if in_doubt {
             let since: DateTime<Utc> = page.prev_claimed_at.unwrap_or(page.created_at);
-            match channel.find_sent(&msg, since).await {
+            match channel.find_sent(msg, since).await {
                 Ok(Some(provider_id)) => {
                     tracing::info!(page = page.id, "an interrupted send had gone out; not sending again");
-                    return Ok(Delivery::Sent { provider_id: Some(provider_id), message_id: msg.message_id });
+                    return Delivery::Sent { provider_id: Some(provider_id), message_id: msg.message_id.clone() };
                 }
                 Ok(None) => {}
                 // Cannot tell whether it went out: rather later than twice.
                 Err(e) => {
-                    return Ok(Delivery::Retry {
+                    return Delivery::Retry {
                         at: now + backoff(page.attempts),
                         error: format!("checking an interrupted send: {e}"),
-                    });
+                    };
                 }
             }
         }
-        Ok(match channel.send(&msg).await {
-            Ok(provider_id) => Delivery::Sent { provider_id, message_id: msg.message_id },
+        match channel.send(msg).await {
+            Ok(provider_id) => Delivery::Sent { provider_id, message_id: msg.message_id.clone() },
             Err(SendError::Temporary(error)) if page.attempts < MAX_ATTEMPTS => {
                 Delivery::Retry { at: now + backoff(page.attempts), error }
             }
             Err(e) => Delivery::Failed { error: e.to_string(), fallback: self.fallback(page) },
-        })
+        }
     }
 
     /// Runs until `shutdown` turns true: delivers, then waits for new pages

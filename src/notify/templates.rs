@@ -21,6 +21,7 @@ pub fn required() -> Vec<String> {
         names.extend(email_names(kind));
     }
     names.extend(email_names(PageKind::Receipt));
+    names.push("bundle.sms.txt".into());
     names
 }
 
@@ -182,6 +183,15 @@ impl Templates {
                 Ok(_) => {}
             }
         }
+        let items = serde_json::json!([
+            {"case": {"tag": "#1042", "priority": "P1", "customer": "Acme", "requester": "ops@acme.com", "subject": "Database down"}},
+            {"case": {"tag": "#1043", "priority": "P2", "customer": null, "requester": "it@globex.example", "subject": "Slow invoices"}}
+        ]);
+        if let Err(e) =
+            templates.render_bundle(&serde_json::json!({"count": 2, "pages": items, "public_url": "https://x"}))
+        {
+            errors.push(format!("{}/{e}", dir.display()));
+        }
         if errors.is_empty() { Ok(templates) } else { Err(errors) }
     }
 
@@ -200,6 +210,11 @@ impl Templates {
             .render(ctx)
             .map_err(|e| format!("{name}:{}: {}", e.line().unwrap_or(0), e.detail().unwrap_or("render error")))?;
         Ok(out.trim().to_owned())
+    }
+
+    /// Renders the SMS that bundles several pages to one person.
+    pub fn render_bundle(&self, ctx: &impl Serialize) -> Result<String, String> {
+        self.render_one("bundle.sms.txt", &Value::from(minijinja::value::Serde(ctx)))
     }
 
     /// Renders message `kind` for `channel` with `ctx`.

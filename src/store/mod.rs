@@ -129,6 +129,8 @@ pub enum Delivery {
     Sent { provider_id: Option<String>, message_id: Option<String> },
     /// A temporary failure: queue it again for `at`.
     Retry { at: DateTime<Utc>, error: String },
+    /// Held back by a rate limit until `at`; not counted as an attempt.
+    Deferred { at: DateTime<Utc> },
     /// It will not go out on this channel; `fallback` pages the same person
     /// on their next channel.
     Failed { error: String, fallback: Option<crate::case::NewPage> },
@@ -229,8 +231,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<usize, StoreError>;
 
     /// Stores an override; returns it with its id.
-    /// The page a provider knows by `provider_id`.
-    async fn page_by_provider_id(&self, provider_id: &str) -> Result<Option<PageRecord>, StoreError>;
+    /// The pages a provider knows by `provider_id` (several when one
+    /// message bundled them).
+    async fn pages_by_provider_id(&self, provider_id: &str) -> Result<Vec<PageRecord>, StoreError>;
+    /// When `person` was last reached on `channel`.
+    async fn last_sent(&self, person: &PersonId, channel: ChannelKind) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// A provider's delivery report: `status` (delivered, undelivered or
     /// failed) for page `id`, and a fallback page if it did not arrive.
     /// Reports never move a page backwards; false if this one would.

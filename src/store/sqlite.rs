@@ -20,7 +20,7 @@ use super::{
 use crate::case::{Case, CaseNumber, Escalation, NewPage, Status, Timer, TimerKind, Transition};
 use crate::escalation::Position;
 use crate::inbound::mail::Envelope;
-use crate::people::PersonId;
+use crate::people::{ChannelKind, PersonId};
 use crate::sla::Deadlines;
 use crate::token::TokenInfo;
 
@@ -520,12 +520,13 @@ impl Store for SqliteStore {
             let (status, provider_id, error, next) = match outcome {
                 Delivery::Sent { provider_id, .. } => (PageStatus::Sent, provider_id.as_deref(), None, None),
                 Delivery::Retry { at, error } => (PageStatus::Queued, None, Some(error.as_str()), Some(ms(*at))),
+                Delivery::Deferred { at } => (PageStatus::Queued, None, None, Some(ms(*at))),
                 Delivery::Failed { error, .. } => (PageStatus::Failed, None, Some(error.as_str()), None),
                 Delivery::Cancelled { reason } => (PageStatus::Cancelled, None, Some(reason.as_str()), None),
             };
             let row = sqlx::query(
                 "UPDATE pages SET status = ?, provider_id = COALESCE(?, provider_id), error = ?, next_attempt_at = ?,
-                     owner = NULL, lease_until = NULL, updated_at = ?
+                     owner = NULL, lease_until = NULL, updated_at = ?, attempts = attempts - ?
                  WHERE id = ? AND owner = ? RETURNING case_number, person, address, channel, kind",
             )
             .bind(status.as_str())
@@ -533,6 +534,7 @@ impl Store for SqliteStore {
             .bind(error)
             .bind(next)
             .bind(now)
+            .bind(i64::from(matches!(outcome, Delivery::Deferred { .. })))
             .bind(id)
             .bind(owner)
             .fetch_optional(&mut *tx)
@@ -571,10 +573,21 @@ impl Store for SqliteStore {
         Ok(recorded)
     }
 
-    async fn page_by_provider_id(&self, provider_id: &str) -> Result<Option<PageRecord>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {PAGE_COLUMNS} FROM pages WHERE provider_id = ?"));
-        let row = sqlx::query(sql).bind(provider_id).fetch_optional(&self.reader).await?;
-        row.as_ref().map(page_from_row).transpose()
+    async fn pages_by_provider_id(&self, provider_id: &str) -> Result<Vec<PageRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {PAGE_COLUMNS} FROM pages WHERE provider_id = ? ORDER BY id"));
+        let rows = sqlx::query(sql).bind(provider_id).fetch_all(&self.reader).await?;
+        rows.iter().map(page_from_row).collect()
+    }
+
+    async fn last_sent(&self, person: &PersonId, channel: ChannelKind) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(updated_at) FROM pages WHERE person = ? AND channel = ? AND status IN ('sent', 'delivered')",
+        )
+        .bind(person.as_str())
+        .bind(channel.as_str())
+        .fetch_one(&self.reader)
+        .await?;
+        opt_instant(at)
     }
 
     async fn report_delivery(
