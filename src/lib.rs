@@ -10,6 +10,7 @@ pub mod app;
 pub mod calendar;
 pub mod case;
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod desk;
 pub mod escalation;
