@@ -17,7 +17,7 @@ use crate::clock::Clock;
 use crate::config::{Config, parse_size};
 use crate::desk::{Desk, Wakers};
 use crate::inbound::smtp::{SmtpServer, tls_acceptor};
-use crate::inbound::{Inbox, Settings as InboxSettings};
+use crate::inbound::{Inbox, ReplyAddresses, Settings as InboxSettings};
 use crate::notify::Channel;
 use crate::notify::Templates;
 use crate::notify::dispatcher::{Channels, Dispatcher};
@@ -89,8 +89,14 @@ pub fn channels(config: &Config, from: &lettre::message::Mailbox) -> anyhow::Res
 }
 
 /// The inbox service of `desk`, as configured.
-pub fn inbox(config: &Config, desk: Arc<Desk>) -> anyhow::Result<Inbox> {
+pub fn inbox(config: &Config, desk: Arc<Desk>, key: ReplyKey) -> anyhow::Result<Inbox> {
+    let from: lettre::message::Mailbox = config.email.from.parse()?;
     Ok(Inbox {
+        replies: ReplyAddresses {
+            key,
+            local: from.email.user().to_owned(),
+            domain: config.email.reply_domain.to_ascii_lowercase(),
+        },
         store: desk.store.clone(),
         clock: desk.clock.clone(),
         desk,
@@ -204,7 +210,7 @@ impl App {
             wake: wake.dispatcher.clone(),
         });
         let max_size = parse_size(&config.email.max_size).map_err(anyhow::Error::msg)?;
-        let inbox = Arc::new(inbox(config, desk.clone())?);
+        let inbox = Arc::new(inbox(config, desk.clone(), key.clone())?);
         let (routes, openapi) = api::routes(max_size);
         let state = AppState {
             inbox: inbox.clone(),

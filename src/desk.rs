@@ -58,6 +58,11 @@ pub enum Action {
         priority: Option<Priority>,
         plan: Option<String>,
     },
+    /// Hold warnings to the assignee for a while.
+    Snooze {
+        by: PersonId,
+        hold: chrono::TimeDelta,
+    },
     /// Mail from the customer (or an automatic message) joins the case.
     Mail {
         from: String,
@@ -165,6 +170,7 @@ impl Desk {
                 Action::Wait { text } => world.wait(&case, actor, via, text.as_deref())?,
                 Action::Resume { text } => world.resume(&case, actor, via, text.as_deref())?,
                 Action::Change { priority, plan } => world.change(&case, actor, via, priority.clone(), plan.clone())?,
+                Action::Snooze { by, hold } => world.snooze(&case, by, via, *hold)?,
                 Action::Mail { from, text, automatic, reopen_within } => {
                     world.mail(&case, from, text, automatic.as_deref(), *reopen_within)?
                 }

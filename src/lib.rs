@@ -17,6 +17,7 @@ pub mod escalation;
 pub mod inbound;
 pub mod notify;
 pub mod people;
+pub mod replies;
 pub mod routing;
 pub mod rules;
 pub mod schedule;

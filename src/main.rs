@@ -338,8 +338,12 @@ async fn ingest(config: Option<&std::path::Path>, sender: Option<String>, recipi
         Ok(s) => s,
         Err(e) => return temporary(e),
     };
+    let key = match tocsin::app::reply_key(&config, store.as_ref()).await {
+        Ok(k) => k,
+        Err(e) => return temporary(e.to_string()),
+    };
     let desk = Arc::new(tocsin::desk::Desk { store, rules, clock: Arc::new(SystemClock), wake: Default::default() });
-    let inbox = match tocsin::app::inbox(&config, desk) {
+    let inbox = match tocsin::app::inbox(&config, desk, key) {
         Ok(i) => i,
         Err(e) => return temporary(e.to_string()),
     };

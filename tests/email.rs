@@ -57,24 +57,6 @@ impl Sink {
     }
 }
 
-/// The shipped rules with Ana paged by email first, at `address`.
-fn rules_with_ana_email(address: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for f in std::fs::read_dir(repo().join("rules")).unwrap() {
-        let f = f.unwrap();
-        let mut text = std::fs::read_to_string(f.path()).unwrap();
-        if f.file_name() == "people.toml" {
-            text = text.replacen("email = \"ana@example.com\"", &format!("email = \"{address}\""), 1).replacen(
-                "channels = [\"sms\", \"email\"]",
-                "channels = [\"email\", \"sms\"]",
-                1,
-            );
-        }
-        std::fs::write(dir.path().join(f.file_name()), text).unwrap();
-    }
-    dir
-}
-
 async fn app(sink: &Sink, rules: &Path) -> TestApp {
     let transport = format!("smtp://127.0.0.1:{}", sink.port);
     TestApp::spawn_configured(Workers::Manual, START, rules, |c| c.email.transport = transport).await

@@ -20,7 +20,11 @@ use crate::token::TokenRole;
 
 pub fn routes(max_size: usize) -> OpenApiRouter<AppState> {
     // The body limit is raised here only, to the configured mail size.
-    OpenApiRouter::new().routes(routes!(email)).layer(DefaultBodyLimit::max(max_size)).routes(routes!(twilio_status))
+    OpenApiRouter::new()
+        .routes(routes!(email))
+        .layer(DefaultBodyLimit::max(max_size))
+        .routes(routes!(twilio_status))
+        .routes(routes!(twilio_sms))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -148,4 +152,60 @@ pub async fn twilio_status(
         state.desk.wake.dispatcher.notify_one();
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Most error replies one phone gets in a row before Tocsin goes silent.
+pub const ERROR_REPLIES: i64 = 3;
+
+/// A TwiML answer: one message, or none.
+fn twiml(text: Option<&str>) -> impl IntoResponse {
+    let body = match text {
+        Some(t) => {
+            let escaped = t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{escaped}</Message></Response>")
+        }
+        None => "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>".to_owned(),
+    };
+    ([(axum::http::header::CONTENT_TYPE, "text/xml; charset=utf-8")], body)
+}
+
+/// An engineer's SMS: a command for a case. Signed by Twilio (403
+/// otherwise); the sender's number names the person, an unknown number
+/// changes nothing and gets no answer. The answer is TwiML on the same
+/// channel; after a few error answers in a row the phone gets silence
+/// until its next good command or page.
+#[utoipa::path(post, path = "/hooks/twilio/sms", request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "TwiML", content_type = "text/xml"), (status = 403, description = "bad signature"), (status = 404, description = "Twilio is not configured")))]
+pub async fn twilio_sms(
+    State(state): State<AppState>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<axum::response::Response, ApiError> {
+    let Some(twilio) = &state.twilio else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "Twilio is not configured ([sms] provider)"));
+    };
+    let params = form_pairs(&body)?;
+    if !twilio.verify(&uri, &headers, &params) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "the X-Twilio-Signature does not match"));
+    }
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or_default();
+    let from = get("From");
+    let Some(person) = state.rules.people.values().find(|p| p.phone.as_ref().is_some_and(|ph| ph.as_str() == from))
+    else {
+        tracing::info!(from, "SMS from a number no person has; ignored");
+        return Ok(twiml(None).into_response());
+    };
+    let answer = match crate::command::parse(get("Body")) {
+        Ok(cmd) => crate::replies::execute(&state.desk, person, &cmd, crate::case::Via::Sms, None, None).await?,
+        Err(e) => crate::replies::Answer { text: Some(e.to_string()), ok: false, case: None },
+    };
+    let now = state.clock.now();
+    let errors = state.store.phone_errors(&person.id, answer.ok, now).await?;
+    if errors > ERROR_REPLIES {
+        tracing::info!(person = %person.id, errors, "error replies suppressed");
+        return Ok(twiml(None).into_response());
+    }
+    let text = answer.text.map(|t| crate::notify::sms::fit(&t));
+    Ok(twiml(text.as_deref()).into_response())
 }

@@ -217,6 +217,7 @@ impl World<'_> {
             update_from: None,
             pauses: Vec::new(),
             warned: BTreeSet::new(),
+            snoozed_until: None,
             escalation: Escalation { at: Position::FIRST, running: true },
             version: 0,
         };
@@ -471,6 +472,28 @@ impl World<'_> {
         Ok(tr)
     }
 
+    /// SNOOZE by the assignee: warnings to them are held for `d`, but never
+    /// past the next deadline of a running clock.
+    pub fn snooze(&self, case: &Case, by: &PersonId, via: Via, d: TimeDelta) -> Result<Transition, ActionError> {
+        Self::refuse_done(case)?;
+        if case.status != Status::Acknowledged || case.assignee.as_ref() != Some(by) {
+            let what = "SNOOZE holds reminders to the assignee of an acknowledged case";
+            return Err(ActionError::WrongStatus { number: case.number, status: case.status.as_str(), what });
+        }
+        let deadline =
+            [case.deadlines.update, case.deadlines.resolve].into_iter().flatten().filter(|d| *d > self.now).min();
+        let until = deadline.map_or(self.now + d, |dl| dl.min(self.now + d));
+        let mut tr = Transition::new(case, self.now);
+        tr.case.snoozed_until = Some(until);
+        tr.events.push(self.event(
+            EventKind::Snoozed,
+            &Actor::Person(by.clone()),
+            via,
+            format!("reminders held until {}", stamp(until)),
+        ));
+        Ok(tr)
+    }
+
     /// Changes the priority and/or plan: every deadline is recomputed from
     /// the case's own history.
     pub fn change(
@@ -645,7 +668,8 @@ impl World<'_> {
             due.map(stamp).unwrap_or_default()
         );
         tr.events.push(self.system_event(EventKind::Warning, text.clone()));
-        if let Some(assignee) = tr.case.assignee.clone() {
+        let snoozed = tr.case.snoozed_until.is_some_and(|until| until > self.now);
+        if let Some(assignee) = tr.case.assignee.clone().filter(|_| !snoozed) {
             self.page_person(tr, &assignee, PageKind::Warning, None, &text);
         }
     }

@@ -124,6 +124,8 @@ pub struct Case {
     /// Warnings and breaches already announced in the current windows, as
     /// `clock:index` and `clock:breach`; each fires once per window.
     pub warned: BTreeSet<String>,
+    /// Warnings to the assignee are held until then (SNOOZE).
+    pub snoozed_until: Option<DateTime<Utc>>,
     pub escalation: Escalation,
     /// Bumped by every committed change; a commit names the version it was
     /// decided on, so two racing changes cannot both apply.
@@ -191,6 +193,7 @@ pub enum EventKind {
     Waiting,
     Resumed,
     Changed,
+    Snoozed,
     /// Mail from the customer (or an automatic message) joined the case.
     Mail,
 }
@@ -211,6 +214,7 @@ impl EventKind {
             EventKind::Waiting => "waiting",
             EventKind::Resumed => "resumed",
             EventKind::Changed => "changed",
+            EventKind::Snoozed => "snoozed",
             EventKind::Mail => "mail",
         }
     }
@@ -239,11 +243,19 @@ pub enum PageKind {
     Warning,
     /// The requester learns the case number.
     Receipt,
+    /// The answer to an engineer's emailed command.
+    Confirmation,
 }
 
 impl PageKind {
-    pub const ALL: [PageKind; 5] =
-        [PageKind::Page, PageKind::Reminder, PageKind::Breach, PageKind::Warning, PageKind::Receipt];
+    pub const ALL: [PageKind; 6] = [
+        PageKind::Page,
+        PageKind::Reminder,
+        PageKind::Breach,
+        PageKind::Warning,
+        PageKind::Receipt,
+        PageKind::Confirmation,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -252,6 +264,7 @@ impl PageKind {
             PageKind::Breach => "breach",
             PageKind::Warning => "warning",
             PageKind::Receipt => "receipt",
+            PageKind::Confirmation => "confirmation",
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct Mail {
     pub refs: Vec<String>,
     /// The From address, lower-cased.
     pub from: String,
+    /// To and Cc addresses, lower-cased.
+    pub to: Vec<String>,
     pub subject: String,
     /// What the sender wrote, without quoted history or signature.
     pub text: String,
@@ -78,6 +80,13 @@ pub fn read(raw: &[u8], envelope: &Envelope) -> Result<Mail, Unusable> {
         .map(|a| a.trim().to_ascii_lowercase())
         .filter(|a| a.contains('@'))
         .ok_or(Unusable::NoSender)?;
+    let to: Vec<String> = [message.to(), message.cc()]
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a.iter())
+        .filter_map(|a| a.address())
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
     let mut refs = ids(message.in_reply_to());
     let mut references = ids(message.references());
     references.reverse();
@@ -105,6 +114,7 @@ pub fn read(raw: &[u8], envelope: &Envelope) -> Result<Mail, Unusable> {
         message_id: message.message_id().map(str::to_owned),
         refs,
         from,
+        to,
         subject: message.subject().unwrap_or("(no subject)").trim().to_owned(),
         text,
         automatic,

@@ -18,9 +18,11 @@ use tokio::sync::{Notify, watch};
 
 use self::mail::{Envelope, Mail, read};
 use crate::case::decide::NewCase;
-use crate::case::{ActionError, Actor, CaseNumber, Filing, Via};
+use crate::case::{ActionError, Actor, CaseNumber, Filing, NewPage, PageKind, Via};
 use crate::clock::Clock;
 use crate::desk::{Action, Desk, DeskError};
+use crate::notify::ids::ReplyKey;
+use crate::people::{ChannelKind, PersonId};
 use crate::store::{Store, StoreError};
 
 /// What became of one message.
@@ -37,6 +39,10 @@ pub enum Outcome {
     Automatic { case: Option<CaseNumber>, why: String },
     /// It could not be read; it is kept raw and flagged.
     Unusable(String),
+    /// An engineer's reply carrying a command for this case.
+    Command { case: CaseNumber, ok: bool },
+    /// A reply token used by someone it was not given to; nothing changed.
+    Refused(String),
 }
 
 impl Outcome {
@@ -47,12 +53,14 @@ impl Outcome {
             Outcome::Duplicate => "duplicate",
             Outcome::Automatic { .. } => "automatic",
             Outcome::Unusable(_) => "unusable",
+            Outcome::Command { .. } => "command",
+            Outcome::Refused(_) => "refused",
         }
     }
 
     pub fn case(&self) -> Option<CaseNumber> {
         match self {
-            Outcome::Opened(n) | Outcome::Joined(n) => Some(*n),
+            Outcome::Opened(n) | Outcome::Joined(n) | Outcome::Command { case: n, .. } => Some(*n),
             Outcome::Automatic { case, .. } => *case,
             _ => None,
         }
@@ -68,8 +76,20 @@ pub struct Settings {
     pub max_size: usize,
 }
 
+/// How engineers' replies are recognised: the key that signed their reply
+/// addresses and Message-IDs, and the address's parts.
+#[derive(Debug, Clone)]
+pub struct ReplyAddresses {
+    pub key: ReplyKey,
+    /// Local part of `[email] from`.
+    pub local: String,
+    /// `[email] reply_domain`, lower-cased.
+    pub domain: String,
+}
+
 /// Receives and files inbound mail.
 pub struct Inbox {
+    pub replies: ReplyAddresses,
     pub desk: Arc<Desk>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
@@ -104,14 +124,17 @@ impl Inbox {
         if record.status != "pending" {
             return Ok(settled(&record.status, record.case, &record.note));
         }
-        let (raw, envelope) = (record.raw, record.envelope);
+        let (raw, envelope) = (record.raw.clone(), record.envelope.clone());
         let parsed = tokio::task::spawn_blocking(move || read(&raw, &envelope)).await;
         let mail = match parsed {
             Ok(Ok(mail)) => mail,
             Ok(Err(why)) => return self.settle(id, Outcome::Unusable(why.to_string())).await,
             Err(panic) => return self.settle(id, Outcome::Unusable(format!("the parser failed: {panic}"))).await,
         };
-        let outcome = self.file_mail(id, &mail).await;
+        let outcome = match self.engineer(&mail, &record.envelope).await? {
+            Some((case, person)) => self.engineer_reply(id, &mail, case, &person).await,
+            None => self.file_mail(id, &mail).await,
+        };
         match outcome {
             Err(DeskError::Store(StoreError::AlreadyFiled)) => {
                 let now = self.store.inbox(id).await?;
@@ -127,12 +150,111 @@ impl Inbox {
 
     async fn settle(&self, id: i64, outcome: Outcome) -> Result<Outcome, DeskError> {
         let note = match &outcome {
-            Outcome::Unusable(why) => why.clone(),
+            Outcome::Unusable(why) | Outcome::Refused(why) => why.clone(),
             Outcome::Automatic { why, .. } => why.clone(),
             _ => String::new(),
         };
         self.store.settle_mail(id, outcome.status(), &note, self.clock.now()).await?;
         metrics::counter!("tocsin_mail_filed_total", "outcome" => outcome.status()).increment(1);
+        Ok(outcome)
+    }
+
+    /// The case and person a reply to a page belongs to, if it is one: by
+    /// the signed reply address it was sent to, else by the signed
+    /// Message-ID it answers. Never by the From header.
+    async fn engineer(&self, mail: &Mail, envelope: &Envelope) -> Result<Option<(CaseNumber, PersonId)>, DeskError> {
+        let r = &self.replies;
+        let prefix = format!("{}+", r.local.to_ascii_lowercase());
+        for address in mail.to.iter().chain(envelope.to.iter()) {
+            let address = address.to_ascii_lowercase();
+            let Some((local, domain)) = address.rsplit_once('@') else { continue };
+            let Some((n, token)) = local.strip_prefix(&prefix).and_then(|rest| rest.split_once('.')) else { continue };
+            let Ok(n) = n.parse::<i64>() else { continue };
+            if domain != r.domain {
+                continue;
+            }
+            let person = self
+                .desk
+                .rules
+                .people
+                .keys()
+                .find(|p| constant_eq(&r.key.reply_token(CaseNumber(n), p.as_str()), token));
+            if let Some(p) = person {
+                return Ok(Some((CaseNumber(n), p.clone())));
+            }
+        }
+        for id in &mail.refs {
+            let Some((local, domain)) = id.rsplit_once('@') else { continue };
+            let parts: Vec<&str> = local.split('.').collect();
+            let ["tocsin", n, page, sig] = parts[..] else { continue };
+            let (Ok(n), Ok(page)) = (n.parse::<i64>(), page.parse::<i64>()) else { continue };
+            if domain != r.domain || !constant_eq(&r.key.message_id(CaseNumber(n), page, domain), id) {
+                continue;
+            }
+            let _ = sig;
+            if let Some(p) = self.store.page(page).await?.and_then(|p| p.person) {
+                return Ok(Some((CaseNumber(n), p)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// An engineer's reply: its first line is the command; if that is not
+    /// one, the whole reply is a note. Automatic replies (out of office)
+    /// never count, and a reply token works only for the person it was
+    /// given to. The answer goes back by email.
+    async fn engineer_reply(
+        &self,
+        id: i64,
+        mail: &Mail,
+        case: CaseNumber,
+        person: &PersonId,
+    ) -> Result<Outcome, DeskError> {
+        let Some(who) = self.desk.rules.people.get(person) else {
+            return self.settle(id, Outcome::Refused(format!("{person} is no longer in the rules"))).await;
+        };
+        if let Some(why) = &mail.automatic {
+            return self
+                .settle(id, Outcome::Automatic { case: Some(case), why: format!("{why}; not a command") })
+                .await;
+        }
+        if !who.email.eq_ignore_ascii_case(&mail.from) {
+            let why = format!("the reply token of {person} for {case} came from {}, not from {}", mail.from, who.email);
+            tracing::warn!(%why, "reply refused");
+            return self.settle(id, Outcome::Refused(why)).await;
+        }
+        let first = mail.text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
+        let cmd = match crate::command::parse(first) {
+            Ok(cmd) => cmd,
+            Err(_) if !mail.text.trim().is_empty() => crate::command::Command {
+                case: Some(case),
+                verb: crate::command::Verb::Note(mail.text.trim().to_owned()),
+            },
+            Err(e) => crate::command::Command { case: Some(case), verb: crate::command::Verb::Note(e.to_string()) },
+        };
+        let filing = Filing { inbox_id: id, message_id: mail.message_id.clone() };
+        let answer = crate::replies::execute(&self.desk, who, &cmd, Via::Email, Some(case), Some(filing)).await?;
+        let about = answer.case.unwrap_or(case);
+        if let Some(text) = &answer.text {
+            let page = NewPage {
+                person: Some(who.id.clone()),
+                address: who.email.clone(),
+                channel: ChannelKind::Email,
+                kind: PageKind::Confirmation,
+                position: None,
+                detail: text.clone(),
+            };
+            self.store.queue_pages(about, &[page], self.clock.now()).await?;
+            self.desk.wake.dispatcher.notify_one();
+        }
+        let outcome = Outcome::Command { case: about, ok: answer.ok };
+        // Filed with the change it made; a command that changed nothing
+        // (LIST, an error) is settled here.
+        if self.store.inbox(id).await?.is_some_and(|r| r.status == "pending") {
+            self.store
+                .settle_mail(id, outcome.status(), answer.text.as_deref().unwrap_or_default(), self.clock.now())
+                .await?;
+        }
         Ok(outcome)
     }
 
@@ -236,11 +358,18 @@ impl Inbox {
     }
 }
 
+/// Constant-time string equality, for tokens.
+fn constant_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn settled(status: &str, case: Option<CaseNumber>, note: &str) -> Outcome {
     match (status, case) {
         ("filed", Some(n)) => Outcome::Joined(n),
         ("automatic", case) => Outcome::Automatic { case, why: note.to_owned() },
         ("unusable", _) => Outcome::Unusable(note.to_owned()),
+        ("refused", _) => Outcome::Refused(note.to_owned()),
+        ("command", Some(n)) => Outcome::Command { case: n, ok: true },
         _ => Outcome::Duplicate,
     }
 }

@@ -163,6 +163,7 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
         update_from: None,
         pauses: Vec::new(),
         warned: Default::default(),
+        snoozed_until: None,
         escalation: Escalation { at: Position::FIRST, running: true },
         version: 1,
     };
@@ -177,8 +178,11 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
     };
     let mut out = Vec::new();
     for kind in PageKind::ALL {
-        let channels: &[ChannelKind] =
-            if kind == PageKind::Receipt { &[ChannelKind::Email] } else { &[ChannelKind::Sms, ChannelKind::Email] };
+        let channels: &[ChannelKind] = if matches!(kind, PageKind::Receipt | PageKind::Confirmation) {
+            &[ChannelKind::Email]
+        } else {
+            &[ChannelKind::Sms, ChannelKind::Email]
+        };
         for &channel in channels {
             let page = PageRecord {
                 id: 7,

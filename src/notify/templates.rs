@@ -21,6 +21,7 @@ pub fn required() -> Vec<String> {
         names.extend(email_names(kind));
     }
     names.extend(email_names(PageKind::Receipt));
+    names.extend(email_names(PageKind::Confirmation));
     names.push("bundle.sms.txt".into());
     names
 }

@@ -231,6 +231,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<usize, StoreError>;
 
     /// Stores an override; returns it with its id.
+    /// Open cases whose current escalation step paged `person`.
+    async fn cases_paging(&self, person: &PersonId) -> Result<Vec<CaseNumber>, StoreError>;
+    /// Cases assigned to `person` that are not resolved.
+    async fn cases_assigned(&self, person: &PersonId) -> Result<Vec<Case>, StoreError>;
+    async fn page(&self, id: i64) -> Result<Option<PageRecord>, StoreError>;
+    /// Queues pages of a case outside a transition (answers to commands).
+    async fn queue_pages(
+        &self,
+        case: CaseNumber,
+        pages: &[crate::case::NewPage],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Counts one more error reply to `person`'s phone; returns how many in
+    /// a row. `ok` resets the count instead and returns 0.
+    async fn phone_errors(&self, person: &PersonId, ok: bool, now: DateTime<Utc>) -> Result<i64, StoreError>;
+
     /// The pages a provider knows by `provider_id` (several when one
     /// message bundled them).
     async fn pages_by_provider_id(&self, provider_id: &str) -> Result<Vec<PageRecord>, StoreError>;

@@ -24,7 +24,7 @@ use crate::people::{ChannelKind, PersonId};
 use crate::sla::Deadlines;
 use crate::token::TokenInfo;
 
-const CASE_COLUMNS: &str = "number, subject, body, customer, requester, priority, plan, policy, status, assignee, opened_at, acked_at, resolved_at, respond_due, update_due, resolve_due, esc_round, esc_step, esc_running, version, respond_from, update_from, pauses, warned";
+const CASE_COLUMNS: &str = "number, subject, body, customer, requester, priority, plan, policy, status, assignee, opened_at, acked_at, resolved_at, respond_due, update_due, resolve_due, esc_round, esc_step, esc_running, version, respond_from, update_from, pauses, warned, snoozed_until";
 const PAGE_COLUMNS: &str = "id, case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at, attempts, provider_id, error, in_doubt, prev_claimed_at";
 
 /// SQLite behind the [`Store`] trait.
@@ -75,6 +75,7 @@ fn case_from_row(r: &SqliteRow) -> Result<Case, StoreError> {
         update_from: opt_instant(r.try_get("update_from")?)?,
         pauses: serde_json::from_str(&r.try_get::<String, _>("pauses")?).map_err(corrupt("pauses"))?,
         warned: serde_json::from_str(&r.try_get::<String, _>("warned")?).map_err(corrupt("warned"))?,
+        snoozed_until: opt_instant(r.try_get("snoozed_until")?)?,
         escalation: Escalation {
             at: Position { round: r.try_get("esc_round")?, step: r.try_get("esc_step")? },
             running: r.try_get("esc_running")?,
@@ -396,7 +397,7 @@ impl Store for SqliteStore {
         let updated = sqlx::query(
             "UPDATE cases SET status = ?, assignee = ?, priority = ?, plan = ?, policy = ?, acked_at = ?, resolved_at = ?,
                  respond_due = ?, update_due = ?, resolve_due = ?, esc_round = ?, esc_step = ?, esc_running = ?,
-                 respond_from = ?, update_from = ?, pauses = ?, warned = ?, version = version + 1
+                 respond_from = ?, update_from = ?, pauses = ?, warned = ?, snoozed_until = ?, version = version + 1
              WHERE number = ? AND version = ?",
         )
         .bind(c.status.as_str())
@@ -416,6 +417,7 @@ impl Store for SqliteStore {
         .bind(c.update_from.map(ms))
         .bind(json(&c.pauses)?)
         .bind(json(&c.warned)?)
+        .bind(c.snoozed_until.map(ms))
         .bind(c.number.0)
         .bind(version)
         .execute(&mut *tx)
@@ -544,6 +546,13 @@ impl Store for SqliteStore {
             recorded += 1;
             let case: i64 = row.try_get("case_number")?;
             let channel: String = row.try_get("channel")?;
+            if matches!(outcome, Delivery::Sent { .. }) && channel == "sms" {
+                // A page reached the phone: error replies may start again.
+                let who: Option<String> = row.try_get("person")?;
+                if let Some(who) = who {
+                    sqlx::query("DELETE FROM phone_errors WHERE person = ?").bind(who).execute(&mut *tx).await?;
+                }
+            }
             match outcome {
                 Delivery::Sent { message_id: Some(message_id), .. } => {
                     sqlx::query(
@@ -571,6 +580,59 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(recorded)
+    }
+
+    async fn cases_paging(&self, person: &PersonId) -> Result<Vec<CaseNumber>, StoreError> {
+        let numbers: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT c.number FROM cases c JOIN pages p ON p.case_number = c.number
+             WHERE c.status = 'open' AND c.esc_running = 1 AND p.person = ? AND p.kind = 'page'
+               AND p.round = c.esc_round AND p.step = c.esc_step
+             ORDER BY c.number",
+        )
+        .bind(person.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(numbers.into_iter().map(CaseNumber).collect())
+    }
+
+    async fn cases_assigned(&self, person: &PersonId) -> Result<Vec<Case>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE assignee = ? AND status IN ('open', 'acknowledged', 'waiting') ORDER BY number"
+        ));
+        let rows = sqlx::query(sql).bind(person.as_str()).fetch_all(&self.reader).await?;
+        rows.iter().map(case_from_row).collect()
+    }
+
+    async fn page(&self, id: i64) -> Result<Option<PageRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {PAGE_COLUMNS} FROM pages WHERE id = ?"));
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.reader).await?;
+        row.as_ref().map(page_from_row).transpose()
+    }
+
+    async fn queue_pages(&self, case: CaseNumber, pages: &[NewPage], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        Self::insert_pages(&mut tx, case, pages, ms(now)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn phone_errors(&self, person: &PersonId, ok: bool, now: DateTime<Utc>) -> Result<i64, StoreError> {
+        if ok {
+            sqlx::query("DELETE FROM phone_errors WHERE person = ?")
+                .bind(person.as_str())
+                .execute(&self.writer)
+                .await?;
+            return Ok(0);
+        }
+        Ok(sqlx::query_scalar(
+            "INSERT INTO phone_errors (person, errors, updated_at) VALUES (?, 1, ?)
+             ON CONFLICT (person) DO UPDATE SET errors = errors + 1, updated_at = excluded.updated_at
+             RETURNING errors",
+        )
+        .bind(person.as_str())
+        .bind(ms(now))
+        .fetch_one(&self.writer)
+        .await?)
     }
 
     async fn pages_by_provider_id(&self, provider_id: &str) -> Result<Vec<PageRecord>, StoreError> {

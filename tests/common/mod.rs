@@ -211,6 +211,24 @@ impl TestApp {
     }
 }
 
+/// The shipped rules with Ana paged by email first, at `address`.
+pub fn rules_with_ana_email(address: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(repo().join("rules")).unwrap() {
+        let f = f.unwrap();
+        let mut text = std::fs::read_to_string(f.path()).unwrap();
+        if f.file_name() == "people.toml" {
+            text = text.replacen("email = \"ana@example.com\"", &format!("email = \"{address}\""), 1).replacen(
+                "channels = [\"sms\", \"email\"]",
+                "channels = [\"email\", \"sms\"]",
+                1,
+            );
+        }
+        std::fs::write(dir.path().join(f.file_name()), text).unwrap();
+    }
+    dir
+}
+
 /// The Python with the test peers (aiosmtpd, twilio), or `None` and a loud
 /// note without it.
 pub fn python() -> Option<PathBuf> {
