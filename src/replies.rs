@@ -114,7 +114,8 @@ pub async fn execute(
         Verb::Resolve(text) => Action::Resolve { text: text.clone() },
         Verb::Escalate => Action::Escalate { from: None },
         Verb::Snooze(hold) => Action::Snooze { by: who.clone(), hold: *hold },
-        Verb::Help | Verb::List | Verb::Stop | Verb::Start => unreachable!("answered above"),
+        // Answered above, before a case was needed.
+        Verb::Help | Verb::List | Verb::Stop | Verb::Start => return Ok(Answer::error(None, HELP)),
     };
     let actor = Actor::Person(who.clone());
     match desk.act_filing(number, &action, &actor, via, filing).await {
