@@ -119,6 +119,11 @@ impl Desk {
         Ok(map)
     }
 
+    /// Who replied STOP to an SMS.
+    pub async fn sms_off(&self) -> Result<std::collections::BTreeSet<PersonId>, StoreError> {
+        self.store.sms_opt_outs().await
+    }
+
     /// Now, to the millisecond the store keeps, so an answer shows the
     /// same instants a later read does.
     fn now(&self) -> DateTime<Utc> {
@@ -134,7 +139,8 @@ impl Desk {
     pub async fn open_filing(&self, new: NewCase, filing: Option<Filing>) -> Result<Case, DeskError> {
         let now = self.now();
         let overrides = self.overrides(now).await?;
-        let world = World { rules: &self.rules, overrides: &overrides, now };
+        let sms_off = self.sms_off().await?;
+        let world = World { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
         let mut tr = world.open(new)?;
         tr.filing = filing;
         let case = self.store.create_case(&tr).await?;
@@ -161,7 +167,8 @@ impl Desk {
             let case = self.store.case(number).await?.ok_or(DeskError::NotFound(number))?;
             let now = self.now();
             let overrides = self.overrides(now).await?;
-            let world = World { rules: &self.rules, overrides: &overrides, now };
+            let sms_off = self.sms_off().await?;
+            let world = World { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
             let tr = match action {
                 Action::Ack { by, text } => world.ack(&case, by, via, text.as_deref())?,
                 Action::Note { text } => world.note(&case, actor, via, text)?,
@@ -209,7 +216,8 @@ impl Desk {
             };
             let now = self.now();
             let overrides = self.overrides(now).await?;
-            let world = World { rules: &self.rules, overrides: &overrides, now };
+            let sms_off = self.sms_off().await?;
+            let world = World { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
             let tr = world.fire(&case, timer);
             match self.store.commit(&tr, case.version, Some((timer.id, owner))).await {
                 Ok(_) => {

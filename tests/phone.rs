@@ -206,3 +206,55 @@ async fn email_replies_resolve_note_and_refuse_what_they_must() {
     let answers = t.outbox_texts("confirmation-email");
     assert!(answers.iter().any(|a| a.contains(&format!("Case #{n} resolved by Ana."))), "{answers:?}");
 }
+
+#[tokio::test]
+async fn stop_moves_pages_off_sms_and_tells_the_managers_and_start_brings_them_back() {
+    let (t, _twilio) = phone_app(&repo().join("rules")).await;
+    let tok = t.token("ops", TokenRole::Admin, None).await;
+    let (status, twiml) = sms(&t, "+15550100001", "STOP", false).await;
+    assert_eq!((status, message_of(&twiml)), (200, None), "the carrier answers STOP");
+    sms(&t, "+15550100001", "stop", false).await;
+    t.app().tick().await.unwrap();
+    let notices = t.outbox_texts("notice-email");
+    assert_eq!(notices.len(), 1, "one notice per change, to the one manager: {:?}", t.outbox());
+    assert!(notices[0].contains("To: max@example.com"), "{}", notices[0]);
+    assert_eq!(
+        body_text(&notices[0]),
+        "Max Berger,\n\nAna Lima (ana) replied STOP: no more SMS; pages reach them by email only. On schedules primary, secondary."
+    );
+    // Ana is paged by email now.
+    let n = t.open_outage(&tok).await;
+    let c = case(&t, &tok, n).await;
+    let ana: Vec<&str> = c["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["person"] == "ana")
+        .map(|p| p["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(ana, ["email"]);
+    // START: SMS again, and the managers hear of it.
+    sms(&t, "+15550100001", "start", false).await;
+    t.app().tick().await.unwrap();
+    assert!(
+        t.outbox_texts("notice-email")
+            .iter()
+            .any(|m| body_text(m).contains("Ana Lima (ana) replied START: SMS pages to them resume."))
+    );
+    let m = t.open_outage(&tok).await;
+    let c = case(&t, &tok, m).await;
+    let ana: Vec<&str> = c["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["person"] == "ana")
+        .map(|p| p["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(ana, ["sms"]);
+}
+
+/// The text part of an email, decoded.
+fn body_text(raw: &str) -> String {
+    let message = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+    message.body_text(0).unwrap().trim().replace("\r\n", "\n")
+}

@@ -196,7 +196,19 @@ pub async fn twilio_sms(
         tracing::info!(from, "SMS from a number no person has; ignored");
         return Ok(twiml(None).into_response());
     };
-    let answer = match crate::command::parse(get("Body")) {
+    let parsed = crate::command::parse(get("Body"));
+    if let Ok(crate::command::Command {
+        verb: verb @ (crate::command::Verb::Stop | crate::command::Verb::Start), ..
+    }) = &parsed
+    {
+        let out = *verb == crate::command::Verb::Stop;
+        if state.store.set_sms_opt_out(&person.id, out, state.clock.now()).await? {
+            tell_managers(&state, person, out).await?;
+        }
+        // The carrier answers STOP and START itself.
+        return Ok(twiml(None).into_response());
+    }
+    let answer = match parsed {
         Ok(cmd) => crate::replies::execute(&state.desk, person, &cmd, crate::case::Via::Sms, None, None).await?,
         Err(e) => crate::replies::Answer { text: Some(e.to_string()), ok: false, case: None },
     };
@@ -208,4 +220,65 @@ pub async fn twilio_sms(
     }
     let text = answer.text.map(|t| crate::notify::sms::fit(&t));
     Ok(twiml(text.as_deref()).into_response())
+}
+
+/// Tells every manager at once that `person` opted out of SMS (`out`) or
+/// back in, and what that means for the schedules they are on.
+async fn tell_managers(state: &AppState, person: &crate::people::Person, out: bool) -> Result<(), ApiError> {
+    use crate::people::ChannelKind;
+    let schedules: Vec<&str> = state
+        .rules
+        .schedules
+        .values()
+        .filter(|s| s.layers.iter().any(|l| l.members.contains(&person.id)))
+        .map(|s| s.name.as_str())
+        .collect();
+    let on =
+        if schedules.is_empty() { "no schedule".to_owned() } else { format!("schedules {}", schedules.join(", ")) };
+    let others: Vec<&str> = person
+        .channels
+        .iter()
+        .filter(|c| **c != ChannelKind::Sms)
+        .filter(|c| person.address(**c).is_some())
+        .map(|c| c.as_str())
+        .collect();
+    let detail = if !out {
+        format!("{} ({}) replied START: SMS pages to them resume.", person.name, person.id)
+    } else if others.is_empty() {
+        format!(
+            "{} ({}) replied STOP and can no longer be paged at all: {on} have a hole while they are on call.",
+            person.name, person.id
+        )
+    } else {
+        format!(
+            "{} ({}) replied STOP: no more SMS; pages reach them by {} only. On {on}.",
+            person.name,
+            person.id,
+            others.join(", ")
+        )
+    };
+    tracing::warn!(person = %person.id, out, "{detail}");
+    let sms_off = state.store.sms_opt_outs().await?;
+    let notices: Vec<crate::case::NewPage> = state
+        .rules
+        .managers()
+        .filter_map(|m| {
+            let (channel, address) = m
+                .channels
+                .iter()
+                .filter(|c| !(sms_off.contains(&m.id) && **c == ChannelKind::Sms))
+                .find_map(|&c| m.address(c).map(|a| (c, a.to_owned())))?;
+            Some(crate::case::NewPage {
+                person: Some(m.id.clone()),
+                address,
+                channel,
+                kind: crate::case::PageKind::Notice,
+                position: None,
+                detail: detail.clone(),
+            })
+        })
+        .collect();
+    state.store.queue_pages(None, &notices, state.clock.now()).await?;
+    state.desk.wake.dispatcher.notify_one();
+    Ok(())
 }

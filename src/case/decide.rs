@@ -73,6 +73,8 @@ pub struct NewCase {
 pub struct World<'a> {
     pub rules: &'a Rules,
     pub overrides: &'a Overrides,
+    /// People who replied STOP: not paged by SMS.
+    pub sms_off: &'a BTreeSet<PersonId>,
     pub now: DateTime<Utc>,
 }
 
@@ -278,8 +280,13 @@ impl World<'_> {
         detail: &str,
     ) -> Option<&'static str> {
         let person = self.rules.people.get(id)?;
-        let (channel, address) =
-            person.channels.iter().find_map(|&ch| person.address(ch).map(|a| (ch, a.to_owned())))?;
+        // Someone who replied STOP is reached on their next channel.
+        let sms_off = self.sms_off.contains(id);
+        let (channel, address) = person
+            .channels
+            .iter()
+            .filter(|&&ch| !(sms_off && ch == ChannelKind::Sms))
+            .find_map(|&ch| person.address(ch).map(|a| (ch, a.to_owned())))?;
         tr.pages.push(NewPage {
             person: Some(id.clone()),
             address,

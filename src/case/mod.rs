@@ -245,17 +245,35 @@ pub enum PageKind {
     Receipt,
     /// The answer to an engineer's emailed command.
     Confirmation,
+    /// News for managers that belongs to no case (a rotation lost a
+    /// channel).
+    Notice,
 }
 
 impl PageKind {
-    pub const ALL: [PageKind; 6] = [
+    pub const ALL: [PageKind; 7] = [
         PageKind::Page,
         PageKind::Reminder,
         PageKind::Breach,
         PageKind::Warning,
         PageKind::Receipt,
         PageKind::Confirmation,
+        PageKind::Notice,
     ];
+
+    /// Position in [`PageKind::ALL`]. The match is exhaustive, so a new kind
+    /// cannot compile until it is given a place; a test checks `ALL` agrees.
+    pub const fn index(self) -> usize {
+        match self {
+            PageKind::Page => 0,
+            PageKind::Reminder => 1,
+            PageKind::Breach => 2,
+            PageKind::Warning => 3,
+            PageKind::Receipt => 4,
+            PageKind::Confirmation => 5,
+            PageKind::Notice => 6,
+        }
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -265,8 +283,19 @@ impl PageKind {
             PageKind::Warning => "warning",
             PageKind::Receipt => "receipt",
             PageKind::Confirmation => "confirmation",
+            PageKind::Notice => "notice",
         }
     }
+}
+
+#[cfg(test)]
+#[test]
+fn every_page_kind_is_listed_once_and_parses_back() {
+    for (i, kind) in PageKind::ALL.iter().enumerate() {
+        assert_eq!(kind.index(), i);
+        assert_eq!(kind.as_str().parse::<PageKind>(), Ok(*kind));
+    }
+    assert_eq!(PageKind::ALL.len(), PageKind::Notice.index() + 1, "a kind is missing from ALL");
 }
 
 impl FromStr for PageKind {

@@ -244,7 +244,7 @@ impl Inbox {
                 position: None,
                 detail: text.clone(),
             };
-            self.store.queue_pages(about, &[page], self.clock.now()).await?;
+            self.store.queue_pages(Some(about), &[page], self.clock.now()).await?;
             self.desk.wake.dispatcher.notify_one();
         }
         let outcome = Outcome::Command { case: about, ok: answer.ok };

@@ -86,7 +86,7 @@ pub fn superseded(case: &Case, page: &PageRecord) -> Option<String> {
             (case.status != Status::Acknowledged).then(|| format!("superseded: the case is {}", case.status.as_str()))
         }
         PageKind::Warning => case.status.is_done().then(|| format!("superseded: the case is {}", case.status.as_str())),
-        PageKind::Breach | PageKind::Receipt | PageKind::Confirmation => None,
+        PageKind::Breach | PageKind::Receipt | PageKind::Confirmation | PageKind::Notice => None,
     }
 }
 
@@ -136,8 +136,8 @@ impl Dispatcher {
             let mut groups: std::collections::BTreeMap<String, Vec<PageRecord>> = Default::default();
             let mut sends = tokio::task::JoinSet::new();
             for page in pages {
-                match (&page.person, page.channel) {
-                    (Some(person), ChannelKind::Sms) if !self.sms_interval.is_zero() => {
+                match (&page.person, page.channel, page.case) {
+                    (Some(person), ChannelKind::Sms, Some(_)) if !self.sms_interval.is_zero() => {
                         groups.entry(person.to_string()).or_default().push(page);
                     }
                     _ => {
@@ -161,11 +161,11 @@ impl Dispatcher {
                     let status = match &outcome {
                         Delivery::Sent { .. } => "sent",
                         Delivery::Retry { error, .. } => {
-                            tracing::info!(page = page.id, case = page.case.0, attempt = page.attempts, %error, "page will be retried");
+                            tracing::info!(page = page.id, case = ?page.case, attempt = page.attempts, %error, "page will be retried");
                             "retry"
                         }
                         Delivery::Failed { error, .. } => {
-                            tracing::warn!(page = page.id, case = page.case.0, channel = page.channel.as_str(), %error, "page failed");
+                            tracing::warn!(page = page.id, case = ?page.case, channel = page.channel.as_str(), %error, "page failed");
                             "failed"
                         }
                         Delivery::Cancelled { .. } => "cancelled",
@@ -187,12 +187,13 @@ impl Dispatcher {
         let mut out = Vec::new();
         let mut live = Vec::new();
         for page in group {
-            match self.store.case(page.case).await {
+            // Only pages of a case are grouped (see run_once).
+            let Some(number) = page.case else { continue };
+            match self.store.case(number).await {
                 Err(e) => out.push((page, Err(e))),
-                Ok(None) => out.push((
-                    page.clone(),
-                    Ok(Delivery::Failed { error: format!("case {} is gone", page.case), fallback: None }),
-                )),
+                Ok(None) => {
+                    out.push((page, Ok(Delivery::Failed { error: format!("case {number} is gone"), fallback: None })))
+                }
                 Ok(Some(case)) => match superseded(&case, &page) {
                     Some(reason) => out.push((page, Ok(Delivery::Cancelled { reason }))),
                     None => live.push((page, case)),
@@ -253,7 +254,7 @@ impl Dispatcher {
         let (first, case) = &live[0];
         let msg = Message {
             page_id: first.id,
-            case: case.number,
+            case: Some(case.number),
             kind: first.kind,
             channel: ChannelKind::Sms,
             to: first.address.clone(),
@@ -279,15 +280,15 @@ impl Dispatcher {
         let body = if email { body } else { Rendered { text: super::sms::fit(&body.text), ..body } };
         Message {
             page_id: page.id,
-            case: page.case,
+            case: Some(case.number),
             kind: page.kind,
             channel: page.channel,
             to: page.address.clone(),
             body,
-            message_id: email.then(|| self.key.message_id(page.case, page.id, &self.id_domain)),
+            message_id: email.then(|| self.key.message_id(case.number, page.id, &self.id_domain)),
             reply_to: match (&page.person, email) {
                 (Some(p), true) => {
-                    Some(self.key.reply_address(&self.reply_local, page.case, p.as_str(), &self.id_domain))
+                    Some(self.key.reply_address(&self.reply_local, case.number, p.as_str(), &self.id_domain))
                 }
                 _ => None,
             },
@@ -295,13 +296,41 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, page: &PageRecord) -> Result<Delivery, StoreError> {
-        let Some(case) = self.store.case(page.case).await? else {
-            return Ok(Delivery::Failed { error: format!("case {} is gone", page.case), fallback: None });
+        let Some(number) = page.case else { return Ok(self.send_notice(page).await) };
+        let Some(case) = self.store.case(number).await? else {
+            return Ok(Delivery::Failed { error: format!("case {number} is gone"), fallback: None });
         };
         if let Some(reason) = superseded(&case, page) {
             return Ok(Delivery::Cancelled { reason });
         }
         Ok(self.send_one(page, &case).await)
+    }
+
+    /// A notice belongs to no case: it renders its text alone.
+    async fn send_notice(&self, page: &PageRecord) -> Delivery {
+        let person = page.person.as_ref().and_then(|p| self.rules.people.get(p));
+        let ctx = super::notice_context(page, person, &self.public_url);
+        let body = self.templates.get().render(page.kind, page.channel, &ctx).unwrap_or_else(|e| {
+            tracing::error!(page = page.id, error = %e, "notice template failed; sending the built-in text");
+            let text: String = format!("Tocsin: {}", page.detail).chars().take(160).collect();
+            Rendered { subject: "Tocsin notice".into(), text, html: None }
+        });
+        let body = if page.channel == ChannelKind::Sms {
+            Rendered { text: super::sms::fit(&body.text), ..body }
+        } else {
+            body
+        };
+        let msg = Message {
+            page_id: page.id,
+            case: None,
+            kind: page.kind,
+            channel: page.channel,
+            to: page.address.clone(),
+            body,
+            message_id: None,
+            reply_to: None,
+        };
+        self.transmit(page, &msg, page.in_doubt).await
     }
 
     async fn send_one(&self, page: &PageRecord, case: &Case) -> Delivery {

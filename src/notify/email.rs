@@ -54,7 +54,10 @@ pub fn build_email(msg: &Message, from: &Mailbox, id_domain: &str) -> Result<let
             .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html.clone())),
         None => MultiPart::mixed().singlepart(text),
     };
-    let id = msg.message_id.clone().unwrap_or_else(|| format!("tocsin.{}.{}@{id_domain}", msg.case.0, msg.page_id));
+    let id = msg
+        .message_id
+        .clone()
+        .unwrap_or_else(|| format!("tocsin.{}.{}@{id_domain}", msg.case.map_or(0, |n| n.0), msg.page_id));
     let mut builder = lettre::Message::builder()
         .from(from.clone())
         .to(to)

@@ -25,7 +25,8 @@ pub use templates::{Rendered, Templates};
 pub struct Message {
     /// The outbox row; channels use it to make delivery idempotent.
     pub page_id: i64,
-    pub case: CaseNumber,
+    /// `None` for notices.
+    pub case: Option<CaseNumber>,
     pub kind: PageKind,
     pub channel: ChannelKind,
     pub to: String,
@@ -66,7 +67,8 @@ pub trait Channel: Send + Sync + 'static {
 /// What templates see.
 #[derive(Debug, Serialize)]
 pub struct Context<'a> {
-    pub case: CaseView<'a>,
+    /// `None` for notices that belong to no case.
+    pub case: Option<CaseView<'a>>,
     pub person: Option<PersonView<'a>>,
     pub page: PageView,
     pub public_url: &'a str,
@@ -111,7 +113,7 @@ fn when(at: Option<DateTime<Utc>>, tz: Tz, format: &str) -> String {
 pub fn context<'a>(case: &'a Case, page: &PageRecord, person: Option<&'a Person>, public_url: &'a str) -> Context<'a> {
     let tz = person.map_or(Tz::UTC, |p| p.timezone);
     Context {
-        case: CaseView {
+        case: Some(CaseView {
             number: case.number.0,
             tag: case.number.to_string(),
             subject: &case.subject,
@@ -124,13 +126,23 @@ pub fn context<'a>(case: &'a Case, page: &PageRecord, person: Option<&'a Person>
             respond_due: when(case.deadlines.respond, tz, "%Y-%m-%d %H:%M %Z"),
             respond_due_short: when(case.deadlines.respond, tz, "%H:%M %Z"),
             resolve_due: when(case.deadlines.resolve, tz, "%Y-%m-%d %H:%M %Z"),
-        },
+        }),
         person: person.map(|p| PersonView { id: p.id.as_str(), name: &p.name }),
         page: PageView {
             kind: page.kind.as_str(),
             step_label: page.position.map(|p| p.to_string()).unwrap_or_default(),
             detail: page.detail.clone(),
         },
+        public_url,
+    }
+}
+
+/// The template context for a notice, which belongs to no case.
+pub fn notice_context<'a>(page: &PageRecord, person: Option<&'a Person>, public_url: &'a str) -> Context<'a> {
+    Context {
+        case: None,
+        person: person.map(|p| PersonView { id: p.id.as_str(), name: &p.name }),
+        page: PageView { kind: page.kind.as_str(), step_label: String::new(), detail: page.detail.clone() },
         public_url,
     }
 }
@@ -186,7 +198,7 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
         for &channel in channels {
             let page = PageRecord {
                 id: 7,
-                case: case.number,
+                case: Some(case.number),
                 person: (kind != PageKind::Receipt).then(|| person.id.clone()),
                 address: "x".into(),
                 channel,
@@ -203,7 +215,11 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
                 prev_claimed_at: None,
             };
             let who = (kind != PageKind::Receipt).then_some(&person);
-            let ctx = context(&case, &page, who, "https://support.example.com");
+            let ctx = if kind == PageKind::Notice {
+                notice_context(&page, who, "https://support.example.com")
+            } else {
+                context(&case, &page, who, "https://support.example.com")
+            };
             out.push(templates.render(kind, channel, &ctx).map(|r| (kind, channel, r)));
         }
     }

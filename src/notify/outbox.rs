@@ -42,7 +42,8 @@ impl Outbox {
     }
 
     fn file_name(msg: &Message, ext: &str) -> String {
-        format!("{:08}-case{}-{}-{}.{ext}", msg.page_id, msg.case.0, msg.kind.as_str(), msg.channel.as_str())
+        let about = msg.case.map_or_else(|| "notice".to_owned(), |n| format!("case{}", n.0));
+        format!("{:08}-{about}-{}-{}.{ext}", msg.page_id, msg.kind.as_str(), msg.channel.as_str())
     }
 
     fn write(&self, name: &str, bytes: &[u8]) -> Result<(), SendError> {
@@ -67,7 +68,7 @@ impl Channel for Outbox {
                     "to": msg.to,
                     "from": self.sms_from,
                     "body": msg.body.text,
-                    "case": msg.case.0,
+                    "case": msg.case.map(|n| n.0),
                     "kind": msg.kind.as_str(),
                 });
                 (

@@ -102,7 +102,8 @@ pub struct EventRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageRecord {
     pub id: i64,
-    pub case: CaseNumber,
+    /// `None` for notices that belong to no case.
+    pub case: Option<CaseNumber>,
     pub person: Option<PersonId>,
     pub address: String,
     pub channel: ChannelKind,
@@ -236,13 +237,19 @@ pub trait Store: Send + Sync + 'static {
     /// Cases assigned to `person` that are not resolved.
     async fn cases_assigned(&self, person: &PersonId) -> Result<Vec<Case>, StoreError>;
     async fn page(&self, id: i64) -> Result<Option<PageRecord>, StoreError>;
-    /// Queues pages of a case outside a transition (answers to commands).
+    /// Queues pages outside a transition (answers to commands, notices);
+    /// `case` is `None` for notices that belong to no case.
     async fn queue_pages(
         &self,
-        case: CaseNumber,
+        case: Option<CaseNumber>,
         pages: &[crate::case::NewPage],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+    /// Records that `person` replied STOP (`out`) or START; true if that
+    /// changed anything.
+    async fn set_sms_opt_out(&self, person: &PersonId, out: bool, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Everybody who replied STOP and not START since.
+    async fn sms_opt_outs(&self) -> Result<std::collections::BTreeSet<PersonId>, StoreError>;
     /// Counts one more error reply to `person`'s phone; returns how many in
     /// a row. `ok` resets the count instead and returns 0.
     async fn phone_errors(&self, person: &PersonId, ok: bool, now: DateTime<Utc>) -> Result<i64, StoreError>;

@@ -108,7 +108,7 @@ fn page_from_row(r: &SqliteRow) -> Result<PageRecord, StoreError> {
     let status: String = r.try_get("status")?;
     Ok(PageRecord {
         id: r.try_get("id")?,
-        case: CaseNumber(r.try_get("case_number")?),
+        case: r.try_get::<Option<i64>, _>("case_number")?.map(CaseNumber),
         person: person.map(|p| p.parse::<PersonId>()).transpose().map_err(corrupt("page person"))?,
         address: r.try_get("address")?,
         channel: r.try_get::<String, _>("channel")?.parse().map_err(corrupt("page channel"))?,
@@ -148,7 +148,7 @@ impl SqliteStore {
     /// Queues `pages` of case `number` in one statement.
     async fn insert_pages(
         tx: &mut sqlx::SqliteConnection,
-        number: CaseNumber,
+        number: Option<CaseNumber>,
         pages: &[NewPage],
         now: i64,
     ) -> Result<(), StoreError> {
@@ -159,7 +159,7 @@ impl SqliteStore {
             "INSERT INTO pages (case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at) ",
         );
         q.push_values(pages, |mut b, p| {
-            b.push_bind(number.0)
+            b.push_bind(number.map(|n| n.0))
                 .push_bind(p.person.as_ref().map(|x| x.as_str().to_owned()))
                 .push_bind(p.address.clone())
                 .push_bind(p.channel.as_str())
@@ -178,12 +178,14 @@ impl SqliteStore {
     /// A timeline entry Tocsin itself records about a page.
     async fn page_event(
         tx: &mut sqlx::SqliteConnection,
-        case: i64,
+        case: Option<i64>,
         kind: &str,
         channel: &str,
         text: &str,
         now: i64,
     ) -> Result<(), StoreError> {
+        // A notice has no case, so no timeline to record on.
+        let Some(case) = case else { return Ok(()) };
         sqlx::query(
             "INSERT INTO events (case_number, at, kind, actor, channel, text) VALUES (?, ?, ?, 'tocsin', ?, ?)",
         )
@@ -273,7 +275,7 @@ impl SqliteStore {
                 }
             }
         }
-        Self::insert_pages(tx, number, &tr.pages, now).await?;
+        Self::insert_pages(tx, Some(number), &tr.pages, now).await?;
         Ok(())
     }
 }
@@ -544,7 +546,7 @@ impl Store for SqliteStore {
             // Another worker took the page over after our lease ran out.
             let Some(row) = row else { continue };
             recorded += 1;
-            let case: i64 = row.try_get("case_number")?;
+            let case: Option<i64> = row.try_get("case_number")?;
             let channel: String = row.try_get("channel")?;
             if matches!(outcome, Delivery::Sent { .. }) && channel == "sms" {
                 // A page reached the phone: error replies may start again.
@@ -571,7 +573,7 @@ impl Store for SqliteStore {
                     let mut text = format!("{kind} to {} by {channel} failed: {error}", who.unwrap_or(address));
                     if let Some(next) = fallback {
                         text += &format!("; falling back to {}", next.channel.as_str());
-                        Self::insert_pages(&mut tx, CaseNumber(case), std::slice::from_ref(next), now).await?;
+                        Self::insert_pages(&mut tx, case.map(CaseNumber), std::slice::from_ref(next), now).await?;
                     }
                     Self::page_event(&mut tx, case, "page_failed", &channel, &text, now).await?;
                 }
@@ -609,11 +611,34 @@ impl Store for SqliteStore {
         row.as_ref().map(page_from_row).transpose()
     }
 
-    async fn queue_pages(&self, case: CaseNumber, pages: &[NewPage], now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn queue_pages(
+        &self,
+        case: Option<CaseNumber>,
+        pages: &[NewPage],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         Self::insert_pages(&mut tx, case, pages, ms(now)).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn set_sms_opt_out(&self, person: &PersonId, out: bool, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = if out {
+            sqlx::query("INSERT OR IGNORE INTO sms_opt_outs (person, since) VALUES (?, ?)")
+                .bind(person.as_str())
+                .bind(ms(now))
+                .execute(&self.writer)
+                .await?
+        } else {
+            sqlx::query("DELETE FROM sms_opt_outs WHERE person = ?").bind(person.as_str()).execute(&self.writer).await?
+        };
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn sms_opt_outs(&self) -> Result<std::collections::BTreeSet<PersonId>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar("SELECT person FROM sms_opt_outs").fetch_all(&self.reader).await?;
+        rows.into_iter().map(|p| p.parse::<PersonId>().map_err(StoreError::Corrupt)).collect()
     }
 
     async fn phone_errors(&self, person: &PersonId, ok: bool, now: DateTime<Utc>) -> Result<i64, StoreError> {
@@ -675,7 +700,7 @@ impl Store for SqliteStore {
         .await?;
         let Some(row) = row else { return Ok(false) };
         if status != PageStatus::Delivered {
-            let case: i64 = row.try_get("case_number")?;
+            let case: Option<i64> = row.try_get("case_number")?;
             let channel: String = row.try_get("channel")?;
             let who: Option<String> = row.try_get("person")?;
             let kind: String = row.try_get("kind")?;
@@ -687,7 +712,7 @@ impl Store for SqliteStore {
             );
             if let Some(next) = fallback {
                 text += &format!("; falling back to {}", next.channel.as_str());
-                Self::insert_pages(&mut tx, CaseNumber(case), std::slice::from_ref(next), now).await?;
+                Self::insert_pages(&mut tx, case.map(CaseNumber), std::slice::from_ref(next), now).await?;
             }
             Self::page_event(&mut tx, case, "page_failed", &channel, &text, now).await?;
         }

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use std::collections::BTreeSet;
+
 use chrono::TimeDelta;
 
 use super::*;
@@ -38,7 +40,7 @@ fn timer(case: &Case, kind: TimerKind, position: Position, due: DateTime<Utc>) -
 fn opening_routes_sets_deadlines_and_pages_step_one() {
     let rules = rules();
     let o = Overrides::new();
-    let world = World { rules: &rules, overrides: &o, now: at("2026-11-24T10:00:00Z") };
+    let world = World { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
     let new = NewCase {
         subject: "db down".into(),
         body: String::new(),
@@ -62,7 +64,7 @@ fn opening_routes_sets_deadlines_and_pages_step_one() {
 fn a_step_timer_for_a_step_already_left_changes_nothing() {
     let rules = rules();
     let o = Overrides::new();
-    let world = World { rules: &rules, overrides: &o, now: at("2026-11-24T10:00:00Z") };
+    let world = World { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
     let case = outage(&world);
     let escalated = world.escalate(&case, &Actor::System, Via::Api, None).unwrap().case;
     let later = World { now: at("2026-11-24T10:05:00Z"), ..world };
@@ -75,7 +77,7 @@ fn a_step_timer_for_a_step_already_left_changes_nothing() {
 fn escalating_past_a_step_twice_is_refused_the_second_time() {
     let rules = rules();
     let o = Overrides::new();
-    let world = World { rules: &rules, overrides: &o, now: at("2026-11-24T10:00:00Z") };
+    let world = World { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
     let case = outage(&world);
     let once = world.escalate(&case, &Actor::System, Via::Api, Some(Position::FIRST)).unwrap().case;
     assert_eq!(once.escalation.at, Position { round: 0, step: 1 });
@@ -88,7 +90,7 @@ fn the_policy_stops_after_its_last_repeat() {
     let rules = rules();
     let o = Overrides::new();
     let mut now = at("2026-11-24T10:00:00Z");
-    let world = World { rules: &rules, overrides: &o, now };
+    let world = World { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now };
     let mut case = outage(&world);
     let mut steps = 1;
     loop {
@@ -111,7 +113,7 @@ fn the_policy_stops_after_its_last_repeat() {
 fn a_met_deadline_does_not_breach() {
     let rules = rules();
     let o = Overrides::new();
-    let world = World { rules: &rules, overrides: &o, now: at("2026-11-24T10:00:00Z") };
+    let world = World { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
     let case = outage(&world);
     let ana: PersonId = "ana".parse().unwrap();
     let acked = world.ack(&case, &ana, Via::Sms, None).unwrap();
@@ -129,7 +131,7 @@ fn a_met_deadline_does_not_breach() {
 fn acknowledging_twice_names_who_was_first() {
     let rules = rules();
     let o = Overrides::new();
-    let world = World { rules: &rules, overrides: &o, now: at("2026-11-24T10:00:00Z") };
+    let world = World { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
     let case = outage(&world);
     let acked = world.ack(&case, &"ana".parse().unwrap(), Via::Sms, None).unwrap().case;
     let err = world.ack(&acked, &"ben".parse().unwrap(), Via::Sms, None).unwrap_err();
@@ -140,7 +142,7 @@ fn acknowledging_twice_names_who_was_first() {
 fn reopening_resumes_the_resolve_clock_where_it_stopped() {
     let rules = rules();
     let o = Overrides::new();
-    let world = World { rules: &rules, overrides: &o, now: at("2026-11-24T10:00:00Z") };
+    let world = World { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
     let case = outage(&world);
     let resolved =
         World { now: at("2026-11-24T11:00:00Z"), ..world }.resolve(&case, &Actor::System, Via::Api, None).unwrap().case;
@@ -157,7 +159,7 @@ fn reopening_resumes_the_resolve_clock_where_it_stopped() {
 fn a_warning_fires_once_per_window_even_when_deadlines_are_recomputed() {
     let rules = rules();
     let o = Overrides::new();
-    let world = World { rules: &rules, overrides: &o, now: at("2026-11-24T10:00:00Z") };
+    let world = World { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
     let case = outage(&world);
     // Gold P1 respond 30m: 50% at 10:15.
     let warn = TimerKind::Warn(crate::sla::Clock::Respond, 0);
