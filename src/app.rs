@@ -20,6 +20,7 @@ use crate::inbound::smtp::{SmtpServer, tls_acceptor};
 use crate::inbound::{Inbox, ReplyAddresses, Settings as InboxSettings};
 use crate::notify::Channel;
 use crate::notify::Templates;
+use crate::notify::digest::Digester;
 use crate::notify::dispatcher::{Channels, Dispatcher};
 use crate::notify::email::SmtpEmail;
 use crate::notify::ids::ReplyKey;
@@ -138,6 +139,8 @@ pub struct App {
     pub scheduler: Arc<Scheduler>,
     pub dispatcher: Arc<Dispatcher>,
     pub inbox: Arc<Inbox>,
+    /// The managers' daily digest, unless `[digest] at` is empty.
+    pub digester: Option<Arc<Digester>>,
     /// Where the SMTP listener listens, if it runs.
     pub smtp_addr: Option<SocketAddr>,
     /// Counts timers fired by this instance.
@@ -262,7 +265,16 @@ impl App {
             let stop = shutdown.subscribe();
             tasks.push(tokio::spawn(server.serve(listener, stop)));
         }
+        let digester = config
+            .digest
+            .time()
+            .map_err(anyhow::Error::msg)?
+            .map(|at| Arc::new(Digester { desk: state.desk.clone(), at }));
         if workers == Workers::Background {
+            if let Some(d) = digester.clone() {
+                let stop = shutdown.subscribe();
+                tasks.push(tokio::spawn(async move { d.run(stop).await }));
+            }
             let stop = shutdown.subscribe();
             tasks.push(tokio::spawn(templates.watch(stop)));
             let i = inbox.clone();
@@ -275,7 +287,7 @@ impl App {
             let stop = shutdown.subscribe();
             tasks.push(tokio::spawn(async move { Dispatcher::run(&d, stop).await }));
         }
-        Ok(App { addr, state, scheduler, dispatcher, inbox, smtp_addr, fired, shutdown, tasks })
+        Ok(App { addr, state, scheduler, dispatcher, inbox, digester, smtp_addr, fired, shutdown, tasks })
     }
 
     /// Files pending mail, fires every due timer, then delivers every

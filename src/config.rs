@@ -18,6 +18,7 @@ pub struct Config {
     pub secrets: Secrets,
     pub scheduler: Scheduler,
     pub smtp: Smtp,
+    pub digest: Digest,
     /// Where the file was read from; `None` for built-in defaults.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -155,6 +156,32 @@ pub struct Secrets {
 impl Default for Secrets {
     fn default() -> Self {
         Self { reply_key_env: "TOCSIN_REPLY_KEY".into() }
+    }
+}
+
+/// The managers' daily digest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Digest {
+    /// Local time (each manager's zone) it goes out; "" turns it off.
+    pub at: String,
+}
+
+impl Default for Digest {
+    fn default() -> Self {
+        Self { at: "08:00".into() }
+    }
+}
+
+impl Digest {
+    /// The time of day, or `None` when the digest is off.
+    pub fn time(&self) -> Result<Option<chrono::NaiveTime>, String> {
+        if self.at.is_empty() {
+            return Ok(None);
+        }
+        chrono::NaiveTime::parse_from_str(&self.at, "%H:%M")
+            .map(Some)
+            .map_err(|_| format!("[digest] at {:?} is not a time like \"08:00\" (or \"\" for no digest)", self.at))
     }
 }
 
@@ -302,6 +329,7 @@ impl Config {
                 self.server.smtp
             ));
         }
+        self.digest.time().map_err(|e| format!("{at}: {e}"))?;
         if self.scheduler.batch == 0 {
             return Err(format!("{at}: [scheduler] batch must be at least 1"));
         }

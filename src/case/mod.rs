@@ -248,10 +248,12 @@ pub enum PageKind {
     /// News for managers that belongs to no case (a rotation lost a
     /// channel).
     Notice,
+    /// The managers' daily summary.
+    Digest,
 }
 
 impl PageKind {
-    pub const ALL: [PageKind; 7] = [
+    pub const ALL: [PageKind; 8] = [
         PageKind::Page,
         PageKind::Reminder,
         PageKind::Breach,
@@ -259,6 +261,7 @@ impl PageKind {
         PageKind::Receipt,
         PageKind::Confirmation,
         PageKind::Notice,
+        PageKind::Digest,
     ];
 
     /// Position in [`PageKind::ALL`]. The match is exhaustive, so a new kind
@@ -272,6 +275,7 @@ impl PageKind {
             PageKind::Receipt => 4,
             PageKind::Confirmation => 5,
             PageKind::Notice => 6,
+            PageKind::Digest => 7,
         }
     }
 
@@ -284,6 +288,7 @@ impl PageKind {
             PageKind::Receipt => "receipt",
             PageKind::Confirmation => "confirmation",
             PageKind::Notice => "notice",
+            PageKind::Digest => "digest",
         }
     }
 }
@@ -295,7 +300,7 @@ fn every_page_kind_is_listed_once_and_parses_back() {
         assert_eq!(kind.index(), i);
         assert_eq!(kind.as_str().parse::<PageKind>(), Ok(*kind));
     }
-    assert_eq!(PageKind::ALL.len(), PageKind::Notice.index() + 1, "a kind is missing from ALL");
+    assert_eq!(PageKind::ALL.len(), PageKind::Digest.index() + 1, "a kind is missing from ALL");
 }
 
 impl FromStr for PageKind {

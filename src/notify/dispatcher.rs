@@ -86,7 +86,7 @@ pub fn superseded(case: &Case, page: &PageRecord) -> Option<String> {
             (case.status != Status::Acknowledged).then(|| format!("superseded: the case is {}", case.status.as_str()))
         }
         PageKind::Warning => case.status.is_done().then(|| format!("superseded: the case is {}", case.status.as_str())),
-        PageKind::Breach | PageKind::Receipt | PageKind::Confirmation | PageKind::Notice => None,
+        PageKind::Breach | PageKind::Receipt | PageKind::Confirmation | PageKind::Notice | PageKind::Digest => None,
     }
 }
 

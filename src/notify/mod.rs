@@ -1,6 +1,7 @@
 //! Notifications out: the outbox rows that case changes queue, rendered from
 //! templates and handed to a [`Channel`] by the [`dispatcher`].
 
+pub mod digest;
 pub mod dispatcher;
 pub mod email;
 pub mod ids;
@@ -190,7 +191,8 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
     };
     let mut out = Vec::new();
     for kind in PageKind::ALL {
-        let channels: &[ChannelKind] = if matches!(kind, PageKind::Receipt | PageKind::Confirmation) {
+        let channels: &[ChannelKind] = if matches!(kind, PageKind::Receipt | PageKind::Confirmation | PageKind::Digest)
+        {
             &[ChannelKind::Email]
         } else {
             &[ChannelKind::Sms, ChannelKind::Email]
@@ -215,7 +217,7 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
                 prev_claimed_at: None,
             };
             let who = (kind != PageKind::Receipt).then_some(&person);
-            let ctx = if kind == PageKind::Notice {
+            let ctx = if matches!(kind, PageKind::Notice | PageKind::Digest) {
                 notice_context(&page, who, "https://support.example.com")
             } else {
                 context(&case, &page, who, "https://support.example.com")

@@ -22,6 +22,7 @@ pub fn required() -> Vec<String> {
     }
     names.extend(email_names(PageKind::Receipt));
     names.extend(email_names(PageKind::Confirmation));
+    names.extend(email_names(PageKind::Digest));
     names.push("bundle.sms.txt".into());
     names
 }

@@ -165,6 +165,18 @@ pub struct InboxRecord {
     pub note: String,
 }
 
+/// What the managers' daily digest reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DigestData {
+    /// Cases by status (all of them).
+    pub by_status: Vec<(String, i64)>,
+    /// Breaches recorded since the digest's window began: case and text.
+    pub breaches: Vec<(CaseNumber, String)>,
+    /// The not-yet-resolved cases whose next deadline comes first: case,
+    /// priority, subject, deadline.
+    pub due: Vec<(CaseNumber, String, String, DateTime<Utc>)>,
+}
+
 /// Figures for `/metrics`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Counts {
@@ -299,6 +311,18 @@ pub trait Store: Send + Sync + 'static {
     async fn receipts_since(&self, address: &str, since: DateTime<Utc>) -> Result<i64, StoreError>;
     /// A setting Tocsin keeps for itself; `default` is stored if absent.
     async fn setting(&self, name: &str, default: &str) -> Result<String, StoreError>;
+
+    /// The figures of a digest covering `since` until now.
+    async fn digest_data(&self, since: DateTime<Utc>) -> Result<DigestData, StoreError>;
+    /// Queues `page` (a digest for `person`) unless one was queued for
+    /// `day` already; true if it was queued now.
+    async fn queue_digest(
+        &self,
+        person: &PersonId,
+        day: &str,
+        page: &crate::case::NewPage,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     async fn insert_token(&self, info: &TokenInfo, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
     async fn token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError>;

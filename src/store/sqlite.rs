@@ -15,7 +15,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
-    Counts, Delivery, EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus, Store, StoreError, role,
+    Counts, Delivery, DigestData, EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus, Store, StoreError,
+    role,
 };
 use crate::case::{Case, CaseNumber, Escalation, NewPage, Status, Timer, TimerKind, Transition};
 use crate::escalation::Position;
@@ -852,6 +853,69 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await?;
         Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = ?").bind(name).fetch_one(&self.writer).await?)
+    }
+
+    async fn digest_data(&self, since: DateTime<Utc>) -> Result<DigestData, StoreError> {
+        let by_status = sqlx::query("SELECT status, COUNT(*) AS n FROM cases GROUP BY status ORDER BY status")
+            .fetch_all(&self.reader)
+            .await?;
+        let breaches =
+            sqlx::query("SELECT case_number, text FROM events WHERE kind = 'breach' AND at >= ? ORDER BY id LIMIT 20")
+                .bind(ms(since))
+                .fetch_all(&self.reader)
+                .await?;
+        let due = sqlx::query(
+            "SELECT number, priority, subject, next FROM (
+                 SELECT number, priority, subject,
+                        CASE WHEN status = 'open' THEN MIN(COALESCE(respond_due, 9000000000000000000), COALESCE(resolve_due, 9000000000000000000))
+                             ELSE MIN(COALESCE(update_due, 9000000000000000000), COALESCE(resolve_due, 9000000000000000000)) END AS next
+                 FROM cases WHERE status IN ('open', 'acknowledged', 'waiting'))
+             WHERE next < 9000000000000000000 ORDER BY next LIMIT 10",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(DigestData {
+            by_status: by_status
+                .iter()
+                .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+                .collect::<Result<_, StoreError>>()?,
+            breaches: breaches
+                .iter()
+                .map(|r| Ok((CaseNumber(r.try_get("case_number")?), r.try_get("text")?)))
+                .collect::<Result<_, StoreError>>()?,
+            due: due
+                .iter()
+                .map(|r| {
+                    Ok((
+                        CaseNumber(r.try_get("number")?),
+                        r.try_get("priority")?,
+                        r.try_get("subject")?,
+                        instant(r.try_get("next")?)?,
+                    ))
+                })
+                .collect::<Result<_, StoreError>>()?,
+        })
+    }
+
+    async fn queue_digest(
+        &self,
+        person: &PersonId,
+        day: &str,
+        page: &NewPage,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let first = sqlx::query("INSERT OR IGNORE INTO digests (person, day) VALUES (?, ?)")
+            .bind(person.as_str())
+            .bind(day)
+            .execute(&mut *tx)
+            .await?;
+        if first.rows_affected() == 0 {
+            return Ok(false);
+        }
+        Self::insert_pages(&mut tx, None, std::slice::from_ref(page), ms(now)).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn insert_token(&self, info: &TokenInfo, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {

@@ -1,0 +1,130 @@
+//! The managers' daily digest: once a day, at `[digest] at` on each
+//! manager's own clock, an email with the cases by status, the breaches of
+//! the last day, the deadlines coming next and who is on call.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveTime, TimeDelta, Utc};
+use tokio::sync::watch;
+
+use crate::case::{NewPage, PageKind};
+use crate::desk::Desk;
+use crate::people::{ChannelKind, Person};
+use crate::store::{DigestData, StoreError};
+
+/// The digest text for `manager` at `now`. Pure.
+pub fn text(manager: &Person, data: &DigestData, on_call: &[(String, Option<String>)], now: DateTime<Utc>) -> String {
+    let tz = manager.timezone;
+    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%a %d %b %H:%M").to_string();
+    let mut out = format!("Tocsin, {}\n\nCases by status:", local(now));
+    if data.by_status.is_empty() {
+        out += " none yet";
+    }
+    for (status, n) in &data.by_status {
+        out += &format!("\n  {status}: {n}");
+    }
+    out += "\n\nBreaches in the last 24 hours:";
+    if data.breaches.is_empty() {
+        out += " none";
+    }
+    for (case, what) in &data.breaches {
+        out += &format!("\n  {case}: {what}");
+    }
+    out += "\n\nNext deadlines:";
+    if data.due.is_empty() {
+        out += " none";
+    }
+    for (case, priority, subject, at) in &data.due {
+        let subject: String = subject.chars().take(60).collect();
+        out += &format!("\n  {} {case} {priority} {subject}", local(*at));
+    }
+    out += "\n\nOn call now:";
+    for (schedule, who) in on_call {
+        out += &format!("\n  {schedule}: {}", who.as_deref().unwrap_or("nobody"));
+    }
+    out
+}
+
+/// Sends the digests.
+pub struct Digester {
+    pub desk: Arc<Desk>,
+    /// Local time of day the digest goes out.
+    pub at: NaiveTime,
+}
+
+impl Digester {
+    /// Queues every digest due now that was not queued today; returns how
+    /// many it queued.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let now = self.desk.clock.now();
+        let mut queued = 0;
+        let data = self.desk.store.digest_data(now - TimeDelta::hours(24)).await?;
+        let overrides = self.desk.overrides(now).await?;
+        let none = Vec::new();
+        let on_call: Vec<(String, Option<String>)> = self
+            .desk
+            .rules
+            .schedules
+            .values()
+            .map(|s| {
+                let who = s.on_call(overrides.get(&s.name).unwrap_or(&none), now);
+                (s.name.clone(), who.and_then(|p| self.desk.rules.people.get(&p)).map(|p| p.name.clone()))
+            })
+            .collect();
+        for manager in self.desk.rules.managers() {
+            let local = now.with_timezone(&manager.timezone);
+            if local.time() < self.at {
+                continue;
+            }
+            let page = NewPage {
+                person: Some(manager.id.clone()),
+                address: manager.email.clone(),
+                channel: ChannelKind::Email,
+                kind: PageKind::Digest,
+                position: None,
+                detail: text(manager, &data, &on_call, now),
+            };
+            let day = local.date_naive().to_string();
+            if self.desk.store.queue_digest(&manager.id, &day, &page, now).await? {
+                queued += 1;
+            }
+        }
+        if queued > 0 {
+            self.desk.wake.dispatcher.notify_one();
+        }
+        Ok(queued)
+    }
+
+    /// The next instant a manager's digest falls due.
+    fn next_due(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let next = self.desk.rules.managers().filter_map(|m| {
+            let local = now.with_timezone(&m.timezone).date_naive();
+            [local, local.succ_opt()?]
+                .into_iter()
+                .filter_map(|d| crate::schedule::to_utc(m.timezone, d.and_time(self.at)))
+                .find(|t| *t > now)
+        });
+        next.min().unwrap_or(now + TimeDelta::days(1))
+    }
+
+    /// Runs until `shutdown`: sends what is due (also at start-up, for a day
+    /// whose hour passed while the daemon was down), then sleeps until the
+    /// next digest hour.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if let Err(e) = self.run_once().await {
+                tracing::error!(error = %e, "cannot queue the daily digest; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                    _ = shutdown.changed() => return,
+                }
+                continue;
+            }
+            let until = self.next_due(self.desk.clock.now());
+            tokio::select! {
+                _ = self.desk.clock.sleep_until(until) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
