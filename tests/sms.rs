@@ -299,8 +299,9 @@ fn signatures_agree_with_the_official_twilio_library() {
         "https://support.example.com:8443/hooks/twilio/sms?a=1&b=%20x",
         "http://127.0.0.1:8080/hooks/twilio/status?page=3",
     ];
-    let param_sets: [&[(&str, &str)]; 4] = [
+    let param_sets: [&[(&str, &str)]; 5] = [
         &[("From", "+15550100001"), ("Body", "ACK 1042"), ("MessageSid", "SM1")],
+        &[("MediaUrl", "https://b.example/2"), ("Body", "two pictures"), ("MediaUrl", "https://a.example/1")],
         &[("Body", "Ünïcödé ✓ and emoji 🚨"), ("To", "+15550000000")],
         &[("MediaUrl0", "https://x/y"), ("Body", ""), ("NumMedia", "1")],
         &[],
