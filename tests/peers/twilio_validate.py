@@ -9,11 +9,17 @@ import sys
 
 from twilio.request_validator import RequestValidator
 
+class MultiDict(dict):
+    """Repeated names, the way Django's QueryDict offers them (getlist)."""
+
+    def getlist(self, name):
+        return self[name]
+
+
 for line in sys.stdin:
     case = json.loads(line)
-    params = {}
+    params = MultiDict()
     for k, v in case["params"]:
         params.setdefault(k, []).append(v)
-    flat = {k: (v[0] if len(v) == 1 else v) for k, v in params.items()}
-    ok = RequestValidator(case["token"]).validate(case["url"], flat, case["signature"])
+    ok = RequestValidator(case["token"]).validate(case["url"], params, case["signature"])
     print("true" if ok else "false", flush=True)
