@@ -339,3 +339,49 @@ async fn mail_received_but_not_filed_before_a_crash_is_filed_at_start() {
     assert_eq!(list["cases"].as_array().unwrap().len(), 1);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn the_assignee_hears_when_the_customer_writes_and_not_of_auto_replies() {
+    let (t, hook) = setup().await;
+    let admin = t.token("ops", TokenRole::Admin, None).await;
+    let n = filed(&t, &hook, &message("ops@acme.com", "Checkout is down", "q1@acme.com", "", "x")).await["case"]
+        .as_i64()
+        .unwrap();
+    t.post(&format!("/api/v1/cases/{n}/ack"), &admin, json!({"by": "ana"})).await;
+    filed(
+        &t,
+        &hook,
+        &message("ops@acme.com", &format!("Re: [#{n}]"), "q2@acme.com", "", "It fails again since 10:05."),
+    )
+    .await;
+    filed(
+        &t,
+        &hook,
+        &message("ops@acme.com", &format!("Auto: [#{n}]"), "q3@acme.com", "Auto-Submitted: auto-replied\r\n", "Away."),
+    )
+    .await;
+    // Ana's page SMS went out a moment ago: the rate limit holds this one a minute.
+    t.advance(TimeDelta::minutes(1)).await;
+    let c = case(&t, &hook, n).await;
+    let replies: Vec<(String, String, String)> = c["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "reply")
+        .map(|p| {
+            (
+                p["person"].as_str().unwrap().into(),
+                p["channel"].as_str().unwrap().into(),
+                p["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        replies,
+        [("ana".to_owned(), "sms".to_owned(), "sent".to_owned())],
+        "one for the customer's mail, none for the auto-reply"
+    );
+    let sms: Vec<String> = t.outbox_texts("-reply-sms.json");
+    let body: Value = serde_json::from_str(&sms[0]).unwrap();
+    assert_eq!(body["body"], format!("#{n} ops@acme.com wrote: It fails again since 10:05."));
+}

@@ -476,6 +476,11 @@ impl World<'_> {
             _ => Transition::new(case, self.now),
         };
         tr.events.push(event(self));
+        // The person working on the case hears that the customer wrote.
+        if let Some(assignee) = tr.case.assignee.clone() {
+            let said: String = shown.chars().take(500).collect();
+            self.page_person(&mut tr, &assignee, PageKind::Reply, None, &format!("{from} wrote: {said}"));
+        }
         Ok(tr)
     }
 

@@ -250,10 +250,12 @@ pub enum PageKind {
     Notice,
     /// The managers' daily summary.
     Digest,
+    /// The customer wrote on a case: its assignee is told.
+    Reply,
 }
 
 impl PageKind {
-    pub const ALL: [PageKind; 8] = [
+    pub const ALL: [PageKind; 9] = [
         PageKind::Page,
         PageKind::Reminder,
         PageKind::Breach,
@@ -262,6 +264,7 @@ impl PageKind {
         PageKind::Confirmation,
         PageKind::Notice,
         PageKind::Digest,
+        PageKind::Reply,
     ];
 
     /// Position in [`PageKind::ALL`]. The match is exhaustive, so a new kind
@@ -276,6 +279,7 @@ impl PageKind {
             PageKind::Confirmation => 5,
             PageKind::Notice => 6,
             PageKind::Digest => 7,
+            PageKind::Reply => 8,
         }
     }
 
@@ -289,6 +293,7 @@ impl PageKind {
             PageKind::Confirmation => "confirmation",
             PageKind::Notice => "notice",
             PageKind::Digest => "digest",
+            PageKind::Reply => "reply",
         }
     }
 }
@@ -300,7 +305,7 @@ fn every_page_kind_is_listed_once_and_parses_back() {
         assert_eq!(kind.index(), i);
         assert_eq!(kind.as_str().parse::<PageKind>(), Ok(*kind));
     }
-    assert_eq!(PageKind::ALL.len(), PageKind::Digest.index() + 1, "a kind is missing from ALL");
+    assert_eq!(PageKind::ALL.len(), PageKind::Reply.index() + 1, "a kind is missing from ALL");
 }
 
 impl FromStr for PageKind {

@@ -85,7 +85,9 @@ pub fn superseded(case: &Case, page: &PageRecord) -> Option<String> {
         PageKind::Reminder => {
             (case.status != Status::Acknowledged).then(|| format!("superseded: the case is {}", case.status.as_str()))
         }
-        PageKind::Warning => case.status.is_done().then(|| format!("superseded: the case is {}", case.status.as_str())),
+        PageKind::Warning | PageKind::Reply => {
+            case.status.is_done().then(|| format!("superseded: the case is {}", case.status.as_str()))
+        }
         PageKind::Breach | PageKind::Receipt | PageKind::Confirmation | PageKind::Notice | PageKind::Digest => None,
     }
 }
