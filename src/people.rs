@@ -151,6 +151,20 @@ pub struct Person {
 }
 
 impl Person {
+    /// The channel and address to reach this person on: the first of their
+    /// channels (after `after`, for a fall-back) that they have an address
+    /// for, skipping SMS when they replied STOP (`sms_off`).
+    pub fn reach(&self, sms_off: bool, after: Option<ChannelKind>) -> Option<(ChannelKind, &str)> {
+        let from = after.and_then(|a| self.channels.iter().position(|c| *c == a)).map_or(0, |i| i + 1);
+        if after.is_some() && from == 0 {
+            return None;
+        }
+        self.channels[from..]
+            .iter()
+            .filter(|&&c| !(sms_off && c == ChannelKind::Sms))
+            .find_map(|&c| self.address(c).map(|a| (c, a)))
+    }
+
     /// The address of this person on `channel`, if they have one.
     pub fn address(&self, channel: ChannelKind) -> Option<&str> {
         match channel {
@@ -170,6 +184,26 @@ mod tests {
         for bad in ["15550100001", "+1 555 0100", "+0123456789", "+1", "+1234567890123456"] {
             assert!(bad.parse::<PhoneNumber>().is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn reach_takes_the_next_channel_with_an_address_and_skips_sms_after_stop() {
+        let ana = Person {
+            id: "ana".parse().unwrap(),
+            name: "Ana".into(),
+            email: "ana@example.com".into(),
+            phone: Some("+15550100001".parse().unwrap()),
+            timezone: Tz::UTC,
+            role: Role::Engineer,
+            channels: vec![ChannelKind::Sms, ChannelKind::Email],
+        };
+        assert_eq!(ana.reach(false, None), Some((ChannelKind::Sms, "+15550100001")));
+        assert_eq!(ana.reach(true, None), Some((ChannelKind::Email, "ana@example.com")));
+        assert_eq!(ana.reach(false, Some(ChannelKind::Sms)), Some((ChannelKind::Email, "ana@example.com")));
+        assert_eq!(ana.reach(false, Some(ChannelKind::Email)), None, "nothing after the last channel");
+        let email_first = Person { channels: vec![ChannelKind::Email, ChannelKind::Sms], ..ana };
+        assert_eq!(email_first.reach(false, Some(ChannelKind::Email)), Some((ChannelKind::Sms, "+15550100001")));
+        assert_eq!(email_first.reach(true, Some(ChannelKind::Email)), None, "no SMS fall-back after STOP");
     }
 
     #[test]

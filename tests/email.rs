@@ -137,3 +137,26 @@ async fn a_5xx_from_the_server_fails_over_to_sms() {
     assert_eq!(ana, [("email".to_owned(), "failed".to_owned()), ("sms".to_owned(), "sent".to_owned())]);
     assert!(t.outbox().iter().any(|f| f.ends_with("-page-sms.json")), "the SMS went out through the outbox");
 }
+
+#[tokio::test]
+async fn a_5xx_does_not_fall_back_to_sms_for_someone_who_replied_stop() {
+    let Some(py) = python() else { return };
+    let sink = Sink::start(&py);
+    let rules = rules_with_ana_email("reject-ana@example.com");
+    let t = app(&sink, rules.path()).await;
+    let ana: tocsin::people::PersonId = "ana".parse().unwrap();
+    assert!(t.store().set_sms_opt_out(&ana, true, t.clock_now()).await.unwrap());
+    let tok = t.token("ops", TokenRole::Admin, None).await;
+    let n = t.open_outage(&tok).await;
+    t.app().tick().await.unwrap();
+    let (_, case) = t.get(&format!("/api/v1/cases/{n}"), &tok).await;
+    let ana: Vec<(String, String)> = case["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["person"] == "ana")
+        .map(|p| (p["channel"].as_str().unwrap().into(), p["status"].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(ana, [("email".to_owned(), "failed".to_owned())]);
+    assert!(!t.outbox().iter().any(|f| f.ends_with("-page-sms.json")));
+}

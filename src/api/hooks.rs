@@ -12,7 +12,6 @@ use utoipa_axum::routes;
 
 use super::auth::Auth;
 use super::{ApiError, AppState};
-use crate::desk::DeskError;
 use crate::inbound::mail::Envelope;
 use crate::notify::dispatcher::fallback;
 use crate::store::PageStatus;
@@ -66,11 +65,7 @@ async fn email(
         return Err(ApiError::bad_request("the body is empty: post the raw message (message/rfc822)"));
     }
     let envelope = Envelope { from: q.sender, to: q.recipient.into_iter().collect() };
-    let (inbox, outcome) = match state.inbox.ingest(&body, &envelope, "webhook").await {
-        Ok(r) => r,
-        Err(DeskError::Store(e)) => return Err(e.into()),
-        Err(e) => return Err(e.into()),
-    };
+    let (inbox, outcome) = state.inbox.ingest(&body, &envelope, "webhook").await?;
     let note = match &outcome {
         crate::inbound::Outcome::Unusable(why) => Some(why.clone()),
         crate::inbound::Outcome::Automatic { why, .. } => Some(why.clone()),
@@ -141,7 +136,11 @@ pub async fn twilio_status(
     let mut refallen = false;
     // One SMS may carry several bundled pages: the report is each one's.
     for page in pages {
-        let fallback = (status != PageStatus::Delivered).then(|| fallback(&state.rules, &page)).flatten();
+        let fallback = if status == PageStatus::Delivered {
+            None
+        } else {
+            fallback(&state.rules, state.store.as_ref(), &page).await
+        };
         let moved = state
             .store
             .report_delivery(page.id, status, error.as_deref(), fallback.as_ref(), state.clock.now())
@@ -263,14 +262,10 @@ async fn tell_managers(state: &AppState, person: &crate::people::Person, out: bo
         .rules
         .managers()
         .filter_map(|m| {
-            let (channel, address) = m
-                .channels
-                .iter()
-                .filter(|c| !(sms_off.contains(&m.id) && **c == ChannelKind::Sms))
-                .find_map(|&c| m.address(c).map(|a| (c, a.to_owned())))?;
+            let (channel, address) = m.reach(sms_off.contains(&m.id), None)?;
             Some(crate::case::NewPage {
                 person: Some(m.id.clone()),
-                address,
+                address: address.to_owned(),
                 channel,
                 kind: crate::case::PageKind::Notice,
                 position: None,

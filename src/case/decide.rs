@@ -280,13 +280,8 @@ impl World<'_> {
         detail: &str,
     ) -> Option<&'static str> {
         let person = self.rules.people.get(id)?;
-        // Someone who replied STOP is reached on their next channel.
-        let sms_off = self.sms_off.contains(id);
-        let (channel, address) = person
-            .channels
-            .iter()
-            .filter(|&&ch| !(sms_off && ch == ChannelKind::Sms))
-            .find_map(|&ch| person.address(ch).map(|a| (ch, a.to_owned())))?;
+        let (channel, address) = person.reach(self.sms_off.contains(id), None)?;
+        let address = address.to_owned();
         tr.pages.push(NewPage {
             person: Some(id.clone()),
             address,

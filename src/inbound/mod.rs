@@ -21,7 +21,7 @@ use crate::case::decide::NewCase;
 use crate::case::{ActionError, Actor, CaseNumber, Filing, NewPage, PageKind, Via};
 use crate::clock::Clock;
 use crate::desk::{Action, Desk, DeskError};
-use crate::notify::ids::ReplyKey;
+use crate::notify::ids::{ReplyKey, constant_eq};
 use crate::people::{ChannelKind, PersonId};
 use crate::store::{Store, StoreError};
 
@@ -102,17 +102,22 @@ impl Inbox {
     /// Commits `raw` durably; after this returns Ok the message cannot be
     /// lost. The inbox worker files it.
     pub async fn receive(&self, raw: &[u8], envelope: &Envelope, source: &str) -> Result<i64, StoreError> {
+        let id = self.commit_raw(raw, envelope, source).await?;
+        self.wake.notify_one();
+        Ok(id)
+    }
+
+    async fn commit_raw(&self, raw: &[u8], envelope: &Envelope, source: &str) -> Result<i64, StoreError> {
         let id = self.store.receive_mail(raw, envelope, source, self.clock.now()).await?;
         metrics::counter!("tocsin_mail_received_total", "source" => source.to_owned()).increment(1);
-        self.wake.notify_one();
         Ok(id)
     }
 
     /// Receives and files at once: for the MTA pipe and the webhook, which
     /// answer with the outcome.
+    /// (The worker is not woken: this caller files the row itself.)
     pub async fn ingest(&self, raw: &[u8], envelope: &Envelope, source: &str) -> Result<(i64, Outcome), DeskError> {
-        let id = self.store.receive_mail(raw, envelope, source, self.clock.now()).await?;
-        metrics::counter!("tocsin_mail_received_total", "source" => source.to_owned()).increment(1);
+        let id = self.commit_raw(raw, envelope, source).await?;
         Ok((id, self.file(id).await?))
     }
 
@@ -178,7 +183,7 @@ impl Inbox {
                 .rules
                 .people
                 .keys()
-                .find(|p| constant_eq(&r.key.reply_token(CaseNumber(n), p.as_str()), token));
+                .find(|p| constant_eq(r.key.reply_token(CaseNumber(n), p.as_str()).as_bytes(), token.as_bytes()));
             if let Some(p) = person {
                 return Ok(Some((CaseNumber(n), p.clone())));
             }
@@ -188,7 +193,9 @@ impl Inbox {
             let parts: Vec<&str> = local.split('.').collect();
             let ["tocsin", n, page, sig] = parts[..] else { continue };
             let (Ok(n), Ok(page)) = (n.parse::<i64>(), page.parse::<i64>()) else { continue };
-            if domain != r.domain || !constant_eq(&r.key.message_id(CaseNumber(n), page, domain), id) {
+            if domain != r.domain
+                || !constant_eq(r.key.message_id(CaseNumber(n), page, domain).as_bytes(), id.as_bytes())
+            {
                 continue;
             }
             let _ = sig;
@@ -356,11 +363,6 @@ impl Inbox {
             }
         }
     }
-}
-
-/// Constant-time string equality, for tokens.
-fn constant_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn settled(status: &str, case: Option<CaseNumber>, note: &str) -> Outcome {

@@ -92,19 +92,27 @@ pub fn superseded(case: &Case, page: &PageRecord) -> Option<String> {
     }
 }
 
-/// The same person's next channel after `page`'s, for a page that failed.
-pub fn fallback(rules: &Rules, page: &PageRecord) -> Option<NewPage> {
+/// The same person's next channel after `page`'s, for a page that failed;
+/// never SMS for someone who replied STOP.
+pub async fn fallback(rules: &Rules, store: &dyn Store, page: &PageRecord) -> Option<NewPage> {
     let person = rules.people.get(page.person.as_ref()?)?;
-    let after = person.channels.iter().position(|c| *c == page.channel)?;
-    person.channels[after + 1..].iter().find_map(|&channel| {
-        person.address(channel).map(|address| NewPage {
-            person: Some(person.id.clone()),
-            address: address.to_owned(),
-            channel,
-            kind: page.kind,
-            position: page.position,
-            detail: page.detail.clone(),
-        })
+    // Read only when a page fails. Should the read fail, the carrier still
+    // blocks SMS to a number that sent STOP, so falling back blind is safe.
+    let sms_off = match store.sms_opt_outs().await {
+        Ok(off) => off.contains(&person.id),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read SMS opt-outs for a fall-back");
+            false
+        }
+    };
+    let (channel, address) = person.reach(sms_off, Some(page.channel))?;
+    Some(NewPage {
+        person: Some(person.id.clone()),
+        address: address.to_owned(),
+        channel,
+        kind: page.kind,
+        position: page.position,
+        detail: page.detail.clone(),
     })
 }
 
@@ -210,8 +218,12 @@ impl Dispatcher {
         };
         let next_allowed = match last {
             Ok(last) => last.map(|l| l + self.sms_interval),
+            // Cannot tell when the person was last reached: try again soon,
+            // as for any temporary failure (not counted as an attempt).
             Err(e) => {
-                out.extend(live.into_iter().map(|(p, _)| (p, Err(StoreError::Corrupt(e.to_string())))));
+                tracing::warn!(error = %e, "cannot read the SMS rate limit; holding the pages briefly");
+                let at = self.clock.now() + backoff(1);
+                out.extend(live.into_iter().map(|(p, _)| (p, Ok(Delivery::Deferred { at }))));
                 return out;
             }
         };
@@ -229,7 +241,7 @@ impl Dispatcher {
         for (page, _) in live {
             let own = match &outcome {
                 Delivery::Failed { error, .. } => {
-                    Delivery::Failed { error: error.clone(), fallback: self.fallback(&page) }
+                    Delivery::Failed { error: error.clone(), fallback: self.fallback(&page).await }
                 }
                 other => other.clone(),
             };
@@ -267,8 +279,8 @@ impl Dispatcher {
         self.transmit(first, &msg, live.iter().any(|(p, _)| p.in_doubt)).await
     }
 
-    fn fallback(&self, page: &PageRecord) -> Option<NewPage> {
-        fallback(&self.rules, page)
+    async fn fallback(&self, page: &PageRecord) -> Option<NewPage> {
+        fallback(&self.rules, self.store.as_ref(), page).await
     }
 
     fn message(&self, case: &Case, page: &PageRecord) -> Message {
@@ -367,7 +379,7 @@ impl Dispatcher {
             Err(SendError::Temporary(error)) if page.attempts < MAX_ATTEMPTS => {
                 Delivery::Retry { at: now + backoff(page.attempts), error }
             }
-            Err(e) => Delivery::Failed { error: e.to_string(), fallback: self.fallback(page) },
+            Err(e) => Delivery::Failed { error: e.to_string(), fallback: self.fallback(page).await },
         }
     }
 

@@ -44,6 +44,12 @@ impl ReplyKey {
     }
 }
 
+/// Equality of two secrets in time that does not depend on where they
+/// differ.
+pub fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 impl ReplyKey {
     /// The signed reply address of `person` for `case`:
     /// `<local>+<case>.<token>@<domain>`, so a reply is traced to both
