@@ -145,8 +145,20 @@ pub struct App {
     pub smtp_addr: Option<SocketAddr>,
     /// Counts timers fired by this instance.
     pub fired: watch::Receiver<u64>,
+    /// How long [`App::drain`] waits for work in flight.
+    pub drain_timeout: std::time::Duration,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// What [`App::drain`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Every SMTP session, HTTP request and worker batch in flight ended
+    /// before `[server] drain_timeout`.
+    pub finished: bool,
+    /// Timers this instance still held and handed back.
+    pub released: u64,
 }
 
 /// Sockets bound by the caller (tests bind port 0).
@@ -215,6 +227,14 @@ impl App {
         let max_size = parse_size(&config.email.max_size).map_err(anyhow::Error::msg)?;
         let inbox = Arc::new(inbox(config, desk.clone(), key.clone())?);
         let (routes, openapi) = api::routes(max_size);
+        let reports = match &config.database.reports_url {
+            Some(url) => {
+                let db = crate::config::Database { url: url.clone(), ..config.database.clone() };
+                crate::store::open_reports(&db).await.map_err(|e| anyhow::anyhow!("[database] reports_url: {e}"))?
+            }
+            None => store.clone(),
+        };
+        let web = Arc::new(crate::web::Web::new(reports, config).map_err(anyhow::Error::msg)?);
         let state = AppState {
             inbox: inbox.clone(),
             desk,
@@ -230,6 +250,7 @@ impl App {
                 _ => None,
             },
             openapi: Arc::new(openapi.to_pretty_json().unwrap_or_default()),
+            web,
         };
         let (shutdown, _) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -287,7 +308,19 @@ impl App {
             let stop = shutdown.subscribe();
             tasks.push(tokio::spawn(async move { Dispatcher::run(&d, stop).await }));
         }
-        Ok(App { addr, state, scheduler, dispatcher, inbox, digester, smtp_addr, fired, shutdown, tasks })
+        Ok(App {
+            addr,
+            state,
+            scheduler,
+            dispatcher,
+            inbox,
+            digester,
+            smtp_addr,
+            fired,
+            drain_timeout: config.server.drain_timeout,
+            shutdown,
+            tasks,
+        })
     }
 
     /// Files pending mail, fires every due timer, then delivers every
@@ -299,6 +332,50 @@ impl App {
         let fired = self.scheduler.run_due().await?;
         self.dispatcher.run_once().await?;
         Ok(fired)
+    }
+
+    /// The graceful stop (SIGTERM): closes both listeners so new
+    /// connections are refused, lets the SMTP sessions and HTTP requests in
+    /// flight finish, lets the scheduler, dispatcher and inbox worker finish
+    /// the batch they hold without claiming more, all for at most `[server]
+    /// drain_timeout`; then hands back every timer this instance still
+    /// holds, so another instance fires them at once instead of waiting for
+    /// the leases to run out.
+    ///
+    /// Whatever is cut off by the time-out is safe: a mail not yet answered
+    /// 250 is retried by its sender, a timer or page whose lease this
+    /// instance loses is not committed by it (the store checks the owner).
+    pub async fn drain(self) -> Drained {
+        let timeout = self.drain_timeout;
+        tracing::info!(
+            timeout = %humantime::format_duration(timeout),
+            "drain: listeners closed, no new work claimed; finishing what is in flight"
+        );
+        let _ = self.shutdown.send(true);
+        let tasks = self.tasks;
+        let wait = async move {
+            for t in tasks {
+                let _ = t.await;
+            }
+        };
+        let finished = tokio::time::timeout(timeout, wait).await.is_ok();
+        if finished {
+            tracing::info!("drain: sessions, requests and batches in flight have finished");
+        } else {
+            tracing::warn!(
+                timeout = %humantime::format_duration(timeout),
+                "drain: [server] drain_timeout passed; abandoning what is still running"
+            );
+        }
+        let released = match self.scheduler.store.release_timers(&self.scheduler.owner).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "drain: cannot hand back held timers; their leases will run out");
+                0
+            }
+        };
+        tracing::info!(released, "drain: held timers handed back; done");
+        Drained { finished, released }
     }
 
     /// Stops serving and waits for the workers to finish what they hold.

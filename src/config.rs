@@ -19,6 +19,7 @@ pub struct Config {
     pub scheduler: Scheduler,
     pub smtp: Smtp,
     pub digest: Digest,
+    pub dashboard: Dashboard,
     /// Where the file was read from; `None` for built-in defaults.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -34,7 +35,15 @@ pub struct Server {
     /// The URL the outside world reaches this daemon at: links in pages,
     /// and what Twilio signs.
     pub public_url: String,
+    /// On SIGTERM, how long in-flight SMTP sessions, HTTP requests and the
+    /// workers' batches get to finish before the daemon exits anyway.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: std::time::Duration,
 }
+
+/// The longest `[server] drain_timeout` accepted: past it, a stopping
+/// daemon outlives what service managers wait (systemd: 90 s by default).
+pub const MAX_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl Default for Server {
     fn default() -> Self {
@@ -42,6 +51,7 @@ impl Default for Server {
             http: ([127, 0, 0, 1], 8080).into(),
             smtp: "127.0.0.1:2525".into(),
             public_url: "http://127.0.0.1:8080".into(),
+            drain_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -185,6 +195,32 @@ impl Digest {
     }
 }
 
+/// The web dashboard under `/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dashboard {
+    /// A sign-in lasts this long.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: std::time::Duration,
+    /// Times and report weeks for tokens that belong to no person (a
+    /// person's session uses their own time zone).
+    pub time_zone: String,
+}
+
+impl Default for Dashboard {
+    fn default() -> Self {
+        Self { session_ttl: std::time::Duration::from_secs(12 * 3600), time_zone: "UTC".into() }
+    }
+}
+
+impl Dashboard {
+    pub fn zone(&self) -> Result<chrono_tz::Tz, String> {
+        self.time_zone.parse().map_err(|_| {
+            format!("[dashboard] time_zone {:?} is not an IANA zone like \"Europe/London\"", self.time_zone)
+        })
+    }
+}
+
 /// Tuning of the inbound SMTP listener (`[server] smtp` sets its address).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -268,7 +304,12 @@ impl Config {
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: cannot read ({e})", path.display()))?;
         let mut config: Config = toml::from_str(&text).map_err(|e| {
             let line = e.span().map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            format!("{}:{line}: {}", path.display(), e.message().trim())
+            // serde's message alone may not name the key ("expected number
+            // at 0"), so the offending line is quoted after it.
+            match text.lines().nth(line.saturating_sub(1)).map(str::trim).filter(|l| line > 0 && !l.is_empty()) {
+                Some(source) => format!("{}:{line}: {} (in `{source}`)", path.display(), e.message().trim()),
+                None => format!("{}:{line}: {}", path.display(), e.message().trim()),
+            }
         })?;
         let base = path.parent().map(Path::to_owned).unwrap_or_default();
         for p in [&mut config.paths.rules, &mut config.paths.templates, &mut config.paths.outbox]
@@ -307,17 +348,21 @@ impl Config {
                 self.email.from
             ));
         }
-        if self.email.transport != "outbox" {
+        let transport = &self.email.transport;
+        if transport != "outbox" && !transport.starts_with("smtp://") && !transport.starts_with("smtps://") {
             return Err(format!(
-                "{at}: [email] transport {:?}: only \"outbox\" is available in this build",
-                self.email.transport
+                "{at}: [email] transport {transport:?}: use \"outbox\", \"smtp://host:port\" or \"smtps://host:port\""
             ));
         }
-        if self.sms.provider != "outbox" {
-            return Err(format!(
-                "{at}: [sms] provider {:?}: only \"outbox\" is available in this build",
-                self.sms.provider
-            ));
+        match self.sms.provider.as_str() {
+            "outbox" => {}
+            "twilio" if self.sms.twilio_account_sid.starts_with("AC") => {}
+            "twilio" => {
+                return Err(format!(
+                    "{at}: [sms] provider \"twilio\" needs twilio_account_sid (the \"AC…\" id of your Twilio account)"
+                ));
+            }
+            other => return Err(format!("{at}: [sms] provider {other:?}: use \"outbox\" or \"twilio\"")),
         }
         parse_size(&self.email.max_size).map_err(|e| format!("{at}: [email] max_size {e}"))?;
         if self.smtp.tls_cert.is_some() != self.smtp.tls_key.is_some() {
@@ -330,6 +375,17 @@ impl Config {
             ));
         }
         self.digest.time().map_err(|e| format!("{at}: {e}"))?;
+        self.dashboard.zone().map_err(|e| format!("{at}: {e}"))?;
+        if self.dashboard.session_ttl.as_secs() < 60 {
+            return Err(format!("{at}: [dashboard] session_ttl must be at least a minute"));
+        }
+        if self.server.drain_timeout > MAX_DRAIN_TIMEOUT {
+            return Err(format!(
+                "{at}: [server] drain_timeout {} is too long: use at most {} (and keep your service manager's stop timeout above it)",
+                humantime::format_duration(self.server.drain_timeout),
+                humantime::format_duration(MAX_DRAIN_TIMEOUT)
+            ));
+        }
         if self.scheduler.batch == 0 {
             return Err(format!("{at}: [scheduler] batch must be at least 1"));
         }
@@ -368,6 +424,38 @@ mod tests {
         assert_eq!(parse_size("2048"), Ok(2048));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn real_channels_are_accepted_and_unknown_ones_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tocsin.toml");
+        let write = |text: &str| std::fs::write(&path, text).unwrap();
+        write(
+            "[email]\ntransport = \"smtps://mail.example.com:465\"\n[sms]\nprovider = \"twilio\"\ntwilio_account_sid = \"AC123\"\n",
+        );
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.sms.provider, "twilio");
+        write("[email]\ntransport = \"sendmail\"\n");
+        assert!(Config::load(Some(&path)).unwrap_err().contains("[email] transport \"sendmail\""));
+        write("[sms]\nprovider = \"twilio\"\n");
+        assert!(Config::load(Some(&path)).unwrap_err().contains("needs twilio_account_sid"));
+        write("[sms]\nprovider = \"pager\"\n");
+        assert!(Config::load(Some(&path)).unwrap_err().contains("use \"outbox\" or \"twilio\""));
+    }
+
+    #[test]
+    fn drain_timeout_defaults_to_ten_seconds_and_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tocsin.toml");
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(Config::load(Some(&path)).unwrap().server.drain_timeout.as_secs(), 10);
+        std::fs::write(&path, "[server]\ndrain_timeout = \"30s\"\n").unwrap();
+        assert_eq!(Config::load(Some(&path)).unwrap().server.drain_timeout.as_secs(), 30);
+        std::fs::write(&path, "[server]\ndrain_timeout = \"2h\"\n").unwrap();
+        assert!(Config::load(Some(&path)).unwrap_err().contains("[server] drain_timeout 2h is too long"));
+        std::fs::write(&path, "[server]\ndrain_timeout = \"soon\"\n").unwrap();
+        assert!(Config::load(Some(&path)).unwrap_err().contains("drain_timeout"));
     }
 
     #[test]

@@ -194,29 +194,64 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let clock = Arc::new(SystemClock);
     let listeners = Listeners { http: listener, smtp };
     let app = App::start(&config, rules, templates, store, clock, listeners, Workers::Background).await?;
-    tracing::info!(http = %app.addr, smtp = ?app.smtp_addr, database = %config.database.url, outbox = %config.paths.outbox.display(), "tocsin is running");
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    app.stop().await;
-    Ok(())
+    tracing::info!(http = %app.addr, smtp = ?app.smtp_addr, database = %tocsin::store::redacted(&config.database.url), outbox = %config.paths.outbox.display(), "tocsin is running");
+    let mut signals = Signals::new()?;
+    let first = signals.next().await;
+    tracing::info!(signal = first, "drain: signal received; send it again to exit at once");
+    tokio::select! {
+        drained = app.drain() => {
+            tracing::info!(finished = drained.finished, released_timers = drained.released, "stopped");
+            Ok(())
+        }
+        second = signals.next() => {
+            tracing::warn!(signal = second, "second signal: exiting now, without finishing the drain");
+            std::process::exit(EX_INTERRUPTED.into());
+        }
+    }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Exit status when a second signal cuts the drain short (128 + SIGTERM,
+/// as a shell reports a process killed by it).
+const EX_INTERRUPTED: u8 = 143;
+
+/// SIGTERM and Ctrl-C (SIGINT), registered once so a second signal during
+/// the drain is not missed.
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
+    }
+
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    fn new() -> anyhow::Result<Signals> {
+        Ok(Signals {})
+    }
+
+    /// Waits for the next signal; returns its name.
+    #[cfg(unix)]
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) -> &'static str {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }
 
 fn check(config: &Config) -> anyhow::Result<()> {
@@ -380,7 +415,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check => check(&config),
         Command::Migrate => {
             tocsin::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
-            println!("migrations applied to {}", config.database.url);
+            println!("migrations applied to {}", tocsin::store::redacted(&config.database.url));
             Ok(())
         }
         Command::Token { command: TokenCommand::Create { name, role, person } } => {

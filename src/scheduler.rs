@@ -32,8 +32,14 @@ pub struct Scheduler {
 impl Scheduler {
     /// Fires every timer due now; returns how many fired.
     pub async fn run_due(&self) -> Result<usize, DeskError> {
+        self.run_due_while(|| true).await
+    }
+
+    /// Fires due timers batch by batch while `go` says so: a draining
+    /// daemon finishes the batch it holds and claims no more.
+    async fn run_due_while(&self, go: impl Fn() -> bool) -> Result<usize, DeskError> {
         let mut fired = 0;
-        loop {
+        while go() {
             let now = self.clock.now();
             let timers = self.store.claim_timers(now, &self.owner, self.lease, self.batch).await?;
             if timers.is_empty() {
@@ -50,12 +56,14 @@ impl Scheduler {
                 }
             }
         }
+        Ok(fired)
     }
 
-    /// Runs until `shutdown` turns true.
+    /// Runs until `shutdown` turns true; then finishes the batch in hand.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
         loop {
-            if let Err(e) = self.run_due().await {
+            let stop = shutdown.clone();
+            if let Err(e) = self.run_due_while(|| !*stop.borrow()).await {
                 tracing::error!(error = %e, "scheduler cannot fire timers; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cases;
 pub mod health;
 pub mod hooks;
+pub mod reports;
 pub mod schedules;
 
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct AppState {
     /// Set when SMS go through Twilio: checks its webhooks.
     pub twilio: Option<hooks::TwilioHooks>,
     pub openapi: Arc<String>,
+    /// The dashboard's templates and settings.
+    pub web: Arc<crate::web::Web>,
 }
 
 /// An error answer: a status and a sentence for a person.
@@ -181,6 +184,7 @@ pub fn routes(max_mail: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(cases::routes())
         .merge(schedules::routes())
+        .merge(reports::routes())
         .merge(hooks::routes(max_mail))
         .merge(health::routes())
         .split_for_parts()
@@ -189,6 +193,7 @@ pub fn routes(max_mail: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The whole HTTP application.
 pub fn app(state: AppState, routes: Router<AppState>) -> Router {
     routes
+        .merge(crate::web::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route; see GET /api/openapi.json") })
         // The default for every route; the mail webhook sets its own, larger
         // limit on its route, which wins because it is applied closer.

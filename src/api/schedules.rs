@@ -157,27 +157,9 @@ async fn create_override(
     ApiJson(req): ApiJson<CreateOverride>,
 ) -> Result<impl IntoResponse, ApiError> {
     manager(&auth)?;
-    if !state.rules.schedules.contains_key(&req.schedule) {
-        let known = state.rules.schedules.keys().cloned().collect::<Vec<_>>().join(", ");
-        return Err(ApiError::unprocessable(format!(
-            "schedule: unknown schedule {:?}; use one of {known}",
-            req.schedule
-        )));
-    }
-    let person: PersonId = req.person.parse().map_err(|e: String| ApiError::unprocessable(format!("person: {e}")))?;
-    if !state.rules.people.contains_key(&person) {
-        return Err(ApiError::unprocessable(format!(
-            "person: unknown person {:?}; use an id from rules/people.toml",
-            req.person
-        )));
-    }
     let (start, end) = (instant(&req.start, "start")?, instant(&req.end, "end")?);
-    if end <= start {
-        return Err(ApiError::unprocessable("end: must be after start"));
-    }
-    if req.reason.chars().count() > 500 {
-        return Err(ApiError::unprocessable("reason: at most 500 characters"));
-    }
+    let person = check_override(&state.rules, &req.schedule, &req.person, start, end, &req.reason)
+        .map_err(ApiError::unprocessable)?;
     let now = state.clock.now();
     let by = auth.actor(None, &state)?.to_string();
     let record = OverrideRecord {
@@ -193,6 +175,33 @@ async fn create_override(
     let stored = state.store.insert_override(&record).await?;
     tracing::info!(id = stored.id, schedule = %stored.schedule, person = %stored.person, "override created");
     Ok((StatusCode::CREATED, Json(OverrideView::from(stored))))
+}
+
+/// Checks a requested override against the rules; the error names the
+/// field to fix. Shared by the API and the dashboard's form.
+pub(crate) fn check_override(
+    rules: &crate::rules::Rules,
+    schedule: &str,
+    person: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    reason: &str,
+) -> Result<PersonId, String> {
+    if !rules.schedules.contains_key(schedule) {
+        let known = rules.schedules.keys().cloned().collect::<Vec<_>>().join(", ");
+        return Err(format!("schedule: unknown schedule {schedule:?}; use one of {known}"));
+    }
+    let id: PersonId = person.parse().map_err(|e: String| format!("person: {e}"))?;
+    if !rules.people.contains_key(&id) {
+        return Err(format!("person: unknown person {person:?}; use an id from rules/people.toml"));
+    }
+    if end <= start {
+        return Err("end: must be after start".into());
+    }
+    if reason.chars().count() > 500 {
+        return Err("reason: at most 500 characters".into());
+    }
+    Ok(id)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

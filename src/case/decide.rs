@@ -96,6 +96,42 @@ pub fn running(case: &Case, clock: Clock) -> bool {
     }
 }
 
+/// The deadline a case must meet next, and when its first warning falls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextDue {
+    pub clock: Clock,
+    pub at: DateTime<Utc>,
+    /// When the first `warn_at` fraction of that window is used up.
+    pub warn: Option<DateTime<Utc>>,
+}
+
+/// The earliest deadline among the clocks running for `case` (none while
+/// it waits on the customer or once resolved), with its first warning,
+/// computed by the same calendar arithmetic that sets the timers.
+pub fn next_due(rules: &Rules, case: &Case) -> Option<NextDue> {
+    let (clock, at) = Clock::ALL
+        .into_iter()
+        .filter(|c| running(case, *c))
+        .filter_map(|clock| {
+            let at = match clock {
+                Clock::Respond => case.deadlines.respond,
+                Clock::Update => case.deadlines.update,
+                Clock::Resolve => case.deadlines.resolve,
+            }?;
+            Some((clock, at))
+        })
+        .min_by_key(|(_, at)| *at)?;
+    let warn = (|| {
+        let plan = rules.plans.get(&case.plan)?;
+        let targets = plan.priorities.get(&case.priority)?;
+        let calendar = rules.calendars.get(&plan.calendar)?;
+        let fraction = rules.warn_at.first()?;
+        let (from, pauses) = World::window(case, clock)?;
+        sla::due_with_pauses(calendar, from, part(clock.target(targets), *fraction), pauses)
+    })();
+    Some(NextDue { clock, at, warn })
+}
+
 impl World<'_> {
     fn event(&self, kind: EventKind, actor: &Actor, via: Via, text: impl Into<String>) -> NewEvent {
         NewEvent { at: self.now, kind, actor: actor.to_string(), channel: Some(via), text: text.into() }

@@ -239,7 +239,8 @@ impl Inbox {
             },
             Err(e) => crate::command::Command { case: Some(case), verb: crate::command::Verb::Note(e.to_string()) },
         };
-        let filing = Filing { inbox_id: id, message_id: mail.message_id.clone() };
+        let filing =
+            Filing { inbox_id: id, message_id: mail.message_id.clone(), status: "command", note: String::new() };
         let answer = crate::replies::execute(&self.desk, who, &cmd, Via::Email, Some(case), Some(filing)).await?;
         let about = answer.case.unwrap_or(case);
         if let Some(text) = &answer.text {
@@ -284,7 +285,12 @@ impl Inbox {
         {
             return self.settle(id, Outcome::Duplicate).await;
         }
-        let filing = Filing { inbox_id: id, message_id: mail.message_id.clone() };
+        let filing = Filing {
+            inbox_id: id,
+            message_id: mail.message_id.clone(),
+            status: if mail.automatic.is_some() { "automatic" } else { "filed" },
+            note: mail.automatic.clone().unwrap_or_default(),
+        };
         let actor = Actor::Customer(mail.from.clone());
         if let Some(n) = self.thread(mail).await? {
             let action = Action::Mail {
@@ -348,6 +354,11 @@ impl Inbox {
                                 _ = shutdown.changed() => return,
                             }
                         }
+                    }
+                    // Draining: what is left stays pending, filed at the
+                    // next start.
+                    if *shutdown.borrow() {
+                        return;
                     }
                     continue;
                 }

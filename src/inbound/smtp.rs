@@ -77,14 +77,22 @@ enum Phase {
 }
 
 impl SmtpServer {
-    /// Serves connections from `listener` until `shutdown` turns true.
+    /// Serves connections from `listener` until `shutdown` turns true. Then
+    /// it closes the listener (new connections are refused), lets each open
+    /// session finish the message it is receiving (a DATA in progress still
+    /// gets its 250 or 451), answers the others 421 (RFC 5321 §3.8: the
+    /// sender keeps the mail and tries again), and returns when every
+    /// session has ended. The caller bounds that wait (`[server]
+    /// drain_timeout`).
     pub async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         let limit = Arc::new(Semaphore::new(self.max_connections));
         let mut backoff = Duration::from_millis(10);
+        let mut sessions = tokio::task::JoinSet::new();
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
-                _ = shutdown.wait_for(|s| *s) => return,
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+                _ = shutdown.wait_for(|s| *s) => break,
             };
             let (mut stream, peer) = match accepted {
                 Ok(a) => {
@@ -103,27 +111,32 @@ impl SmtpServer {
                 continue;
             };
             let server = self.clone();
-            tokio::spawn(async move {
+            let stop = shutdown.clone();
+            sessions.spawn(async move {
                 let _permit = permit;
-                let session = server.session(stream, peer);
+                let session = server.session(stream, peer, stop);
                 if tokio::time::timeout(server.session_timeout, session).await.is_err() {
                     tracing::info!(%peer, "SMTP session timed out");
                 }
             });
         }
+        drop(listener);
+        tracing::info!(sessions = sessions.len(), "SMTP listener closed; finishing open sessions");
+        while sessions.join_next().await.is_some() {}
+        tracing::info!("SMTP sessions finished");
     }
 
-    async fn session(&self, mut stream: tokio::net::TcpStream, peer: SocketAddr) {
+    async fn session(&self, mut stream: tokio::net::TcpStream, peer: SocketAddr, stop: watch::Receiver<bool>) {
         let greeting = format!("220 {} ESMTP Tocsin\r\n", self.hostname);
         if stream.write_all(greeting.as_bytes()).await.is_err() {
             return;
         }
-        match self.conversation(&mut stream, peer, false).await {
+        match self.conversation(&mut stream, peer, false, stop.clone()).await {
             End::StartTls(()) => {
                 let Some(acceptor) = &self.tls else { return };
                 match acceptor.accept(stream).await {
                     Ok(mut tls) => {
-                        self.conversation(&mut tls, peer, true).await;
+                        self.conversation(&mut tls, peer, true, stop).await;
                     }
                     Err(e) => tracing::info!(%peer, error = %e, "STARTTLS handshake failed"),
                 }
@@ -152,19 +165,32 @@ impl SmtpServer {
         domain.is_some_and(|d| self.domains.contains(&d))
     }
 
-    /// Runs commands until QUIT, a time-out, a closed socket or STARTTLS.
+    /// Runs commands until QUIT, a time-out, a closed socket, STARTTLS, or
+    /// `stop` between two messages.
     async fn conversation<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         stream: &mut S,
         peer: SocketAddr,
         secure: bool,
+        mut stop: watch::Receiver<bool>,
     ) -> End<()> {
         let mut buf = vec![0u8; 16 * 1024];
         let mut receiver = RequestReceiver::default();
         let mut phase = Phase::Command;
         let mut tx = Transaction::default();
         loop {
-            let n = match tokio::time::timeout(self.idle_timeout, stream.read(&mut buf)).await {
+            // Between messages a draining server says goodbye at once; a
+            // message being received is read to its end first.
+            let between = matches!(phase, Phase::Command);
+            let read = tokio::select! {
+                biased;
+                r = tokio::time::timeout(self.idle_timeout, stream.read(&mut buf)) => r,
+                _ = async { drop(stop.wait_for(|s| *s).await) }, if between => {
+                    let _ = stream.write_all(SHUTTING_DOWN.as_bytes()).await;
+                    return End::Closed;
+                }
+            };
+            let n = match read {
                 Err(_) => {
                     let _ = stream.write_all(b"421 4.4.2 Idle for too long, closing\r\n").await;
                     return End::Closed;
@@ -228,6 +254,13 @@ impl SmtpServer {
                 if bytes.as_slice().is_empty() {
                     break;
                 }
+            }
+            let draining = *stop.borrow();
+            if draining && matches!(phase, Phase::Command) {
+                // The message just received has its answer; no more.
+                out += SHUTTING_DOWN;
+                let _ = stream.write_all(out.as_bytes()).await;
+                return End::Closed;
             }
             if !out.is_empty() && stream.write_all(out.as_bytes()).await.is_err() {
                 return End::Closed;
@@ -322,6 +355,9 @@ impl SmtpServer {
         }
     }
 }
+
+/// The answer to a session a draining server ends (RFC 5321 §3.8).
+const SHUTTING_DOWN: &str = "421 4.3.2 Service shutting down, try again later\r\n";
 
 enum Next {
     Continue,

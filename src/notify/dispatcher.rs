@@ -135,8 +135,14 @@ fn plain(case: &Case, page: &PageRecord) -> Rendered {
 impl Dispatcher {
     /// Delivers everything due now; returns how many pages it handled.
     pub async fn run_once(self: &Arc<Self>) -> Result<usize, StoreError> {
+        self.run_while(|| true).await
+    }
+
+    /// Delivers batch by batch while `go` says so: a draining daemon
+    /// finishes the batch it holds and claims no more.
+    async fn run_while(self: &Arc<Self>, go: impl Fn() -> bool) -> Result<usize, StoreError> {
         let mut handled = 0;
-        loop {
+        while go() {
             let pages = self.store.claim_pages(self.clock.now(), &self.owner, self.lease, 64).await?;
             if pages.is_empty() {
                 return Ok(handled);
@@ -189,6 +195,7 @@ impl Dispatcher {
             handled += outcomes.len();
             self.store.finish_pages(&self.owner, &outcomes, self.clock.now()).await?;
         }
+        Ok(handled)
     }
 
     /// SMS pages to one person: held back while the person was reached
@@ -384,10 +391,12 @@ impl Dispatcher {
     }
 
     /// Runs until `shutdown` turns true: delivers, then waits for new pages
-    /// or for retries and stuck leases to come due.
+    /// or for retries and stuck leases to come due. On shutdown it finishes
+    /// the batch in hand.
     pub async fn run(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
-            if let Err(e) = self.run_once().await {
+            let stop = shutdown.clone();
+            if let Err(e) = self.run_while(|| !*stop.borrow()).await {
                 tracing::error!(error = %e, "dispatcher cannot reach the store; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}

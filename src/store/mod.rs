@@ -1,11 +1,13 @@
 //! Storage: one [`Store`] trait of domain-level operations, implemented for
-//! SQLite ([`sqlite`]); the backend is chosen once at start-up from the URL.
+//! SQLite ([`sqlite`]) and PostgreSQL ([`postgres`]); the backend is chosen
+//! once at start-up from the URL.
 //!
 //! The trait holds no SQL dialect: instants are `DateTime<Utc>` from the
 //! injected clock, changes arrive as whole [`Transition`]s, and claims are
 //! "take what is due, with a lease", which each backend implements its own
 //! way (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `FOR UPDATE SKIP LOCKED`).
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -177,6 +179,56 @@ pub struct DigestData {
     pub due: Vec<(CaseNumber, String, String, DateTime<Utc>)>,
 }
 
+/// A signed-in dashboard session: whose token it stands for, and the
+/// secret every form must echo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    pub token: TokenInfo,
+    pub csrf: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What the reports need of a case: no body, no deadlines, no timers, so
+/// a range of thousands reads quickly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportCase {
+    pub number: CaseNumber,
+    pub subject: String,
+    pub customer: Option<String>,
+    pub priority: crate::sla::Priority,
+    pub plan: String,
+    pub status: Status,
+    pub assignee: Option<PersonId>,
+    pub opened_at: DateTime<Utc>,
+    pub acked_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// The open, or the last reopen.
+    pub respond_from: DateTime<Utc>,
+    /// Time spent waiting on the customer (and resolved before a reopen).
+    pub pauses: Vec<crate::sla::Pause>,
+}
+
+/// A message that reached a person, for the reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportPage {
+    pub person: PersonId,
+    pub channel: ChannelKind,
+    /// When it fell due (was queued).
+    pub at: DateTime<Utc>,
+}
+
+/// What the reports of a range are computed from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportData {
+    /// Cases opened in the range, oldest first.
+    pub cases: Vec<ReportCase>,
+    /// Every breach of those cases, whenever it happened: case and event.
+    pub breaches: Vec<(CaseNumber, EventRecord)>,
+    /// Pages, reminders, warnings and breaches that reached a person in
+    /// the range (sent or delivered), oldest first.
+    pub pages: Vec<ReportPage>,
+}
+
 /// Figures for `/metrics`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Counts {
@@ -221,6 +273,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Timer>, StoreError>;
     /// Deletes a held timer without effects (its case is gone).
     async fn drop_timer(&self, id: i64, owner: &str) -> Result<(), StoreError>;
+    /// Hands back every timer `owner` still holds, so another instance can
+    /// take them at once instead of waiting for the leases to run out (a
+    /// draining instance's unfinished work). Returns how many.
+    async fn release_timers(&self, owner: &str) -> Result<u64, StoreError>;
     /// The earliest instant at which some timer can be claimed.
     async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 
@@ -328,23 +384,99 @@ pub trait Store: Send + Sync + 'static {
     async fn token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError>;
 
     async fn counts(&self, now: DateTime<Utc>) -> Result<Counts, StoreError>;
+
+    /// Cases not yet resolved, those whose next deadline comes first first
+    /// (cases with no running deadline last); at most `limit`.
+    async fn active_cases(&self, limit: u32) -> Result<Vec<Case>, StoreError>;
+    /// Pages that failed or were not delivered since `since`, and pages
+    /// still queued or sending that were created before `stuck_before`;
+    /// newest first, at most `limit`.
+    async fn troubled_pages(
+        &self,
+        since: DateTime<Utc>,
+        stuck_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<PageRecord>, StoreError>;
+    /// The raw material of the reports for cases opened in `[from, to)`.
+    async fn report_data(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<ReportData, StoreError>;
+
+    /// Stores a dashboard session for the token whose hash is `token_hash`;
+    /// `hash` is the hash of the session's cookie value.
+    async fn create_session(
+        &self,
+        hash: &str,
+        token_hash: &str,
+        csrf: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The session whose cookie hashes to `hash`, unless it expired by `now`
+    /// or its token is gone.
+    async fn session(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<SessionRecord>, StoreError>;
+    /// Ends a session (sign-out), and forgets every session expired by `now`.
+    async fn delete_session(&self, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
-/// Opens the store `[database]` names: `sqlite://PATH` (created if missing).
+/// Opens the store `[database]` names: `sqlite://PATH` (created if missing)
+/// or `postgres://…` / `postgresql://…` (the database must exist), and
+/// applies pending migrations.
 pub async fn open(db: &crate::config::Database) -> Result<Arc<dyn Store>, String> {
+    open_with(db, true).await
+}
+
+/// Opens `[database] reports_url`: like [`open`], but a PostgreSQL replica
+/// is not migrated (it refuses DDL; its schema arrives by replication).
+pub async fn open_reports(db: &crate::config::Database) -> Result<Arc<dyn Store>, String> {
+    open_with(db, false).await
+}
+
+async fn open_with(db: &crate::config::Database, migrate: bool) -> Result<Arc<dyn Store>, String> {
     let url = db.url.as_str();
     if url.starts_with("sqlite:") {
         let store =
             sqlite::SqliteStore::open(url, db.busy_timeout).await.map_err(|e| format!("cannot open {url}: {e}"))?;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Err(format!("{url}: the PostgreSQL backend is not built yet; use sqlite://tocsin.db"))
+        let store = if migrate {
+            postgres::PostgresStore::open(url, db.busy_timeout).await
+        } else {
+            postgres::PostgresStore::connect(url, db.busy_timeout).await
+        };
+        // Never echo a PostgreSQL URL: it may carry a password.
+        let store = store.map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
+        Ok(Arc::new(store))
     } else {
-        Err(format!("database url {url:?} is not understood: use sqlite://PATH"))
+        Err(format!("database url {url:?} is not understood: use sqlite://PATH or postgres://USER@HOST/DB"))
+    }
+}
+
+/// `url` fit for logs and messages: a password in it becomes `***`.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
     }
 }
 
 /// Parses a stored role.
 pub(crate) fn role(s: &str) -> Result<TokenRole, StoreError> {
     s.parse().map_err(StoreError::Corrupt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        assert_eq!(redacted("postgres://tocsin:s3cr%40t@db:5432/tocsin"), "postgres://tocsin:***@db:5432/tocsin");
+        assert_eq!(redacted("postgres://tocsin@db/tocsin"), "postgres://tocsin@db/tocsin");
+        assert_eq!(redacted("sqlite://tocsin.db"), "sqlite://tocsin.db");
+    }
 }

@@ -15,8 +15,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
-    Counts, Delivery, DigestData, EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus, Store, StoreError,
-    role,
+    Counts, Delivery, DigestData, EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus, ReportCase,
+    ReportData, ReportPage, SessionRecord, Store, StoreError, role,
 };
 use crate::case::{Case, CaseNumber, Escalation, NewPage, Status, Timer, TimerKind, Transition};
 use crate::escalation::Position;
@@ -84,6 +84,28 @@ fn case_from_row(r: &SqliteRow) -> Result<Case, StoreError> {
         version: r.try_get("version")?,
     })
 }
+
+fn event_from_row(r: &SqliteRow) -> Result<EventRecord, StoreError> {
+    Ok(EventRecord {
+        at: instant(r.try_get("at")?)?,
+        kind: r.try_get("kind")?,
+        actor: r.try_get("actor")?,
+        channel: r.try_get("channel")?,
+        text: r.try_get("text")?,
+    })
+}
+
+fn token_from_row(r: &SqliteRow) -> Result<TokenInfo, StoreError> {
+    let person: Option<String> = r.try_get("person")?;
+    Ok(TokenInfo {
+        name: r.try_get("name")?,
+        role: role(&r.try_get::<String, _>("role")?)?,
+        person: person.map(|p| p.parse::<PersonId>()).transpose().map_err(StoreError::Corrupt)?,
+    })
+}
+
+/// A case's next deadline never comes: sorts after every real one.
+const NEVER: i64 = 9_000_000_000_000_000_000;
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -246,8 +268,10 @@ impl SqliteStore {
         }
         if let Some(filing) = &tr.filing {
             let filed = sqlx::query(
-                "UPDATE inbox SET status = 'filed', case_number = ?, message_id = ?, filed_at = ? WHERE id = ? AND status = 'pending'",
+                "UPDATE inbox SET status = ?, note = ?, case_number = ?, message_id = ?, filed_at = ? WHERE id = ? AND status = 'pending'",
             )
+            .bind(filing.status)
+            .bind(&filing.note)
             .bind(number.0)
             .bind(&filing.message_id)
             .bind(now)
@@ -351,17 +375,7 @@ impl Store for SqliteStore {
             .bind(number.0)
             .fetch_all(&self.reader)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(EventRecord {
-                    at: instant(r.try_get("at")?)?,
-                    kind: r.try_get("kind")?,
-                    actor: r.try_get("actor")?,
-                    channel: r.try_get("channel")?,
-                    text: r.try_get("text")?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_from_row).collect()
     }
 
     async fn pages_of(&self, number: CaseNumber) -> Result<Vec<PageRecord>, StoreError> {
@@ -467,6 +481,14 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         timers.sort_by_key(|t| (t.due, t.id));
         Ok(timers)
+    }
+
+    async fn release_timers(&self, owner: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE timers SET owner = NULL, lease_until = NULL WHERE owner = ?")
+            .bind(owner)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn drop_timer(&self, id: i64, owner: &str) -> Result<(), StoreError> {
@@ -941,13 +963,7 @@ impl Store for SqliteStore {
             .bind(hash)
             .fetch_optional(&self.reader)
             .await?;
-        let Some(r) = row else { return Ok(None) };
-        let person: Option<String> = r.try_get("person")?;
-        Ok(Some(TokenInfo {
-            name: r.try_get("name")?,
-            role: role(&r.try_get::<String, _>("role")?)?,
-            person: person.map(|p| p.parse::<PersonId>()).transpose().map_err(StoreError::Corrupt)?,
-        }))
+        row.as_ref().map(token_from_row).transpose()
     }
 
     async fn counts(&self, now: DateTime<Utc>) -> Result<Counts, StoreError> {
@@ -972,5 +988,152 @@ impl Store for SqliteStore {
             timers_pending: timers.try_get("pending")?,
             timers_due: timers.try_get("due")?,
         })
+    }
+
+    async fn active_cases(&self, limit: u32) -> Result<Vec<Case>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE status IN ('open', 'acknowledged', 'waiting')
+             ORDER BY CASE status
+                 WHEN 'open' THEN MIN(COALESCE(respond_due, {NEVER}), COALESCE(resolve_due, {NEVER}))
+                 WHEN 'acknowledged' THEN MIN(COALESCE(update_due, {NEVER}), COALESCE(resolve_due, {NEVER}))
+                 ELSE {NEVER} END, number
+             LIMIT ?"
+        ));
+        let rows = sqlx::query(sql).bind(limit).fetch_all(&self.reader).await?;
+        rows.iter().map(case_from_row).collect()
+    }
+
+    async fn troubled_pages(
+        &self,
+        since: DateTime<Utc>,
+        stuck_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<PageRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {PAGE_COLUMNS} FROM pages
+             WHERE (status IN ('failed', 'undelivered') AND updated_at >= ?1)
+                OR (status IN ('queued', 'sending') AND created_at < ?2)
+             ORDER BY id DESC LIMIT ?3"
+        ));
+        let rows = sqlx::query(sql).bind(ms(since)).bind(ms(stuck_before)).bind(limit).fetch_all(&self.reader).await?;
+        rows.iter().map(page_from_row).collect()
+    }
+
+    async fn report_data(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<ReportData, StoreError> {
+        // One read transaction, so the three lists agree with each other.
+        let mut tx = self.reader.begin().await?;
+        let cases = sqlx::query(
+            "SELECT number, subject, customer, priority, plan, status, assignee, opened_at, acked_at, resolved_at,
+                    respond_from, pauses
+             FROM cases WHERE opened_at >= ? AND opened_at < ? ORDER BY opened_at, number",
+        )
+        .bind(ms(from))
+        .bind(ms(to))
+        .fetch_all(&mut *tx)
+        .await?;
+        let breaches = sqlx::query(
+            "SELECT e.case_number, e.at, e.kind, e.actor, e.channel, e.text FROM cases c
+             JOIN events e ON e.case_number = c.number
+             WHERE c.opened_at >= ? AND c.opened_at < ? AND e.kind = 'breach' ORDER BY e.at, e.id",
+        )
+        .bind(ms(from))
+        .bind(ms(to))
+        .fetch_all(&mut *tx)
+        .await?;
+        // `+status`, `+kind`: the range on created_at is what narrows the
+        // search; without them SQLite walks every sent page by status.
+        let pages = sqlx::query(
+            "SELECT person, channel, created_at FROM pages
+             WHERE created_at >= ? AND created_at < ? AND person IS NOT NULL
+               AND +status IN ('sent', 'delivered') AND +kind IN ('page', 'reminder', 'warning', 'breach')
+             ORDER BY created_at, id",
+        )
+        .bind(ms(from))
+        .bind(ms(to))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ReportData {
+            cases: cases
+                .iter()
+                .map(|r| {
+                    let assignee: Option<String> = r.try_get(6)?;
+                    let opened_at = instant(r.try_get(7)?)?;
+                    Ok(ReportCase {
+                        number: CaseNumber(r.try_get(0)?),
+                        subject: r.try_get(1)?,
+                        customer: r.try_get(2)?,
+                        priority: r.try_get::<String, _>(3)?.parse().map_err(corrupt("priority"))?,
+                        plan: r.try_get(4)?,
+                        status: r.try_get::<String, _>(5)?.parse().map_err(corrupt("status"))?,
+                        assignee: assignee.map(|a| a.parse::<PersonId>()).transpose().map_err(corrupt("assignee"))?,
+                        opened_at,
+                        acked_at: opt_instant(r.try_get(8)?)?,
+                        resolved_at: opt_instant(r.try_get(9)?)?,
+                        respond_from: opt_instant(r.try_get(10)?)?.unwrap_or(opened_at),
+                        pauses: serde_json::from_str(&r.try_get::<String, _>(11)?).map_err(corrupt("pauses"))?,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+            breaches: breaches
+                .iter()
+                .map(|r| Ok((CaseNumber(r.try_get("case_number")?), event_from_row(r)?)))
+                .collect::<Result<_, StoreError>>()?,
+            pages: pages
+                .iter()
+                .map(|r| {
+                    Ok(ReportPage {
+                        person: r.try_get::<String, _>(0)?.parse().map_err(corrupt("person"))?,
+                        channel: r.try_get::<String, _>(1)?.parse().map_err(corrupt("channel"))?,
+                        at: instant(r.try_get(2)?)?,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+        })
+    }
+
+    async fn create_session(
+        &self,
+        hash: &str,
+        token_hash: &str,
+        csrf: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO sessions (hash, token_hash, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(hash)
+            .bind(token_hash)
+            .bind(csrf)
+            .bind(ms(now))
+            .bind(ms(expires_at))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn session(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT t.name, t.role, t.person, s.csrf, s.expires_at FROM sessions s
+             JOIN tokens t ON t.hash = s.token_hash WHERE s.hash = ? AND s.expires_at > ?",
+        )
+        .bind(hash)
+        .bind(ms(now))
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(SessionRecord {
+            token: token_from_row(&r)?,
+            csrf: r.try_get("csrf")?,
+            expires_at: instant(r.try_get("expires_at")?)?,
+        }))
+    }
+
+    async fn delete_session(&self, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE hash = ? OR expires_at <= ?")
+            .bind(hash)
+            .bind(ms(now))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 }

@@ -15,6 +15,8 @@ use tocsin::rules::Rules;
 use tocsin::store::Store;
 use tocsin::token::{self, TokenInfo, TokenRole};
 
+pub mod pg;
+
 pub fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
