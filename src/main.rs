@@ -177,6 +177,10 @@ fn parse_instant(s: &str, what: &str) -> anyhow::Result<DateTime<Utc>> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Listen for signals before anything else: one that arrives while the
+    // daemon is starting waits here and starts the drain once it is up,
+    // instead of killing the process with its ports already open.
+    let mut signals = Signals::new()?;
     let rules = load_rules(&config)?;
     let templates = load_templates(&config)?;
     let store = tocsin::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
@@ -195,7 +199,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listeners = Listeners { http: listener, smtp };
     let app = App::start(&config, rules, templates, store, clock, listeners, Workers::Background).await?;
     tracing::info!(http = %app.addr, smtp = ?app.smtp_addr, database = %tocsin::store::redacted(&config.database.url), outbox = %config.paths.outbox.display(), "tocsin is running");
-    let mut signals = Signals::new()?;
     let first = signals.next().await;
     tracing::info!(signal = first, "drain: signal received; send it again to exit at once");
     tokio::select! {
