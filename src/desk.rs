@@ -206,6 +206,49 @@ impl Desk {
         Err(DeskError::Busy)
     }
 
+    /// Fires timers this worker holds, deciding each on one reading of the
+    /// overrides and opt-outs and committing them in one transaction (a
+    /// commit per timer is what limited a burst of due timers). A timer
+    /// whose case moved on meanwhile, such as a second timer of a case
+    /// in the same batch, is fired again alone. Answers per timer whether
+    /// it fired here: false when another worker took it over.
+    pub async fn fire_all(&self, timers: &[Timer], owner: &str) -> Result<Vec<bool>, DeskError> {
+        let now = self.now();
+        let overrides = self.overrides(now).await?;
+        let sms_off = self.sms_off().await?;
+        let world = World { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
+        let mut fired = vec![false; timers.len()];
+        let (mut decided, mut slots) = (Vec::with_capacity(timers.len()), Vec::with_capacity(timers.len()));
+        for (i, timer) in timers.iter().enumerate() {
+            match self.store.case(timer.case).await? {
+                Some(case) => {
+                    decided.push((world.fire(&case, timer), case.version, timer.id));
+                    slots.push(i);
+                }
+                None => {
+                    self.store.drop_timer(timer.id, owner).await?;
+                    fired[i] = true;
+                }
+            }
+        }
+        let answers = self.store.commit_fired(&decided, owner).await?;
+        let mut again = Vec::new();
+        for ((tr, _, _), (i, answer)) in decided.iter().zip(slots.into_iter().zip(answers)) {
+            match answer {
+                Ok(_) => {
+                    self.signal(tr);
+                    fired[i] = true;
+                }
+                Err(StoreError::Conflict) => again.push(i),
+                Err(_) => {}
+            }
+        }
+        for i in again {
+            fired[i] = self.fire(&timers[i], owner).await?;
+        }
+        Ok(fired)
+    }
+
     /// Fires a timer this worker holds: applies its effects and deletes it
     /// in one transaction. Returns false when another worker took it over.
     pub async fn fire(&self, timer: &Timer, owner: &str) -> Result<bool, DeskError> {

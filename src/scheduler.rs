@@ -45,9 +45,12 @@ impl Scheduler {
             if timers.is_empty() {
                 return Ok(fired);
             }
-            for timer in &timers {
-                let late = (self.clock.now() - timer.due).num_milliseconds().max(0) as f64 / 1000.0;
-                if self.desk.fire(timer, &self.owner).await? {
+            let done = self.desk.fire_all(&timers, &self.owner).await?;
+            // Lateness counts until the batch's effects are committed.
+            let at = self.clock.now();
+            for (timer, done) in timers.iter().zip(done) {
+                let late = (at - timer.due).num_milliseconds().max(0) as f64 / 1000.0;
+                if done {
                     metrics::histogram!("tocsin_timer_lateness_seconds").record(late);
                     metrics::counter!("tocsin_timers_fired_total", "kind" => timer.kind.to_string()).increment(1);
                     tracing::debug!(case = timer.case.0, kind = %timer.kind, late, "timer fired");

@@ -88,6 +88,7 @@ conformance!(
     two_claimers_never_get_the_same_timer,
     commit_consumes_its_timer_all_or_nothing,
     commit_refuses_a_timer_another_owner_took,
+    a_fired_batch_skips_only_the_timers_that_lost,
     racing_commits_on_one_case_give_one_winner,
     release_timers_hands_back_only_the_owners_timers,
     pages_are_leased_and_a_lost_lease_is_not_recorded,
@@ -364,6 +365,57 @@ async fn commit_refuses_a_timer_another_owner_took(b: &Backend) {
     s.commit(&acked(&c2, due + TimeDelta::hours(1)), 1, Some((t2.id, "a"))).await.unwrap();
     // "b" fires its timer.
     s.commit(&acked(&c, due + lease), 1, Some((timer.id, "b"))).await.unwrap();
+}
+
+async fn a_fired_batch_skips_only_the_timers_that_lost(b: &Backend) {
+    let s = &*b.store;
+    let (c1, c2, c3) = (
+        open_case(s, t0(), TimeDelta::minutes(5)).await,
+        open_case(s, t0(), TimeDelta::minutes(5)).await,
+        open_case(s, t0(), TimeDelta::minutes(5)).await,
+    );
+    let due = t0() + TimeDelta::minutes(5);
+    let lease = TimeDelta::seconds(30);
+    let held = s.claim_timers(due, "a", lease, 10).await.unwrap();
+    assert_eq!(held.iter().map(|t| t.case).collect::<Vec<_>>(), [c1.number, c2.number, c3.number]);
+    // c1's timer went to "b" when a's lease ran out; c2 changed meanwhile.
+    assert_eq!(s.claim_timers(due + lease, "b", lease, 1).await.unwrap()[0].id, held[0].id);
+    let mut note = Transition::new(&c2, due);
+    note.events.push(NewEvent { at: due, kind: EventKind::Note, actor: "ana".into(), channel: None, text: "x".into() });
+    s.commit(&note, 1, None).await.unwrap();
+    let fire = |c: &Case| {
+        let mut tr = acked(c, due + lease);
+        tr.pages.push(page_to("dana", ChannelKind::Email, PageKind::Page, Some(Position { round: 0, step: 1 })));
+        (tr, 1, 0)
+    };
+    let mut batch: Vec<_> = [&c1, &c2, &c3].into_iter().map(fire).collect();
+    for (item, timer) in batch.iter_mut().zip(&held) {
+        item.2 = timer.id;
+    }
+    // An error other than a lost race fails the whole batch: nothing applies.
+    let inbox = s.receive_mail(b"raw", &Envelope { from: None, to: vec![] }, "smtp", due).await.unwrap();
+    assert!(s.settle_mail(inbox, "duplicate", "", due).await.unwrap());
+    let mut filed = batch.clone();
+    filed[2].0.filing = Some(Filing { inbox_id: inbox, message_id: None, status: "filed", note: String::new() });
+    assert!(matches!(s.commit_fired(&filed, "a").await, Err(StoreError::AlreadyFiled)));
+    assert_eq!(s.case(c3.number).await.unwrap().unwrap(), c3);
+    // Done right: c3 fires; c1 and c2 are answered alone and untouched.
+    let answers = s.commit_fired(&batch, "a").await.unwrap();
+    assert!(matches!(answers[0], Err(StoreError::LostLease)), "{:?}", answers[0]);
+    assert!(matches!(answers[1], Err(StoreError::Conflict)), "{:?}", answers[1]);
+    let fired = answers[2].as_ref().unwrap();
+    assert_eq!((fired.number, fired.version, fired.status), (c3.number, 2, Status::Acknowledged));
+    assert_eq!(s.case(c3.number).await.unwrap().unwrap(), *fired);
+    assert_eq!(s.pages_of(c3.number).await.unwrap().len(), 2);
+    assert_eq!(s.case(c1.number).await.unwrap().unwrap(), c1);
+    assert_eq!(s.case(c2.number).await.unwrap().unwrap().version, 2, "the note only");
+    assert_eq!(s.pages_of(c1.number).await.unwrap().len() + s.pages_of(c2.number).await.unwrap().len(), 2);
+    // c3's step timer is gone; c2's is still a's, c1's is b's.
+    let counts = s.counts(due + lease).await.unwrap();
+    assert_eq!(counts.timers_pending, 5, "three deadlines and two step timers");
+    s.commit(&acked(&c1, due + lease), 1, Some((held[0].id, "b"))).await.unwrap();
+    let c2 = s.case(c2.number).await.unwrap().unwrap();
+    s.commit(&acked(&c2, due + lease), 2, Some((held[1].id, "a"))).await.unwrap();
 }
 
 async fn release_timers_hands_back_only_the_owners_timers(b: &Backend) {

@@ -261,6 +261,26 @@ pub trait Store: Send + Sync + 'static {
     /// Applies `tr` if the case is still at `version`; with `consume`, also
     /// deletes that timer, which `owner` must still hold. All or nothing.
     async fn commit(&self, tr: &Transition, version: i64, consume: Option<(i64, &str)>) -> Result<Case, StoreError>;
+    /// Commits a batch of fired timers, each `(transition, version, timer
+    /// id)` as [`Store::commit`] with `consume = (timer id, owner)` would,
+    /// answering for each in order. An item whose case moved on
+    /// (`Conflict`) or whose timer `owner` no longer holds (`LostLease`)
+    /// is skipped alone; any other error fails the call. The stores do it
+    /// in one transaction, the writes that cost per fired timer.
+    async fn commit_fired(
+        &self,
+        fired: &[(Transition, i64, i64)],
+        owner: &str,
+    ) -> Result<Vec<Result<Case, StoreError>>, StoreError> {
+        let mut out = Vec::with_capacity(fired.len());
+        for (tr, version, timer) in fired {
+            match self.commit(tr, *version, Some((*timer, owner))).await {
+                Err(e) if !matches!(e, StoreError::Conflict | StoreError::LostLease) => return Err(e),
+                answer => out.push(answer),
+            }
+        }
+        Ok(out)
+    }
 
     /// Leases up to `limit` timers due at `now` that nobody holds (or whose
     /// lease ran out), oldest first.

@@ -258,6 +258,65 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// [`Store::commit`]'s work inside a transaction the caller holds.
+    async fn apply(
+        conn: &mut sqlx::PgConnection,
+        tr: &Transition,
+        version: i64,
+        consume: Option<(i64, &str)>,
+    ) -> Result<Case, StoreError> {
+        let c = &tr.case;
+        // The case row first, then its timers: the order every writer of a
+        // case follows, so two commits on one case queue instead of
+        // deadlocking. A missing case is a conflict, as on SQLite.
+        let locked: Option<i64> = sqlx::query_scalar("SELECT version FROM cases WHERE number = $1 FOR UPDATE")
+            .bind(c.number.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some((id, owner)) = consume {
+            let gone = sqlx::query("DELETE FROM timers WHERE id = $1 AND owner = $2")
+                .bind(id)
+                .bind(owner)
+                .execute(&mut *conn)
+                .await?;
+            if gone.rows_affected() == 0 {
+                return Err(StoreError::LostLease);
+            }
+        }
+        if locked != Some(version) {
+            return Err(StoreError::Conflict);
+        }
+        sqlx::query(
+            "UPDATE cases SET status = $1, assignee = $2, priority = $3, plan = $4, policy = $5, acked_at = $6, resolved_at = $7,
+                 respond_due = $8, update_due = $9, resolve_due = $10, esc_round = $11, esc_step = $12, esc_running = $13,
+                 respond_from = $14, update_from = $15, pauses = $16, warned = $17, snoozed_until = $18, version = version + 1
+             WHERE number = $19",
+        )
+        .bind(c.status.as_str())
+        .bind(c.assignee.as_ref().map(PersonId::as_str))
+        .bind(c.priority.as_str())
+        .bind(&c.plan)
+        .bind(&c.policy)
+        .bind(c.acked_at.map(ms))
+        .bind(c.resolved_at.map(ms))
+        .bind(c.deadlines.respond.map(ms))
+        .bind(c.deadlines.update.map(ms))
+        .bind(c.deadlines.resolve.map(ms))
+        .bind(i64::from(c.escalation.at.round))
+        .bind(i64::from(c.escalation.at.step))
+        .bind(c.escalation.running)
+        .bind(ms(c.respond_from))
+        .bind(c.update_from.map(ms))
+        .bind(json(&c.pauses)?)
+        .bind(json(&c.warned)?)
+        .bind(c.snoozed_until.map(ms))
+        .bind(c.number.0)
+        .execute(&mut *conn)
+        .await?;
+        Self::insert_effects(conn, c.number, tr, ms(tr.at), false).await?;
+        Ok(Case { version: version + 1, ..c.clone() })
+    }
+
     /// Writes a transition's timers, events, pages and filing, one
     /// multi-row statement per table. `fresh` skips the timer deletes a
     /// brand-new case cannot need.
@@ -435,58 +494,43 @@ impl Store for PostgresStore {
     }
 
     async fn commit(&self, tr: &Transition, version: i64, consume: Option<(i64, &str)>) -> Result<Case, StoreError> {
-        let c = &tr.case;
         let mut tx = self.pool.begin().await?;
-        // The case row first, then its timers: the order every writer of a
-        // case follows, so two commits on one case queue instead of
-        // deadlocking. A missing case is a conflict, as on SQLite.
-        let locked: Option<i64> = sqlx::query_scalar("SELECT version FROM cases WHERE number = $1 FOR UPDATE")
-            .bind(c.number.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some((id, owner)) = consume {
-            let gone = sqlx::query("DELETE FROM timers WHERE id = $1 AND owner = $2")
-                .bind(id)
-                .bind(owner)
-                .execute(&mut *tx)
-                .await?;
-            if gone.rows_affected() == 0 {
-                return Err(StoreError::LostLease);
+        let case = Self::apply(&mut tx, tr, version, consume).await?;
+        tx.commit().await?;
+        Ok(case)
+    }
+
+    async fn commit_fired(
+        &self,
+        fired: &[(Transition, i64, i64)],
+        owner: &str,
+    ) -> Result<Vec<Result<Case, StoreError>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut out: Vec<Option<Result<Case, StoreError>>> = fired.iter().map(|_| None).collect();
+        // Case rows are locked in number order, so two instances firing
+        // batches that share cases queue instead of deadlocking.
+        let mut order: Vec<usize> = (0..fired.len()).collect();
+        order.sort_by_key(|&i| fired[i].0.case.number.0);
+        for i in order {
+            let (tr, version, timer) = &fired[i];
+            let slot = &mut out[i];
+            // A savepoint per timer: one that lost its race is undone alone.
+            sqlx::query("SAVEPOINT fire").execute(&mut *tx).await?;
+            match Self::apply(&mut tx, tr, *version, Some((*timer, owner))).await {
+                Ok(case) => {
+                    sqlx::query("RELEASE fire").execute(&mut *tx).await?;
+                    *slot = Some(Ok(case));
+                }
+                Err(e @ (StoreError::Conflict | StoreError::LostLease)) => {
+                    sqlx::query("ROLLBACK TO fire").execute(&mut *tx).await?;
+                    sqlx::query("RELEASE fire").execute(&mut *tx).await?;
+                    *slot = Some(Err(e));
+                }
+                Err(e) => return Err(e),
             }
         }
-        if locked != Some(version) {
-            return Err(StoreError::Conflict);
-        }
-        sqlx::query(
-            "UPDATE cases SET status = $1, assignee = $2, priority = $3, plan = $4, policy = $5, acked_at = $6, resolved_at = $7,
-                 respond_due = $8, update_due = $9, resolve_due = $10, esc_round = $11, esc_step = $12, esc_running = $13,
-                 respond_from = $14, update_from = $15, pauses = $16, warned = $17, snoozed_until = $18, version = version + 1
-             WHERE number = $19",
-        )
-        .bind(c.status.as_str())
-        .bind(c.assignee.as_ref().map(PersonId::as_str))
-        .bind(c.priority.as_str())
-        .bind(&c.plan)
-        .bind(&c.policy)
-        .bind(c.acked_at.map(ms))
-        .bind(c.resolved_at.map(ms))
-        .bind(c.deadlines.respond.map(ms))
-        .bind(c.deadlines.update.map(ms))
-        .bind(c.deadlines.resolve.map(ms))
-        .bind(i64::from(c.escalation.at.round))
-        .bind(i64::from(c.escalation.at.step))
-        .bind(c.escalation.running)
-        .bind(ms(c.respond_from))
-        .bind(c.update_from.map(ms))
-        .bind(json(&c.pauses)?)
-        .bind(json(&c.warned)?)
-        .bind(c.snoozed_until.map(ms))
-        .bind(c.number.0)
-        .execute(&mut *tx)
-        .await?;
-        Self::insert_effects(&mut tx, c.number, tr, ms(tr.at), false).await?;
         tx.commit().await?;
-        Ok(Case { version: version + 1, ..c.clone() })
+        Ok(out.into_iter().flatten().collect())
     }
 
     async fn claim_timers(

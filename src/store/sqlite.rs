@@ -222,6 +222,59 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// [`Store::commit`]'s work inside a transaction the caller holds.
+    async fn apply(
+        conn: &mut sqlx::SqliteConnection,
+        tr: &Transition,
+        version: i64,
+        consume: Option<(i64, &str)>,
+    ) -> Result<Case, StoreError> {
+        let c = &tr.case;
+        if let Some((id, owner)) = consume {
+            let gone = sqlx::query("DELETE FROM timers WHERE id = ? AND owner = ?")
+                .bind(id)
+                .bind(owner)
+                .execute(&mut *conn)
+                .await?;
+            if gone.rows_affected() == 0 {
+                return Err(StoreError::LostLease);
+            }
+        }
+        let updated = sqlx::query(
+            "UPDATE cases SET status = ?, assignee = ?, priority = ?, plan = ?, policy = ?, acked_at = ?, resolved_at = ?,
+                 respond_due = ?, update_due = ?, resolve_due = ?, esc_round = ?, esc_step = ?, esc_running = ?,
+                 respond_from = ?, update_from = ?, pauses = ?, warned = ?, snoozed_until = ?, version = version + 1
+             WHERE number = ? AND version = ?",
+        )
+        .bind(c.status.as_str())
+        .bind(c.assignee.as_ref().map(PersonId::as_str))
+        .bind(c.priority.as_str())
+        .bind(&c.plan)
+        .bind(&c.policy)
+        .bind(c.acked_at.map(ms))
+        .bind(c.resolved_at.map(ms))
+        .bind(c.deadlines.respond.map(ms))
+        .bind(c.deadlines.update.map(ms))
+        .bind(c.deadlines.resolve.map(ms))
+        .bind(c.escalation.at.round)
+        .bind(c.escalation.at.step)
+        .bind(c.escalation.running)
+        .bind(ms(c.respond_from))
+        .bind(c.update_from.map(ms))
+        .bind(json(&c.pauses)?)
+        .bind(json(&c.warned)?)
+        .bind(c.snoozed_until.map(ms))
+        .bind(c.number.0)
+        .bind(version)
+        .execute(&mut *conn)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::Conflict);
+        }
+        Self::insert_effects(conn, c.number, tr, ms(tr.at), false).await?;
+        Ok(Case { version: version + 1, ..c.clone() })
+    }
+
     /// Writes a transition's timers, events, pages and filing. Rows of one
     /// table go in one multi-row statement: a new case has a dozen rows,
     /// and statements, not rows, are what cost. `fresh` skips the timer
@@ -399,52 +452,37 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, tr: &Transition, version: i64, consume: Option<(i64, &str)>) -> Result<Case, StoreError> {
-        let c = &tr.case;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        if let Some((id, owner)) = consume {
-            let gone = sqlx::query("DELETE FROM timers WHERE id = ? AND owner = ?")
-                .bind(id)
-                .bind(owner)
-                .execute(&mut *tx)
-                .await?;
-            if gone.rows_affected() == 0 {
-                return Err(StoreError::LostLease);
+        let case = Self::apply(&mut tx, tr, version, consume).await?;
+        tx.commit().await?;
+        Ok(case)
+    }
+
+    async fn commit_fired(
+        &self,
+        fired: &[(Transition, i64, i64)],
+        owner: &str,
+    ) -> Result<Vec<Result<Case, StoreError>>, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut out = Vec::with_capacity(fired.len());
+        for (tr, version, timer) in fired {
+            // A savepoint per timer: one that lost its race is undone alone.
+            sqlx::query("SAVEPOINT fire").execute(&mut *tx).await?;
+            match Self::apply(&mut tx, tr, *version, Some((*timer, owner))).await {
+                Ok(case) => {
+                    sqlx::query("RELEASE fire").execute(&mut *tx).await?;
+                    out.push(Ok(case));
+                }
+                Err(e @ (StoreError::Conflict | StoreError::LostLease)) => {
+                    sqlx::query("ROLLBACK TO fire").execute(&mut *tx).await?;
+                    sqlx::query("RELEASE fire").execute(&mut *tx).await?;
+                    out.push(Err(e));
+                }
+                Err(e) => return Err(e),
             }
         }
-        let updated = sqlx::query(
-            "UPDATE cases SET status = ?, assignee = ?, priority = ?, plan = ?, policy = ?, acked_at = ?, resolved_at = ?,
-                 respond_due = ?, update_due = ?, resolve_due = ?, esc_round = ?, esc_step = ?, esc_running = ?,
-                 respond_from = ?, update_from = ?, pauses = ?, warned = ?, snoozed_until = ?, version = version + 1
-             WHERE number = ? AND version = ?",
-        )
-        .bind(c.status.as_str())
-        .bind(c.assignee.as_ref().map(PersonId::as_str))
-        .bind(c.priority.as_str())
-        .bind(&c.plan)
-        .bind(&c.policy)
-        .bind(c.acked_at.map(ms))
-        .bind(c.resolved_at.map(ms))
-        .bind(c.deadlines.respond.map(ms))
-        .bind(c.deadlines.update.map(ms))
-        .bind(c.deadlines.resolve.map(ms))
-        .bind(c.escalation.at.round)
-        .bind(c.escalation.at.step)
-        .bind(c.escalation.running)
-        .bind(ms(c.respond_from))
-        .bind(c.update_from.map(ms))
-        .bind(json(&c.pauses)?)
-        .bind(json(&c.warned)?)
-        .bind(c.snoozed_until.map(ms))
-        .bind(c.number.0)
-        .bind(version)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            return Err(StoreError::Conflict);
-        }
-        Self::insert_effects(&mut tx, c.number, tr, ms(tr.at), false).await?;
         tx.commit().await?;
-        Ok(Case { version: version + 1, ..c.clone() })
+        Ok(out)
     }
 
     async fn claim_timers(
