@@ -22,7 +22,7 @@ mod harness;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{SubsecRound, TimeDelta, Utc};
 use harness::{Args, spread};
 use tocsin::app::{App, Listeners, Workers};
 use tocsin::case::decide::NewCase;
@@ -57,7 +57,8 @@ async fn main() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut due = Vec::with_capacity(timers);
     for i in 0..timers {
-        let at = t0 + window * (i as i32) / (timers as i32);
+        // To the millisecond, as the store keeps instants.
+        let at = (t0 + window * (i as i32) / (timers as i32)).trunc_subsecs(3);
         let world = World { rules: &rules, overrides: &overrides, sms_off: &sms_off, now: at - wait };
         let tr = world
             .open(NewCase {

@@ -196,7 +196,9 @@ async fn main() -> anyhow::Result<()> {
         }
         (accepted, refused)
     });
-    // API: each case is retried (as a new request) until it gets 201.
+    // API: each case is retried, the same request with the same
+    // Idempotency-Key, until it gets 201: a retry whose first try was
+    // committed just before a kill finds that case instead of opening another.
     let posts = cases - mails;
     let pace = Duration::from_secs_f64(seconds / posts.max(1) as f64);
     let api_token = token.clone();
@@ -205,14 +207,13 @@ async fn main() -> anyhow::Result<()> {
         let mut created: Vec<(i64, String)> = Vec::new();
         let mut failed = 0usize;
         for i in 0..posts {
-            let mut attempt = 0;
+            let subject = format!("Crash api {i}: {}", if i % 2 == 0 { "outage" } else { "question" });
+            let body = serde_json::json!({"subject": subject, "body": "x", "requester": format!("it{}@globex.example", i % 40)});
             loop {
-                attempt += 1;
-                let subject = format!("Crash api {i}.{attempt}: {}", if i % 2 == 0 { "outage" } else { "question" });
-                let body = serde_json::json!({"subject": subject, "body": "x", "requester": format!("it{}@globex.example", i % 40)});
                 let sent = http
                     .post(format!("http://127.0.0.1:{http_port}/api/v1/cases"))
                     .bearer_auth(&api_token)
+                    .header("idempotency-key", format!("crash-{i}"))
                     .json(&body)
                     .send()
                     .await;
@@ -305,9 +306,24 @@ async fn main() -> anyhow::Result<()> {
         &lost_cases.iter().take(3).collect::<Vec<_>>(),
     );
 
+    let all_cases = store.cases(None, u32::MAX).await?;
+    let mut api_cases: BTreeMap<&str, usize> = BTreeMap::new();
+    for case in &all_cases {
+        if case.subject.starts_with("Crash api ") {
+            *api_cases.entry(case.subject.as_str()).or_default() += 1;
+        }
+    }
+    let twice: Vec<(&str, usize)> = api_cases.iter().filter(|(_, n)| **n > 1).map(|(s, n)| (*s, *n)).collect();
+    check(
+        "API requests (retried with one Idempotency-Key) that opened one case, not two",
+        twice.len(),
+        api_cases.len(),
+        &twice.iter().take(3).collect::<Vec<_>>(),
+    );
+
     let files: BTreeMap<i64, String> = harness_files(&outbox);
     let mut pages = Vec::new();
-    for case in store.cases(None, u32::MAX).await? {
+    for case in &all_cases {
         pages.extend(store.pages_of(case.number).await?);
     }
     let sent = |s: PageStatus| matches!(s, PageStatus::Sent | PageStatus::Delivered);

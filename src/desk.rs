@@ -13,7 +13,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use tokio::sync::Notify;
 
 use crate::case::decide::NewCase;
-use crate::case::{ActionError, Actor, Case, CaseNumber, Filing, Timer, Transition, Via, World};
+use crate::case::{ActionError, Actor, Case, CaseNumber, Filing, RequestKey, Timer, Transition, Via, World};
 use crate::clock::Clock;
 use crate::escalation::{Overrides, Position};
 use crate::people::PersonId;
@@ -137,12 +137,29 @@ impl Desk {
 
     /// Opens a case that files inbound mail `filing`, in one transaction.
     pub async fn open_filing(&self, new: NewCase, filing: Option<Filing>) -> Result<Case, DeskError> {
+        self.open_with(new, filing, None).await
+    }
+
+    /// Opens a case once per client `request` key: when the key was used
+    /// before, nothing is opened and the store answers `Repeated` with the
+    /// case of that first request.
+    pub async fn open_once(&self, new: NewCase, request: RequestKey) -> Result<Case, DeskError> {
+        self.open_with(new, None, Some(request)).await
+    }
+
+    async fn open_with(
+        &self,
+        new: NewCase,
+        filing: Option<Filing>,
+        request: Option<RequestKey>,
+    ) -> Result<Case, DeskError> {
         let now = self.now();
         let overrides = self.overrides(now).await?;
         let sms_off = self.sms_off().await?;
         let world = World { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
         let mut tr = world.open(new)?;
         tr.filing = filing;
+        tr.request = request;
         let case = self.store.create_case(&tr).await?;
         self.signal(&tr);
         tracing::info!(case = case.number.0, priority = %case.priority, policy = %case.policy, "case opened");

@@ -144,6 +144,87 @@ async fn cases_are_listed_newest_first_and_filtered_by_status() {
 }
 
 #[tokio::test]
+async fn a_retried_post_with_its_idempotency_key_opens_one_case() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let tok = t.token("monitoring", TokenRole::Integration, None).await;
+    let outage = json!({"subject": "Site down", "body": "All 500s", "requester": "ops@acme.com"});
+    let send = |key: &'static str, token: &str, body: &Value| {
+        t.http.post(t.url("/api/v1/cases")).bearer_auth(token).header("idempotency-key", key).json(body).send()
+    };
+    let first = send("alert-7f3a", &tok, &outage).await.unwrap();
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let location = first.headers()["location"].to_str().unwrap().to_owned();
+    let first: Value = first.json().await.unwrap();
+    // The answer was lost; the client sends the same request again.
+    let again = send("alert-7f3a", &tok, &outage).await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.headers()["location"].to_str().unwrap(), location);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["number"], first["number"]);
+    let (_, all) = t.get("/api/v1/cases", &tok).await;
+    assert_eq!(all["cases"].as_array().unwrap().len(), 1, "one case: {all}");
+    let opened = again["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "opened").count();
+    assert_eq!(opened, 1);
+    // The same key for a different request is a mistake, said so.
+    let other = json!({"subject": "Disk full", "requester": "ops@acme.com"});
+    let (s, e) = {
+        let r = send("alert-7f3a", &tok, &other).await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(s, 422, "{e}");
+    let said = e["error"].as_str().unwrap();
+    assert!(
+        said.contains("already used for a different request") && said.contains(&first["number"].to_string()),
+        "{said}"
+    );
+    // Keys belong to one token: another client's key of the same text is its own.
+    let other_client = t.token("web-form", TokenRole::Integration, None).await;
+    let r = send("alert-7f3a", &other_client, &outage).await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(r.headers().get("idempotent-replayed").is_none());
+    assert_ne!(r.json::<Value>().await.unwrap()["number"], first["number"]);
+    // A malformed key is refused before anything is opened.
+    for bad in ["", "with space", &"k".repeat(256)] {
+        let r = t
+            .http
+            .post(t.url("/api/v1/cases"))
+            .bearer_auth(&tok)
+            .header("idempotency-key", bad)
+            .json(&outage)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad:?}");
+        let e: Value = r.json().await.unwrap();
+        assert!(e["error"].as_str().unwrap().contains("Idempotency-Key must be"), "{e}");
+    }
+    let (_, all) = t.get("/api/v1/cases", &tok).await;
+    assert_eq!(all["cases"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn racing_retries_with_one_idempotency_key_open_one_case() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let tok = t.token("monitoring", TokenRole::Integration, None).await;
+    let outage = json!({"subject": "Site down", "requester": "ops@acme.com"});
+    let mut tries = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let send =
+            t.http.post(t.url("/api/v1/cases")).bearer_auth(&tok).header("idempotency-key", "same").json(&outage);
+        tries.spawn(send.send());
+    }
+    let mut numbers = std::collections::BTreeSet::new();
+    while let Some(r) = tries.join_next().await {
+        let r = r.unwrap().unwrap();
+        assert_eq!(r.status(), 201);
+        numbers.insert(r.json::<Value>().await.unwrap()["number"].as_i64().unwrap());
+    }
+    assert_eq!(numbers.len(), 1, "{numbers:?}");
+}
+
+#[tokio::test]
 async fn health_metrics_and_openapi_are_served() {
     let t = TestApp::spawn(Workers::Manual).await;
     let tok = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;

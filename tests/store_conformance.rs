@@ -13,7 +13,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use common::at;
 use common::pg::{FreshDb, admin_url};
 use tocsin::case::{
-    Case, CaseNumber, Escalation, EventKind, Filing, NewEvent, NewPage, PageKind, Status, TimerKind, Transition, Via,
+    Case, CaseNumber, Escalation, EventKind, Filing, NewEvent, NewPage, PageKind, RequestKey, Status, TimerKind,
+    Transition, Via,
 };
 use tocsin::config::Database;
 use tocsin::escalation::Position;
@@ -89,6 +90,7 @@ conformance!(
     commit_consumes_its_timer_all_or_nothing,
     commit_refuses_a_timer_another_owner_took,
     a_fired_batch_skips_only_the_timers_that_lost,
+    a_request_key_opens_one_case_even_when_raced,
     racing_commits_on_one_case_give_one_winner,
     release_timers_hands_back_only_the_owners_timers,
     pages_are_leased_and_a_lost_lease_is_not_recorded,
@@ -416,6 +418,45 @@ async fn a_fired_batch_skips_only_the_timers_that_lost(b: &Backend) {
     s.commit(&acked(&c1, due + lease), 1, Some((held[0].id, "b"))).await.unwrap();
     let c2 = s.case(c2.number).await.unwrap().unwrap();
     s.commit(&acked(&c2, due + lease), 2, Some((held[1].id, "a"))).await.unwrap();
+}
+
+async fn a_request_key_opens_one_case_even_when_raced(b: &Backend) {
+    let s = &*b.store;
+    let keyed = |scope: &str, key: &str| {
+        let mut tr = Transition::new(&case_at(t0()), t0());
+        tr.request = Some(RequestKey { scope: scope.into(), key: key.into(), fingerprint: format!("fp-{key}") });
+        tr
+    };
+    let first = s.create_case(&keyed("monitoring", "k1")).await.unwrap();
+    match s.create_case(&keyed("monitoring", "k1")).await {
+        Err(StoreError::Repeated { case, fingerprint }) => {
+            assert_eq!((case, fingerprint.as_str()), (first.number, "fp-k1"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.cases(None, 10).await.unwrap().len(), 1, "the repeat opened nothing");
+    // Keys are per scope (token), and a case without a key is unaffected.
+    let other = s.create_case(&keyed("web-form", "k1")).await.unwrap();
+    assert_ne!(other.number, first.number);
+    s.create_case(&Transition::new(&case_at(t0()), t0())).await.unwrap();
+    // Four instances racing with one new key: one case.
+    let mut racers = Vec::new();
+    for _ in 0..4 {
+        let store = b.reopen().await;
+        let tr = keyed("monitoring", "k2");
+        racers.push(tokio::spawn(async move { store.create_case(&tr).await }));
+    }
+    let (mut made, mut repeated) = (Vec::new(), Vec::new());
+    for r in racers {
+        match r.await.unwrap() {
+            Ok(c) => made.push(c.number),
+            Err(StoreError::Repeated { case, .. }) => repeated.push(case),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(made.len(), 1, "{made:?} {repeated:?}");
+    assert!(repeated.iter().all(|c| *c == made[0]), "{made:?} {repeated:?}");
+    assert_eq!(s.cases(None, 10).await.unwrap().len(), 4);
 }
 
 async fn release_timers_hands_back_only_the_owners_timers(b: &Backend) {

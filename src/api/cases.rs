@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,11 +13,11 @@ use utoipa_axum::routes;
 use super::auth::Auth;
 use super::{ApiError, ApiJson, AppState, MaybeJson};
 use crate::case::decide::NewCase;
-use crate::case::{Actor, Case, CaseNumber, Status, Via};
-use crate::desk::Action;
+use crate::case::{Actor, Case, CaseNumber, RequestKey, Status, Via};
+use crate::desk::{Action, DeskError};
 use crate::escalation::Position;
 use crate::sla::Priority;
-use crate::store::{EventRecord, PageRecord};
+use crate::store::{EventRecord, PageRecord, StoreError};
 
 /// Longest subject accepted, in characters.
 pub const MAX_SUBJECT: usize = 500;
@@ -240,6 +240,14 @@ async fn detail(state: &AppState, case: Case) -> Result<CaseView, ApiError> {
     Ok(CaseView::full(case, events, pages))
 }
 
+/// What a new case asks for, as a digest: the same request retried has
+/// the same one.
+fn fingerprint(new: &NewCase) -> String {
+    use sha2::Digest;
+    let fields = serde_json::json!([new.subject, new.body, new.requester, new.priority.as_ref().map(|p| p.as_str())]);
+    hex::encode(sha2::Sha256::digest(fields.to_string().as_bytes()))
+}
+
 fn number(raw: &str) -> Result<CaseNumber, ApiError> {
     raw.parse::<CaseNumber>().map_err(ApiError::bad_request)
 }
@@ -253,15 +261,38 @@ fn text(t: Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// The longest `Idempotency-Key` accepted, in characters.
+pub const MAX_REQUEST_KEY: usize = 255;
+
+/// The `Idempotency-Key` header of a request, if any: 1 to 255 visible
+/// ASCII characters.
+fn request_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    match value.to_str() {
+        Ok(key) if !key.is_empty() && key.len() <= MAX_REQUEST_KEY && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(key.to_owned()))
+        }
+        _ => Err(ApiError::bad_request(format!(
+            "Idempotency-Key must be 1 to {MAX_REQUEST_KEY} visible ASCII characters, such as a UUID"
+        ))),
+    }
+}
+
 /// Open a case: routes it, sets its deadlines, sends the receipt and pages
-/// the first escalation step.
+/// the first escalation step. With an `Idempotency-Key` header, a retry of
+/// the same request (after a timeout, say) opens nothing and answers the
+/// case the first try opened, with `Idempotent-Replayed: true`.
 #[utoipa::path(post, path = "/api/v1/cases", request_body = CreateCase, security(("bearer" = [])),
-    responses((status = 201, body = CaseView), (status = 401), (status = 422, description = "invalid field")))]
+    params(("Idempotency-Key" = Option<String>, Header, description = "any unique string per new case, e.g. a UUID; a retry with the same key and body opens no second case")),
+    responses((status = 201, body = CaseView), (status = 400, description = "malformed Idempotency-Key"), (status = 401),
+        (status = 422, description = "invalid field, or an Idempotency-Key already used for a different request")))]
 async fn create_case(
     State(state): State<AppState>,
     auth: Auth,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<CreateCase>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let key = request_key(&headers)?;
     let subject = req.subject.trim().to_owned();
     if subject.is_empty() {
         return Err(ApiError::unprocessable("subject is empty: say in one line what is wrong"));
@@ -289,10 +320,35 @@ async fn create_case(
         via: Via::Api,
         receipt: true,
     };
-    let case = state.desk.open(new).await?;
+    let (case, replayed) = match key {
+        None => (state.desk.open(new).await?, false),
+        Some(key) => {
+            let fingerprint = fingerprint(&new);
+            let request = RequestKey { scope: auth.0.name.clone(), key: key.clone(), fingerprint: fingerprint.clone() };
+            match state.desk.open_once(new, request).await {
+                Ok(case) => (case, false),
+                Err(DeskError::Store(StoreError::Repeated { case, fingerprint: before })) => {
+                    if before != fingerprint {
+                        return Err(ApiError::unprocessable(format!(
+                            "Idempotency-Key {key:?} was already used for a different request (case {case}); send a new key for a new case"
+                        )));
+                    }
+                    let case = state.store.case(case).await?.ok_or_else(|| {
+                        ApiError::from(StoreError::Corrupt(format!("request key {key:?} names a missing case")))
+                    })?;
+                    (case, true)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
     let location = format!("/api/v1/cases/{}", case.number.0);
     let view = detail(&state, case).await?;
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view)))
+    let mut response = (StatusCode::CREATED, [(header::LOCATION, location)], Json(view)).into_response();
+    if replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
 /// List cases, newest first.

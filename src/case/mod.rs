@@ -417,6 +417,21 @@ pub struct Transition {
     pub timers: Vec<NewTimer>,
     /// The inbound mail this change files, if any.
     pub filing: Option<Filing>,
+    /// The client's idempotency key, for a case opened over the API: kept
+    /// with the case, so a retried request finds it instead of opening a
+    /// second one.
+    pub request: Option<RequestKey>,
+}
+
+/// An `Idempotency-Key` a client sent with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    /// Whose key: the token's name, so two clients never share keys.
+    pub scope: String,
+    pub key: String,
+    /// A digest of what was asked, to tell a retry from a new request that
+    /// reuses the key by mistake.
+    pub fingerprint: String,
 }
 
 impl Transition {
@@ -431,6 +446,7 @@ impl Transition {
             cancel: Vec::new(),
             timers: Vec::new(),
             filing: None,
+            request: None,
         }
     }
 

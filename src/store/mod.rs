@@ -33,6 +33,9 @@ pub enum StoreError {
     LostLease,
     #[error("{0} already exists")]
     Duplicate(String),
+    /// The idempotency key of a new case was used before, for `case`.
+    #[error("this request key was used before, for case {case}")]
+    Repeated { case: CaseNumber, fingerprint: String },
     /// The inbound message was filed meanwhile (by another worker).
     #[error("the message was filed meanwhile")]
     AlreadyFiled,

@@ -373,6 +373,17 @@ impl Store for SqliteStore {
     async fn create_case(&self, tr: &Transition) -> Result<Case, StoreError> {
         let c = &tr.case;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(r) = &tr.request {
+            let before: Option<(i64, String)> =
+                sqlx::query_as("SELECT case_number, fingerprint FROM request_keys WHERE scope = ? AND key = ?")
+                    .bind(&r.scope)
+                    .bind(&r.key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some((case, fingerprint)) = before {
+                return Err(StoreError::Repeated { case: CaseNumber(case), fingerprint });
+            }
+        }
         let number: i64 =
             sqlx::query_scalar("SELECT COALESCE(MAX(number), 1000) + 1 FROM cases").fetch_one(&mut *tx).await?;
         sqlx::query(
@@ -405,6 +416,18 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         Self::insert_effects(&mut tx, CaseNumber(number), tr, ms(tr.at), true).await?;
+        if let Some(r) = &tr.request {
+            sqlx::query(
+                "INSERT INTO request_keys (scope, key, fingerprint, case_number, created_at) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&r.scope)
+            .bind(&r.key)
+            .bind(&r.fingerprint)
+            .bind(number)
+            .bind(ms(tr.at))
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(Case { number: CaseNumber(number), version: 1, ..c.clone() })
     }

@@ -1,0 +1,10 @@
+-- Idempotency keys of POST /api/v1/cases: a client that retries after a
+-- lost answer (a timeout, a restart) finds the case its first try opened.
+CREATE TABLE request_keys (
+    scope        TEXT    NOT NULL,  -- the token's name: keys are per client
+    key          TEXT    NOT NULL,
+    fingerprint  TEXT    NOT NULL,  -- SHA-256 of the request's fields
+    case_number  INTEGER NOT NULL REFERENCES cases (number),
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
+);
