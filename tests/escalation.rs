@@ -283,3 +283,40 @@ async fn sms_to_one_person_are_rate_limited_and_bundled() {
     }
     assert_ne!(first, second);
 }
+
+/// The dispatcher died after writing a page's outbox file and before
+/// recording it: the page is taken "in doubt" when its lease runs out, and
+/// the file's presence says it went out, whether the case still wants it
+/// or has moved on meanwhile. Nothing is written twice.
+#[tokio::test]
+async fn an_interrupted_outbox_send_is_recorded_sent_never_written_again() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let tok = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let wanted = t.open_outage(&tok).await;
+    let dropped = t.open_outage(&tok).await;
+    let claimed = t.store().claim_pages(t.clock_now(), "dead-worker", TimeDelta::seconds(30), 10).await.unwrap();
+    let sms_of = |n: i64| claimed.iter().find(|p| p.case.map(|c| c.0) == Some(n) && p.kind.as_str() == "page").unwrap();
+    // The dead worker's sends of the two step-1 SMS had gone out; its
+    // receipts had not.
+    let outbox = t.dir.path().join("outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    for n in [wanted, dropped] {
+        let name = format!("{:08}-case{n}-page-sms.json", sms_of(n).id);
+        std::fs::write(outbox.join(name), "{\"sent by\": \"the dead worker\"}").unwrap();
+    }
+    // Meanwhile ana acknowledges the second case: its page is superseded.
+    let (s, _) = t.post(&format!("/api/v1/cases/{dropped}/ack"), &tok, json!({})).await;
+    assert_eq!(s, 200);
+    t.app().tick().await.unwrap();
+    assert_eq!(t.outbox().len(), 2, "the lease is still held: nothing sent yet");
+    t.advance(TimeDelta::seconds(31)).await;
+    for n in [wanted, dropped] {
+        let sms = t.store().page(sms_of(n).id).await.unwrap().unwrap();
+        assert_eq!(sms.status.as_str(), "sent", "case {n}: what ana received is on record");
+        let file = format!("{:08}-case{n}-page-sms.json", sms.id);
+        assert_eq!(std::fs::read_to_string(outbox.join(file)).unwrap(), "{\"sent by\": \"the dead worker\"}");
+    }
+    // The receipts, never written, went out now, once each.
+    let receipts = t.outbox().iter().filter(|f| f.contains("receipt")).count();
+    assert_eq!(receipts, 2);
+}

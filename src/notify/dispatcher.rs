@@ -212,7 +212,13 @@ impl Dispatcher {
                     out.push((page, Ok(Delivery::Failed { error: format!("case {number} is gone"), fallback: None })))
                 }
                 Ok(Some(case)) => match superseded(&case, &page) {
-                    Some(reason) => out.push((page, Ok(Delivery::Cancelled { reason }))),
+                    Some(reason) => {
+                        let outcome = match self.went_out(&page, &self.message(&case, &page)).await {
+                            Some(sent) => sent,
+                            None => Delivery::Cancelled { reason },
+                        };
+                        out.push((page, Ok(outcome)));
+                    }
                     None => live.push((page, case)),
                 },
             }
@@ -322,9 +328,32 @@ impl Dispatcher {
             return Ok(Delivery::Failed { error: format!("case {number} is gone"), fallback: None });
         };
         if let Some(reason) = superseded(&case, page) {
-            return Ok(Delivery::Cancelled { reason });
+            return Ok(match self.went_out(page, &self.message(&case, page)).await {
+                Some(sent) => sent,
+                None => Delivery::Cancelled { reason },
+            });
         }
         Ok(self.send_one(page, &case).await)
+    }
+
+    /// For a page whose earlier send was interrupted and that is no longer
+    /// wanted: `Sent` if that send went out after all, so the record says
+    /// what the person received. Not knowing is not sending: `None`.
+    async fn went_out(&self, page: &PageRecord, msg: &Message) -> Option<Delivery> {
+        if !page.in_doubt {
+            return None;
+        }
+        let since = page.prev_claimed_at.unwrap_or(page.created_at);
+        match self.channels.get(page.channel).find_sent(msg, since).await {
+            Ok(Some(provider_id)) => {
+                Some(Delivery::Sent { provider_id: Some(provider_id), message_id: msg.message_id.clone() })
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(page = page.id, error = %e, "cannot tell whether an interrupted send went out; cancelling it");
+                None
+            }
+        }
     }
 
     /// A notice belongs to no case: it renders its text alone.

@@ -3,13 +3,15 @@
 //! anyone can watch, and tests read what was sent.
 //!
 //! A file is named after its outbox row and written to a temporary name,
-//! then renamed, so a watcher never sees half a message and sending the
-//! same page again rewrites the same file instead of adding a second one.
+//! then renamed, so a watcher never sees half a message. A send that was
+//! interrupted (the daemon died before recording it) is looked up by that
+//! name, so a page whose file exists is not written again.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 use serde_json::json;
 
@@ -41,8 +43,12 @@ impl Outbox {
         }
     }
 
-    fn file_name(msg: &Message, ext: &str) -> String {
+    fn file_name(msg: &Message) -> String {
         let about = msg.case.map_or_else(|| "notice".to_owned(), |n| format!("case{}", n.0));
+        let ext = match msg.channel {
+            ChannelKind::Email => "eml",
+            ChannelKind::Sms => "json",
+        };
         format!("{:08}-{about}-{}-{}.{ext}", msg.page_id, msg.kind.as_str(), msg.channel.as_str())
     }
 
@@ -61,7 +67,7 @@ impl Channel for Outbox {
     async fn send(&self, msg: &Message) -> Result<Option<String>, SendError> {
         let (name, bytes) = match msg.channel {
             ChannelKind::Email => {
-                (Self::file_name(msg, "eml"), build_email(msg, &self.email_from, &self.id_domain)?.formatted())
+                (Self::file_name(msg), build_email(msg, &self.email_from, &self.id_domain)?.formatted())
             }
             ChannelKind::Sms => {
                 let body = json!({
@@ -72,7 +78,7 @@ impl Channel for Outbox {
                     "kind": msg.kind.as_str(),
                 });
                 (
-                    Self::file_name(msg, "json"),
+                    Self::file_name(msg),
                     serde_json::to_vec_pretty(&body).map_err(|e| SendError::Permanent(e.to_string()))?,
                 )
             }
@@ -83,5 +89,16 @@ impl Channel for Outbox {
             .await
             .map_err(|e| SendError::Temporary(format!("outbox writer stopped: {e}")))??;
         Ok(Some(name))
+    }
+
+    /// The file is renamed into place whole, so its presence means the
+    /// interrupted send went out.
+    async fn find_sent(&self, msg: &Message, _since: DateTime<Utc>) -> Result<Option<String>, SendError> {
+        let name = Self::file_name(msg);
+        match tokio::fs::try_exists(self.dir.join(&name)).await {
+            Ok(true) => Ok(Some(name)),
+            Ok(false) => Ok(None),
+            Err(e) => Err(SendError::Temporary(format!("outbox {}: {e}", self.dir.display()))),
+        }
     }
 }
