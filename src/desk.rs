@@ -257,6 +257,7 @@ impl Desk {
                     fired[i] = true;
                 }
                 Err(StoreError::Conflict) => again.push(i),
+                // LostLease: another worker took the timer over.
                 Err(_) => {}
             }
         }

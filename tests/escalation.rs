@@ -5,7 +5,7 @@ mod common;
 
 use chrono::TimeDelta;
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 use tocsin::app::Workers;
 use tocsin::token::TokenRole;
 
@@ -319,4 +319,41 @@ async fn an_interrupted_outbox_send_is_recorded_sent_never_written_again() {
     // The receipts, never written, went out now, once each.
     let receipts = t.outbox().iter().filter(|f| f.contains("receipt")).count();
     assert_eq!(receipts, 2);
+}
+
+/// A daemon that was down for an hour meets every timer of its cases due
+/// at once. Fired as one batch (several timers of one case among them, so
+/// some lose their race and are decided again) they must end exactly where
+/// firing them one at a time (`[scheduler] batch = 1`) ends.
+#[tokio::test]
+async fn an_hour_of_timers_fired_in_one_batch_ends_as_one_at_a_time() {
+    let rules = repo().join("rules");
+    let batched = TestApp::spawn(Workers::Manual).await;
+    let single = TestApp::spawn_configured(Workers::Manual, START, &rules, |c| c.scheduler.batch = 1).await;
+    let mut seen = Vec::new();
+    for t in [&batched, &single] {
+        let tok = t.token("ops", TokenRole::Admin, None).await;
+        let cases = [t.open_outage(&tok).await, t.open_outage(&tok).await];
+        let (_, ack) = t.post(&format!("/api/v1/cases/{}/ack", cases[1]), &tok, json!({"by": "ana"})).await;
+        assert_eq!(ack["status"], "acknowledged");
+        let fired = t.advance(mins(60)).await;
+        let mut state = vec![json!(fired)];
+        for n in cases {
+            let (_, case) = t.get(&format!("/api/v1/cases/{n}"), &tok).await;
+            let timeline: Vec<Value> =
+                case["timeline"].as_array().unwrap().iter().map(|e| json!([e["at"], e["kind"], e["text"]])).collect();
+            let pages: Vec<Value> = case["pages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| json!([p["person"], p["channel"], p["kind"], p["step"], p["round"], p["at"]]))
+                .collect();
+            state.push(json!([case["status"], case["deadlines"], timeline, pages]));
+        }
+        seen.push(state);
+    }
+    let kinds = seen[0][1][2].to_string();
+    assert!(kinds.contains("warning") && kinds.contains("breach"), "{kinds}");
+    assert!(seen[0][0].as_u64().unwrap() >= 6, "several timers fired: {}", seen[0][0]);
+    assert_eq!(seen[0], seen[1]);
 }
