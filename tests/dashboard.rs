@@ -5,66 +5,21 @@
 mod common;
 
 use chrono::TimeDelta;
+use common::web::{self, Signed, browser, hidden, page, set_cookie};
 use common::{START, TestApp, at};
 use reqwest::header;
 use serde_json::{Value, json};
 use tocsin::app::Workers;
 use tocsin::token::TokenRole;
 
-/// A browser without a cookie jar: cookies are passed by hand, redirects
-/// are not followed, so each answer can be looked at.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-}
-
-fn set_cookie(r: &reqwest::Response, name: &str) -> Option<(String, String)> {
-    r.headers().get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
-        let (pair, attrs) = v.split_once(';').unwrap_or((v, ""));
-        let (n, value) = pair.split_once('=')?;
-        (n == name).then(|| (value.to_owned(), attrs.to_owned()))
-    })
-}
-
-/// The value of hidden field `name` in a page.
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no field {name} in {html}")) + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
-struct Signed {
-    cookie: String,
-    csrf: String,
-}
-
+/// Signs in through the form and checks the session cookie's attributes.
 async fn sign_in(t: &TestApp, token: &str) -> Signed {
-    let b = browser();
-    let r = b.get(t.url("/login")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    let (login, _) = set_cookie(&r, "tocsin_login").expect("login cookie");
-    let form_csrf = hidden(&r.text().await.unwrap(), "csrf");
-    let r = b
-        .post(t.url("/login"))
-        .header(header::COOKIE, format!("tocsin_login={login}"))
-        .form(&[("token", token), ("csrf", &form_csrf), ("next", "/now")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "sign-in refused");
-    assert_eq!(r.headers()[header::LOCATION], "/now");
-    let (session, attrs) = set_cookie(&r, "tocsin_session").expect("session cookie");
+    let (signed, attrs) = web::sign_in(t, token).await;
     for a in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(attrs.contains(a), "session cookie lacks {a}: {attrs}");
     }
     assert!(!attrs.contains("Secure"), "public_url is http here");
-    let cookie = format!("tocsin_session={session}");
-    let page = b.get(t.url("/now")).header(header::COOKIE, &cookie).send().await.unwrap().text().await.unwrap();
-    Signed { csrf: hidden(&page, "csrf"), cookie }
-}
-
-async fn page(t: &TestApp, s: &Signed, path: &str) -> (u16, String) {
-    let r = browser().get(t.url(path)).header(header::COOKIE, &s.cookie).send().await.unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
+    signed
 }
 
 async fn form(t: &TestApp, s: &Signed, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
@@ -254,6 +209,7 @@ async fn the_now_page_puts_the_breached_case_first_and_lists_failed_pages() {
     let second = html.find(&format!("/cases/{}\"", later["number"])).unwrap();
     assert!(first < second, "the breached case comes first");
     assert!(html[first..second].contains("BREACHED"), "shown in words, not only colour");
+    assert!(!html.contains("UNCONFIRMED"), "the outbox transport gives no delivery reports to wait for");
     assert!(html.contains("On call") && html.contains("primary"));
 }
 

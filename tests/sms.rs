@@ -333,3 +333,33 @@ fn signatures_agree_with_the_official_twilio_library() {
     let answers: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
     assert_eq!(answers, expected);
 }
+
+#[tokio::test]
+async fn managers_see_an_sms_twilio_has_not_reported_on_until_it_does() {
+    let (t, twilio) = twilio_app().await;
+    Mock::given(method("POST")).and(path(messages_path())).respond_with(created("SM0009")).mount(&twilio).await;
+    let tok = t.token("ops", TokenRole::Admin, None).await;
+    let n = t.open_outage(&tok).await;
+    t.app().tick().await.unwrap();
+    let max = t.token("max", TokenRole::Manager, Some("max")).await;
+    let (s, _) = web::sign_in(&t, &max).await;
+    let (_, html) = web::page(&t, &s, "/now").await;
+    assert!(!html.contains("UNCONFIRMED"), "just sent: reports take a moment");
+    // Ten minutes on, Twilio has said nothing about it.
+    t.clock.advance(TimeDelta::minutes(11));
+    let (_, html) = web::page(&t, &s, "/now").await;
+    let row = html.find("UNCONFIRMED").expect("listed as unconfirmed");
+    let start = html[..row].rfind("<tr").unwrap();
+    let line = &html[start..start + html[start..].find("</tr>").unwrap()];
+    assert!(line.contains(&format!("/cases/{n}")) && line.contains("sms"), "{line}");
+    assert!(html.contains("no delivery report from Twilio yet"));
+    // An engineer's view has no such list.
+    let ana = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let (a, _) = web::sign_in(&t, &ana).await;
+    assert!(!web::page(&t, &a, "/now").await.1.contains("UNCONFIRMED"));
+    // The report comes: no longer listed.
+    let delivered = [("MessageSid", "SM0009"), ("MessageStatus", "delivered"), ("AccountSid", SID)];
+    assert_eq!(status_callback(&t, &delivered, &format!("{PUBLIC}/hooks/twilio/status?page=2")).await, 204);
+    let (_, html) = web::page(&t, &s, "/now").await;
+    assert!(!html.contains("UNCONFIRMED"), "delivered");
+}

@@ -726,6 +726,19 @@ async fn report_data_and_dashboard_lists(b: &Backend) {
     assert_eq!(digest.due[0].0, late.number);
     assert_eq!(digest.due[1].3, t0() + TimeDelta::hours(4), "the early case's resolve comes before its update");
     assert_eq!(s.receipts_since("ops@acme.com", t0() - TimeDelta::hours(1)).await.unwrap(), 0);
+    // Both SMS went out at +3h with no delivery report yet; one comes in.
+    let sent = t0() + TimeDelta::hours(3);
+    let quiet = s.unconfirmed_sms(sent - TimeDelta::hours(1), sent + TimeDelta::minutes(10), 10).await.unwrap();
+    assert_eq!(quiet.len(), 2);
+    assert!(quiet[0].id > quiet[1].id, "newest first");
+    assert!(
+        s.unconfirmed_sms(sent + TimeDelta::milliseconds(1), sent + TimeDelta::hours(1), 10).await.unwrap().is_empty()
+    );
+    assert!(
+        s.report_delivery(quiet[0].id, PageStatus::Delivered, None, None, sent + TimeDelta::minutes(1)).await.unwrap()
+    );
+    let quiet = s.unconfirmed_sms(sent - TimeDelta::hours(1), sent + TimeDelta::minutes(10), 10).await.unwrap();
+    assert_eq!(quiet.len(), 1);
 }
 
 async fn migrate_twice_and_from_three_instances_at_once(b: &Backend) {

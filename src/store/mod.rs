@@ -420,6 +420,14 @@ pub trait Store: Send + Sync + 'static {
         stuck_before: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<PageRecord>, StoreError>;
+    /// SMS pages handed to the provider in `[from, to)` that no delivery
+    /// report has confirmed or failed since; newest first, at most `limit`.
+    async fn unconfirmed_sms(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<PageRecord>, StoreError>;
     /// The raw material of the reports for cases opened in `[from, to)`.
     async fn report_data(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<ReportData, StoreError>;
 

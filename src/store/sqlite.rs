@@ -1080,6 +1080,21 @@ impl Store for SqliteStore {
         rows.iter().map(page_from_row).collect()
     }
 
+    async fn unconfirmed_sms(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<PageRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {PAGE_COLUMNS} FROM pages
+             WHERE channel = 'sms' AND status = 'sent' AND updated_at >= ?1 AND updated_at < ?2
+             ORDER BY id DESC LIMIT ?3"
+        ));
+        let rows = sqlx::query(sql).bind(ms(from)).bind(ms(to)).bind(limit).fetch_all(&self.reader).await?;
+        rows.iter().map(page_from_row).collect()
+    }
+
     async fn report_data(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<ReportData, StoreError> {
         // One read transaction, so the three lists agree with each other.
         let mut tx = self.reader.begin().await?;

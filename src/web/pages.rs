@@ -23,6 +23,9 @@ const NOW_LIMIT: u32 = 500;
 const STUCK_AFTER: TimeDelta = TimeDelta::minutes(2);
 /// Failed pages stay on the Now page this long.
 const FAILED_FOR: TimeDelta = TimeDelta::hours(24);
+/// An SMS handed to Twilio this long ago with no delivery report since is
+/// listed as unconfirmed (reports come within seconds to minutes).
+const UNCONFIRMED_AFTER: TimeDelta = TimeDelta::minutes(10);
 /// The Schedules page shows this many days.
 const SCHEDULE_DAYS: i64 = 14;
 
@@ -124,6 +127,15 @@ struct PageRow {
     at: String,
 }
 
+/// An SMS that Twilio took but has not reported delivered or failed.
+fn unconfirmed_row(state: &AppState, p: &PageRecord, tz: Tz) -> PageRow {
+    PageRow {
+        status: "unconfirmed",
+        error: format!("sent {}; no delivery report from Twilio yet", local(p.updated_at, tz)),
+        ..page_row(state, p, tz)
+    }
+}
+
 fn page_row(state: &AppState, p: &PageRecord, tz: Tz) -> PageRow {
     PageRow {
         id: p.id,
@@ -191,11 +203,16 @@ async fn now_view(state: &AppState, s: &Session) -> Result<NowView, WebError> {
             }
         })
         .collect();
-    let troubled = if s.is_manager() {
-        state.store.troubled_pages(now - FAILED_FOR, now - STUCK_AFTER, 50).await?
-    } else {
-        Vec::new()
-    };
+    let mut troubled = Vec::new();
+    if s.is_manager() {
+        let pages = state.store.troubled_pages(now - FAILED_FOR, now - STUCK_AFTER, 50).await?;
+        troubled.extend(pages.iter().map(|p| page_row(state, p, tz)));
+        // Only Twilio reports deliveries; the outbox transport never does.
+        if state.twilio.is_some() {
+            let quiet = state.store.unconfirmed_sms(now - FAILED_FOR, now - UNCONFIRMED_AFTER, 50).await?;
+            troubled.extend(quiet.iter().map(|p| unconfirmed_row(state, p, tz)));
+        }
+    }
     Ok(NowView {
         me: s.me(),
         page: "now",
@@ -205,7 +222,7 @@ async fn now_view(state: &AppState, s: &Session) -> Result<NowView, WebError> {
         waiting: waiting.iter().map(|c| case_row(state, c, now, tz)).collect(),
         more,
         oncall,
-        troubled: troubled.iter().map(|p| page_row(state, p, tz)).collect(),
+        troubled,
         mine_only: !s.is_manager(),
     })
 }

@@ -16,6 +16,7 @@ use tocsin::store::Store;
 use tocsin::token::{self, TokenInfo, TokenRole};
 
 pub mod pg;
+pub mod web;
 
 pub fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
