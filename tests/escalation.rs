@@ -357,3 +357,33 @@ async fn an_hour_of_timers_fired_in_one_batch_ends_as_one_at_a_time() {
     assert!(seen[0][0].as_u64().unwrap() >= 6, "several timers fired: {}", seen[0][0]);
     assert_eq!(seen[0], seen[1]);
 }
+
+/// Two SMS to one person, both held by a dispatcher that died after the
+/// first went out alone: they come back "in doubt" together and would be
+/// bundled. The first is found sent; the second must still go out, never be
+/// taken for sent because the bundle shares the first one's row.
+#[tokio::test]
+async fn an_in_doubt_page_found_sent_does_not_carry_its_bundle_mates_with_it() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let tok = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let (first, second) = (t.open_outage(&tok).await, t.open_outage(&tok).await);
+    let claimed = t.store().claim_pages(t.clock_now(), "dead-worker", TimeDelta::seconds(30), 10).await.unwrap();
+    let sms_of = |n: i64| claimed.iter().find(|p| p.case.map(|c| c.0) == Some(n) && p.kind.as_str() == "page").unwrap();
+    let outbox = t.dir.path().join("outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    let sent_alone = format!("{:08}-case{first}-page-sms.json", sms_of(first).id);
+    std::fs::write(outbox.join(&sent_alone), "{\"sent by\": \"the dead worker\"}").unwrap();
+    t.advance(TimeDelta::seconds(31)).await;
+    let p = t.store().page(sms_of(first).id).await.unwrap().unwrap();
+    assert_eq!(p.status.as_str(), "sent");
+    assert_eq!(std::fs::read_to_string(outbox.join(&sent_alone)).unwrap(), "{\"sent by\": \"the dead worker\"}");
+    // The second goes out on its own (now, or after ana's SMS interval).
+    t.advance(TimeDelta::minutes(2)).await;
+    let q = t.store().page(sms_of(second).id).await.unwrap().unwrap();
+    assert_eq!(q.status.as_str(), "sent");
+    let files = t.outbox();
+    assert!(
+        files.iter().any(|f| f.starts_with(&format!("{:08}-case{second}-page-sms", q.id))),
+        "the second page was written: {files:?}"
+    );
+}

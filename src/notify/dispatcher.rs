@@ -211,16 +211,18 @@ impl Dispatcher {
                 Ok(None) => {
                     out.push((page, Ok(Delivery::Failed { error: format!("case {number} is gone"), fallback: None })))
                 }
-                Ok(Some(case)) => match superseded(&case, &page) {
-                    Some(reason) => {
-                        let outcome = match self.went_out(&page, &self.message(&case, &page)).await {
-                            Some(sent) => sent,
-                            None => Delivery::Cancelled { reason },
-                        };
-                        out.push((page, Ok(outcome)));
+                Ok(Some(case)) => {
+                    // An interrupted send of this page alone that went out
+                    // is on record as sent and stays out of the bundle.
+                    if let Some(sent) = self.went_out(&page, &self.message(&case, &page)).await {
+                        out.push((page, Ok(sent)));
+                        continue;
                     }
-                    None => live.push((page, case)),
-                },
+                    match superseded(&case, &page) {
+                        Some(reason) => out.push((page, Ok(Delivery::Cancelled { reason }))),
+                        None => live.push((page, case)),
+                    }
+                }
             }
         }
         let Some((first, _)) = live.first() else { return out };
@@ -288,6 +290,7 @@ impl Dispatcher {
             body: Rendered { subject: String::new(), text: super::sms::fit(&text), html: None },
             message_id: None,
             reply_to: None,
+            bundled: live[1..].iter().map(|(p, _)| p.id).collect(),
         };
         self.transmit(first, &msg, live.iter().any(|(p, _)| p.in_doubt)).await
     }
@@ -319,6 +322,7 @@ impl Dispatcher {
                 }
                 _ => None,
             },
+            bundled: Vec::new(),
         }
     }
 
@@ -379,6 +383,7 @@ impl Dispatcher {
             body,
             message_id: None,
             reply_to: None,
+            bundled: Vec::new(),
         };
         self.transmit(page, &msg, page.in_doubt).await
     }

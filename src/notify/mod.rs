@@ -36,6 +36,9 @@ pub struct Message {
     pub message_id: Option<String>,
     /// For email to a person: the signed address their reply goes to.
     pub reply_to: Option<String>,
+    /// The other outbox rows an SMS bundle carries besides `page_id`;
+    /// empty for a message of one page.
+    pub bundled: Vec<i64>,
 }
 
 /// Why a send failed.

@@ -2,8 +2,10 @@
 //! per email and a `.json` per SMS. The default set-up pages into a folder
 //! anyone can watch, and tests read what was sent.
 //!
-//! A file is named after its outbox row and written to a temporary name,
-//! then renamed, so a watcher never sees half a message. A send that was
+//! A file is named after its outbox row (an SMS bundle after its first row,
+//! with a digest of all its rows, so a bundle never takes the name of a
+//! single page) and written to a temporary name, then renamed, so a watcher
+//! never sees half a message. A send that was
 //! interrupted (the daemon died before recording it) is looked up by that
 //! name, so a page whose file exists is not written again.
 
@@ -49,7 +51,16 @@ impl Outbox {
             ChannelKind::Email => "eml",
             ChannelKind::Sms => "json",
         };
-        format!("{:08}-{about}-{}-{}.{ext}", msg.page_id, msg.kind.as_str(), msg.channel.as_str())
+        let bundle = if msg.bundled.is_empty() {
+            String::new()
+        } else {
+            use sha2::Digest;
+            let ids: Vec<String> =
+                std::iter::once(msg.page_id).chain(msg.bundled.iter().copied()).map(|i| i.to_string()).collect();
+            let digest = hex::encode(sha2::Sha256::digest(ids.join(",").as_bytes()));
+            format!("-bundle{}-{}", ids.len(), &digest[..8])
+        };
+        format!("{:08}-{about}-{}{bundle}-{}.{ext}", msg.page_id, msg.kind.as_str(), msg.channel.as_str())
     }
 
     fn write(&self, name: &str, bytes: &[u8]) -> Result<(), SendError> {
@@ -76,6 +87,7 @@ impl Channel for Outbox {
                     "body": msg.body.text,
                     "case": msg.case.map(|n| n.0),
                     "kind": msg.kind.as_str(),
+                    "pages": std::iter::once(msg.page_id).chain(msg.bundled.iter().copied()).collect::<Vec<_>>(),
                 });
                 (
                     Self::file_name(msg),

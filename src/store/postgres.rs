@@ -268,8 +268,11 @@ impl PostgresStore {
         let c = &tr.case;
         // The case row first, then its timers: the order every writer of a
         // case follows, so two commits on one case queue instead of
-        // deadlocking. A missing case is a conflict, as on SQLite.
-        let locked: Option<i64> = sqlx::query_scalar("SELECT version FROM cases WHERE number = $1 FOR UPDATE")
+        // deadlocking. A missing case is a conflict, as on SQLite. NO KEY
+        // UPDATE (the number never changes) leaves the key-share locks of
+        // foreign-key checks free, so a batch holding several cases never
+        // waits on a transaction that merely inserts pages or events.
+        let locked: Option<i64> = sqlx::query_scalar("SELECT version FROM cases WHERE number = $1 FOR NO KEY UPDATE")
             .bind(c.number.0)
             .fetch_optional(&mut *conn)
             .await?;
