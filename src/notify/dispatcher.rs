@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use rand::Rng;
 use tokio::sync::{Notify, watch};
 
@@ -212,16 +212,20 @@ impl Dispatcher {
                     out.push((page, Ok(Delivery::Failed { error: format!("case {number} is gone"), fallback: None })))
                 }
                 Ok(Some(case)) => {
-                    // An interrupted send of this page alone that went out
-                    // is on record as sent and stays out of the bundle.
-                    if let Some(sent) = self.went_out(&page, &self.message(&case, &page)).await {
-                        out.push((page, Ok(sent)));
-                        continue;
-                    }
-                    match superseded(&case, &page) {
-                        Some(reason) => out.push((page, Ok(Delivery::Cancelled { reason }))),
-                        None => live.push((page, case)),
-                    }
+                    // An interrupted send of this page alone is looked up
+                    // here, before bundling: found, it is on record as sent
+                    // and stays out of the bundle.
+                    let earlier = self.looked_up(&page, &self.message(&case, &page), page.in_doubt).await;
+                    let outcome = match (earlier, superseded(&case, &page)) {
+                        (Some(sent @ Delivery::Sent { .. }), _) => sent,
+                        (_, Some(reason)) => Delivery::Cancelled { reason },
+                        (Some(retry), None) => retry,
+                        (None, None) => {
+                            live.push((page, case));
+                            continue;
+                        }
+                    };
+                    out.push((page, Ok(outcome)));
                 }
             }
         }
@@ -248,7 +252,8 @@ impl Dispatcher {
         }
         if live.len() == 1 {
             let (page, case) = live.remove(0);
-            let outcome = self.send_one(&page, &case).await;
+            // Looked up above already.
+            let outcome = self.transmit(&page, &self.message(&case, &page), false).await;
             out.push((page, Ok(outcome)));
             return out;
         }
@@ -332,31 +337,35 @@ impl Dispatcher {
             return Ok(Delivery::Failed { error: format!("case {number} is gone"), fallback: None });
         };
         if let Some(reason) = superseded(&case, page) {
-            return Ok(match self.went_out(page, &self.message(&case, page)).await {
-                Some(sent) => sent,
-                None => Delivery::Cancelled { reason },
+            // Not wanted any more; but if an interrupted send of it went
+            // out, the record says what the person received.
+            return Ok(match self.looked_up(page, &self.message(&case, page), page.in_doubt).await {
+                Some(sent @ Delivery::Sent { .. }) => sent,
+                _ => Delivery::Cancelled { reason },
             });
         }
         Ok(self.send_one(page, &case).await)
     }
 
-    /// For a page whose earlier send was interrupted and that is no longer
-    /// wanted: `Sent` if that send went out after all, so the record says
-    /// what the person received. Not knowing is not sending: `None`.
-    async fn went_out(&self, page: &PageRecord, msg: &Message) -> Option<Delivery> {
-        if !page.in_doubt {
+    /// For `msg` whose earlier send was interrupted (`in_doubt`): `Sent` if
+    /// that send went out after all, as the channel can tell; `Retry` when
+    /// the channel cannot tell now (rather later than twice); `None` when it
+    /// did not go out, or nothing is in doubt.
+    async fn looked_up(&self, page: &PageRecord, msg: &Message, in_doubt: bool) -> Option<Delivery> {
+        if !in_doubt {
             return None;
         }
         let since = page.prev_claimed_at.unwrap_or(page.created_at);
         match self.channels.get(page.channel).find_sent(msg, since).await {
             Ok(Some(provider_id)) => {
+                tracing::info!(page = page.id, "an interrupted send had gone out; not sending again");
                 Some(Delivery::Sent { provider_id: Some(provider_id), message_id: msg.message_id.clone() })
             }
             Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(page = page.id, error = %e, "cannot tell whether an interrupted send went out; cancelling it");
-                None
-            }
+            Err(e) => Some(Delivery::Retry {
+                at: self.clock.now() + backoff(page.attempts),
+                error: format!("checking an interrupted send: {e}"),
+            }),
         }
     }
 
@@ -396,26 +405,11 @@ impl Dispatcher {
     /// Hands `msg` to its channel; for an interrupted earlier attempt, first
     /// asks the channel whether that one went out.
     async fn transmit(&self, page: &PageRecord, msg: &Message, in_doubt: bool) -> Delivery {
-        let channel = self.channels.get(page.channel);
-        let now = self.clock.now();
-        if in_doubt {
-            let since: DateTime<Utc> = page.prev_claimed_at.unwrap_or(page.created_at);
-            match channel.find_sent(msg, since).await {
-                Ok(Some(provider_id)) => {
-                    tracing::info!(page = page.id, "an interrupted send had gone out; not sending again");
-                    return Delivery::Sent { provider_id: Some(provider_id), message_id: msg.message_id.clone() };
-                }
-                Ok(None) => {}
-                // Cannot tell whether it went out: rather later than twice.
-                Err(e) => {
-                    return Delivery::Retry {
-                        at: now + backoff(page.attempts),
-                        error: format!("checking an interrupted send: {e}"),
-                    };
-                }
-            }
+        if let Some(earlier) = self.looked_up(page, msg, in_doubt).await {
+            return earlier;
         }
-        match channel.send(msg).await {
+        let now = self.clock.now();
+        match self.channels.get(page.channel).send(msg).await {
             Ok(provider_id) => Delivery::Sent { provider_id, message_id: msg.message_id.clone() },
             Err(SendError::Temporary(error)) if page.attempts < MAX_ATTEMPTS => {
                 Delivery::Retry { at: now + backoff(page.attempts), error }

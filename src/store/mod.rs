@@ -268,22 +268,13 @@ pub trait Store: Send + Sync + 'static {
     /// id)` as [`Store::commit`] with `consume = (timer id, owner)` would,
     /// answering for each in order. An item whose case moved on
     /// (`Conflict`) or whose timer `owner` no longer holds (`LostLease`)
-    /// is skipped alone; any other error fails the call. The stores do it
-    /// in one transaction, the writes that cost per fired timer.
+    /// is skipped alone (a savepoint each); any other error fails the call.
+    /// All in one transaction: one disk flush per batch, not per timer.
     async fn commit_fired(
         &self,
         fired: &[(Transition, i64, i64)],
         owner: &str,
-    ) -> Result<Vec<Result<Case, StoreError>>, StoreError> {
-        let mut out = Vec::with_capacity(fired.len());
-        for (tr, version, timer) in fired {
-            match self.commit(tr, *version, Some((*timer, owner))).await {
-                Err(e) if !matches!(e, StoreError::Conflict | StoreError::LostLease) => return Err(e),
-                answer => out.push(answer),
-            }
-        }
-        Ok(out)
-    }
+    ) -> Result<Vec<Result<Case, StoreError>>, StoreError>;
 
     /// Leases up to `limit` timers due at `now` that nobody holds (or whose
     /// lease ran out), oldest first.
