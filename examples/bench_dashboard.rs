@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use tocsin::app::{App, Listeners, Workers};
 use tocsin::case::decide::NewCase;
-use tocsin::case::{Actor, Case, Timer, TimerKind, Via, World};
+use tocsin::case::{Actor, Case, Facts, Timer, TimerKind, Via};
 use tocsin::clock::{Clock, SystemClock};
 use tocsin::config::Config;
 use tocsin::escalation::{Overrides, Position};
 use tocsin::notify::Templates;
 use tocsin::rules::Rules;
-use tocsin::sla::Clock as SlaClock;
+use tocsin::sla::SlaClock;
 use tocsin::store::{Delivery, Store};
 use tocsin::token::{self, TokenInfo, TokenRole};
 
@@ -37,7 +37,7 @@ const REQUESTERS: [&str; 6] = [
 
 async fn seed(store: &dyn Store, rules: &Rules, n: usize, now: DateTime<Utc>) -> anyhow::Result<Vec<i64>> {
     let (overrides, sms_off) = (Overrides::new(), BTreeSet::new());
-    let world = |at| World { rules, overrides: &overrides, sms_off: &sms_off, now: at };
+    let facts = |at| Facts { rules, overrides: &overrides, sms_off: &sms_off, now: at };
     let ana: tocsin::people::PersonId = "ana".parse().map_err(anyhow::Error::msg)?;
     let span = TimeDelta::days(365);
     let open_tail = n.saturating_sub(2000);
@@ -54,7 +54,7 @@ async fn seed(store: &dyn Store, rules: &Rules, n: usize, now: DateTime<Utc>) ->
             via: Via::Api,
             receipt: true,
         };
-        let tr = world(t).open(new).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let tr = facts(t).open(new).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut case: Case = store.create_case(&tr).await?;
         numbers.push(case.number.0);
         if i >= open_tail && i % 3 == 0 {
@@ -71,18 +71,18 @@ async fn seed(store: &dyn Store, rules: &Rules, n: usize, now: DateTime<Utc>) ->
                 due,
                 position: Position::FIRST,
             };
-            let tr = world(due).fire(&case, &timer);
+            let tr = facts(due).fire(&case, &timer);
             case = store.commit(&tr, case.version, None).await?;
         }
         let ack_at = t + TimeDelta::minutes((i % 40) as i64 + 1);
         let ack_at =
             case.deadlines.respond.map_or(ack_at, |d| if i % 20 == 0 { d + TimeDelta::minutes(5) } else { ack_at });
-        let tr = world(ack_at).ack(&case, &ana, Via::Sms, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let tr = facts(ack_at).ack(&case, &ana, Via::Sms, None).map_err(|e| anyhow::anyhow!("{e}"))?;
         case = store.commit(&tr, case.version, None).await?;
         if i >= open_tail {
             continue; // acknowledged, still open
         }
-        let tr = world(ack_at + TimeDelta::minutes(90))
+        let tr = facts(ack_at + TimeDelta::minutes(90))
             .resolve(&case, &Actor::Person(ana.clone()), Via::Sms, None)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         store.commit(&tr, case.version, None).await?;
@@ -124,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
     config.paths.rules = root.join("rules");
     config.paths.templates = root.join("templates");
     config.paths.outbox = dir.path().join("outbox");
-    let rules = Rules::load(&config.paths.rules).map_err(|d| anyhow::anyhow!("{d:?}"))?;
+    let rules = tocsin::rules::load(&config.paths.rules).map_err(|d| anyhow::anyhow!("{d:?}"))?;
     let store = tocsin::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
     let now = SystemClock.now();
     println!("database: {}", config.database.url);

@@ -18,7 +18,6 @@ use tocsin::app::{App, Listeners, Workers};
 use tocsin::clock::SystemClock;
 use tocsin::config::Config;
 use tocsin::notify::Templates;
-use tocsin::rules::Rules;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -129,7 +128,7 @@ async fn daemon(args: &harness::Args, workers: Workers) -> anyhow::Result<Daemon
         http: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
         smtp: Some(tokio::net::TcpListener::bind("127.0.0.1:0").await?),
     };
-    let rules = Rules::load(&config.paths.rules).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let rules = tocsin::rules::load(&config.paths.rules).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let templates = Templates::load(&config.paths.templates).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let app = App::start(&config, rules, templates, store.clone(), Arc::new(SystemClock), listeners, workers).await?;
     Ok(Daemon { app, store, _dir: dir })

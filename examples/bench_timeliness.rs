@@ -26,7 +26,7 @@ use chrono::{SubsecRound, TimeDelta, Utc};
 use harness::{Args, spread};
 use tocsin::app::{App, Listeners, Workers};
 use tocsin::case::decide::NewCase;
-use tocsin::case::{Actor, PageKind, Via, World};
+use tocsin::case::{Actor, Facts, PageKind, Via};
 use tocsin::clock::SystemClock;
 use tocsin::escalation::Overrides;
 use tocsin::notify::Templates;
@@ -59,8 +59,8 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..timers {
         // To the millisecond, as the store keeps instants.
         let at = (t0 + window * (i as i32) / (timers as i32)).trunc_subsecs(3);
-        let world = World { rules: &rules, overrides: &overrides, sms_off: &sms_off, now: at - wait };
-        let tr = world
+        let facts = Facts { rules: &rules, overrides: &overrides, sms_off: &sms_off, now: at - wait };
+        let tr = facts
             .open(NewCase {
                 subject: format!("Site down {i}"),
                 body: "Everything answers 500.".into(),

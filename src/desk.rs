@@ -13,7 +13,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use tokio::sync::Notify;
 
 use crate::case::decide::NewCase;
-use crate::case::{ActionError, Actor, Case, CaseNumber, Filing, RequestKey, Timer, Transition, Via, World};
+use crate::case::{ActionError, Actor, Case, CaseNumber, Facts, Filing, RequestKey, Timer, Transition, Via};
 use crate::clock::Clock;
 use crate::escalation::{Overrides, Position};
 use crate::people::PersonId;
@@ -156,8 +156,8 @@ impl Desk {
         let now = self.now();
         let overrides = self.overrides(now).await?;
         let sms_off = self.sms_off().await?;
-        let world = World { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
-        let mut tr = world.open(new)?;
+        let facts = Facts { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
+        let mut tr = facts.open(new)?;
         tr.filing = filing;
         tr.request = request;
         let case = self.store.create_case(&tr).await?;
@@ -185,18 +185,18 @@ impl Desk {
             let now = self.now();
             let overrides = self.overrides(now).await?;
             let sms_off = self.sms_off().await?;
-            let world = World { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
+            let facts = Facts { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
             let tr = match action {
-                Action::Ack { by, text } => world.ack(&case, by, via, text.as_deref())?,
-                Action::Note { text } => world.note(&case, actor, via, text)?,
-                Action::Resolve { text } => world.resolve(&case, actor, via, text.as_deref())?,
-                Action::Reopen { text } => world.reopen(&case, actor, via, text.as_deref())?,
-                Action::Wait { text } => world.wait(&case, actor, via, text.as_deref())?,
-                Action::Resume { text } => world.resume(&case, actor, via, text.as_deref())?,
-                Action::Change { priority, plan } => world.change(&case, actor, via, priority.clone(), plan.clone())?,
-                Action::Snooze { by, hold } => world.snooze(&case, by, via, *hold)?,
+                Action::Ack { by, text } => facts.ack(&case, by, via, text.as_deref())?,
+                Action::Note { text } => facts.note(&case, actor, via, text)?,
+                Action::Resolve { text } => facts.resolve(&case, actor, via, text.as_deref())?,
+                Action::Reopen { text } => facts.reopen(&case, actor, via, text.as_deref())?,
+                Action::Wait { text } => facts.wait(&case, actor, via, text.as_deref())?,
+                Action::Resume { text } => facts.resume(&case, actor, via, text.as_deref())?,
+                Action::Change { priority, plan } => facts.change(&case, actor, via, priority.clone(), plan.clone())?,
+                Action::Snooze { by, hold } => facts.snooze(&case, by, via, *hold)?,
                 Action::Mail { from, text, automatic, reopen_within } => {
-                    world.mail(&case, from, text, automatic.as_deref(), *reopen_within)?
+                    facts.mail(&case, from, text, automatic.as_deref(), *reopen_within)?
                 }
                 Action::Escalate { from } => {
                     let from = match (from, actor) {
@@ -206,7 +206,7 @@ impl Desk {
                         (None, Actor::Person(p)) => self.store.last_step_paging(number, p).await?,
                         (None, _) => None,
                     };
-                    world.escalate(&case, actor, via, from)?
+                    facts.escalate(&case, actor, via, from)?
                 }
             };
             let mut tr = tr;
@@ -233,13 +233,13 @@ impl Desk {
         let now = self.now();
         let overrides = self.overrides(now).await?;
         let sms_off = self.sms_off().await?;
-        let world = World { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
+        let facts = Facts { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
         let mut fired = vec![false; timers.len()];
         let (mut decided, mut slots) = (Vec::with_capacity(timers.len()), Vec::with_capacity(timers.len()));
         for (i, timer) in timers.iter().enumerate() {
             match self.store.case(timer.case).await? {
                 Some(case) => {
-                    decided.push((world.fire(&case, timer), case.version, timer.id));
+                    decided.push((facts.fire(&case, timer), case.version, timer.id));
                     slots.push(i);
                 }
                 None => {
@@ -278,8 +278,8 @@ impl Desk {
             let now = self.now();
             let overrides = self.overrides(now).await?;
             let sms_off = self.sms_off().await?;
-            let world = World { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
-            let tr = world.fire(&case, timer);
+            let facts = Facts { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
+            let tr = facts.fire(&case, timer);
             match self.store.commit(&tr, case.version, Some((timer.id, owner))).await {
                 Ok(_) => {
                     self.signal(&tr);

@@ -153,7 +153,7 @@ fn init_logs(format: LogFormat) {
 }
 
 fn load_rules(config: &Config) -> anyhow::Result<Rules> {
-    Rules::load(&config.paths.rules).map_err(|errors| {
+    tocsin::rules::load(&config.paths.rules).map_err(|errors| {
         for e in &errors {
             eprintln!("{e}");
         }
@@ -259,7 +259,7 @@ impl Signals {
 
 fn check(config: &Config) -> anyhow::Result<()> {
     let source = config.source.as_ref().map_or_else(|| "built-in defaults".to_owned(), |p| p.display().to_string());
-    let rules = Rules::load(&config.paths.rules);
+    let rules = tocsin::rules::load(&config.paths.rules);
     let templates = Templates::load(&config.paths.templates);
     let mut errors = 0;
     match &rules {
@@ -368,7 +368,7 @@ async fn ingest(config: Option<&std::path::Path>, sender: Option<String>, recipi
         eprintln!("tocsin ingest: the message is larger than [email] max_size ({max} bytes)");
         return ExitCode::from(EX_DATAERR);
     }
-    let rules = match Rules::load(&config.paths.rules) {
+    let rules = match tocsin::rules::load(&config.paths.rules) {
         Ok(r) => Arc::new(r),
         Err(errors) => return temporary(format!("{} error(s) in the rules (see `tocsin check`)", errors.len())),
     };

@@ -27,7 +27,6 @@ use tocsin::app::Workers;
 use tocsin::command::{self, MAX_LEN};
 use tocsin::inbound::mail::{Envelope, read};
 use tocsin::notify::twilio;
-use tocsin::rules::Rules;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Cases per target: `TOCSIN_FUZZ_CASES`, else `default` (the bounded run).
@@ -359,7 +358,10 @@ fn shipped_rules() -> Vec<(String, String)> {
 fn the_shipped_rules_load_from_sources() {
     let files = shipped_rules();
     let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
-    assert!(Rules::from_sources(&refs).is_ok(), "the unmutated rules load, so mutations start from a valid set");
+    assert!(
+        tocsin::rules::from_sources(&refs).is_ok(),
+        "the unmutated rules load, so mutations start from a valid set"
+    );
 }
 
 #[test]
@@ -373,7 +375,7 @@ fn a_mutated_rule_file_is_refused_with_its_file_and_line() {
         let mut set = files.clone();
         set[i].1 = mutated;
         let refs: Vec<(&str, &str)> = set.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
-        if let Err(diagnostics) = Rules::from_sources(&refs) {
+        if let Err(diagnostics) = tocsin::rules::from_sources(&refs) {
             prop_assert!(!diagnostics.is_empty(), "a refusal says why");
             for d in &diagnostics {
                 let name = d.file.to_string_lossy();
@@ -402,7 +404,7 @@ fn arbitrary_rule_files_never_panic() {
     ];
     let result = runner.run(&vec((names, any::<String>()), 0..4), |files| {
         let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
-        let _ = Rules::from_sources(&refs);
+        let _ = tocsin::rules::from_sources(&refs);
         Ok(())
     });
     assert!(result.is_ok(), "{result:?}");

@@ -20,7 +20,7 @@ use tocsin::config::Database;
 use tocsin::escalation::Position;
 use tocsin::inbound::mail::Envelope;
 use tocsin::people::ChannelKind;
-use tocsin::sla::{Clock, Deadlines};
+use tocsin::sla::{Deadlines, SlaClock};
 use tocsin::store::{Delivery, OverrideRecord, PageStatus, Store, StoreError};
 use tocsin::token::{TokenInfo, TokenRole};
 
@@ -164,7 +164,11 @@ async fn open_case(s: &dyn Store, opened: DateTime<Utc>, step_in: TimeDelta) -> 
     });
     tr.pages.push(page_to("ana", ChannelKind::Sms, PageKind::Page, Some(Position { round: 0, step: 0 })));
     tr.set_timer(TimerKind::Step, opened + step_in, Position { round: 0, step: 0 });
-    tr.set_timer(TimerKind::Deadline(Clock::Respond), opened + TimeDelta::minutes(30), Position { round: 0, step: 0 });
+    tr.set_timer(
+        TimerKind::Deadline(SlaClock::Respond),
+        opened + TimeDelta::minutes(30),
+        Position { round: 0, step: 0 },
+    );
     s.create_case(&tr).await.unwrap()
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tocsin::case::decide::NewCase;
-use tocsin::case::{Actor, Via, World};
+use tocsin::case::{Actor, Facts, Via};
 use tocsin::config::Config;
 use tocsin::escalation::Overrides;
 use tocsin::rules::Rules;
@@ -83,7 +83,7 @@ pub fn config(args: &Args, dir: &Path) -> Config {
 }
 
 pub fn rules(config: &Config) -> anyhow::Result<Rules> {
-    Rules::load(&config.paths.rules).map_err(|d| anyhow::anyhow!("{d:?}"))
+    tocsin::rules::load(&config.paths.rules).map_err(|d| anyhow::anyhow!("{d:?}"))
 }
 
 /// Cases not yet resolved.
@@ -105,8 +105,8 @@ pub async fn seed_open_cases(store: &dyn Store, rules: &Rules, n: usize, at: Dat
     let (overrides, sms_off) = (Overrides::new(), BTreeSet::new());
     let started = Instant::now();
     for i in 0..n {
-        let world = World { rules, overrides: &overrides, sms_off: &sms_off, now: at };
-        let tr = world.open(NewCase {
+        let facts = Facts { rules, overrides: &overrides, sms_off: &sms_off, now: at };
+        let tr = facts.open(NewCase {
             subject: format!("Seeded problem {i}: the nightly export is slow"),
             body: format!("Customer report {i}."),
             requester: format!("user{}@customer{}.example", i % 1000, i % 50),

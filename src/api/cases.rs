@@ -16,13 +16,9 @@ use crate::case::decide::NewCase;
 use crate::case::{Actor, Case, CaseNumber, RequestKey, Status, Via};
 use crate::desk::{Action, DeskError};
 use crate::escalation::Position;
+use crate::limits::{MAX_REQUEST_KEY, MAX_SUBJECT, MAX_TEXT};
 use crate::sla::Priority;
 use crate::store::{EventRecord, PageRecord, StoreError};
-
-/// Longest subject accepted, in characters.
-pub const MAX_SUBJECT: usize = 500;
-/// Longest body or note accepted, in characters.
-pub const MAX_TEXT: usize = 100_000;
 
 pub fn routes() -> OpenApiRouter<super::AppState> {
     OpenApiRouter::new()
@@ -260,9 +256,6 @@ fn text(t: Option<String>) -> Result<Option<String>, ApiError> {
         t => Ok(t),
     }
 }
-
-/// The longest `Idempotency-Key` accepted, in characters.
-pub const MAX_REQUEST_KEY: usize = 255;
 
 /// The `Idempotency-Key` header of a request, if any: 1 to 255 visible
 /// ASCII characters.

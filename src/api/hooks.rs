@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::auth::Auth;
 use super::{ApiError, AppState};
-use crate::inbound::mail::Envelope;
+use crate::mail::Envelope;
 use crate::notify::dispatcher::fallback;
 use crate::store::PageStatus;
 use crate::token::TokenRole;

@@ -7,9 +7,9 @@
 //! the case change, so it happens exactly once; rows a crash left pending
 //! are filed by the inbox worker when the daemon starts.
 
-pub mod mail;
 pub mod smtp;
-pub mod strip;
+
+pub use tocsin_core::mail::{self, strip};
 
 use std::sync::Arc;
 
@@ -325,7 +325,7 @@ impl Inbox {
     async fn open(&self, mail: &Mail, body: String, filing: Filing) -> Result<Outcome, DeskError> {
         let since = self.clock.now() - TimeDelta::hours(1);
         let receipt = self.store.receipts_since(&mail.from, since).await? < i64::from(self.settings.receipts_per_hour);
-        let subject: String = mail.subject.chars().take(crate::api::cases::MAX_SUBJECT).collect();
+        let subject: String = mail.subject.chars().take(crate::limits::MAX_SUBJECT).collect();
         let new = NewCase {
             subject: subject.replace(['\r', '\n'], " "),
             body,

@@ -4,46 +4,14 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveTime, TimeDelta, Utc};
+use chrono::{NaiveTime, TimeDelta};
 use tokio::sync::watch;
 
 use crate::case::{NewPage, PageKind};
 use crate::desk::Desk;
-use crate::people::{ChannelKind, Person};
-use crate::store::{DigestData, StoreError};
-
-/// The digest text for `manager` at `now`. Pure.
-pub fn text(manager: &Person, data: &DigestData, on_call: &[(String, Option<String>)], now: DateTime<Utc>) -> String {
-    let tz = manager.timezone;
-    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%a %d %b %H:%M").to_string();
-    let mut out = format!("Tocsin, {}\n\nCases by status:", local(now));
-    if data.by_status.is_empty() {
-        out += " none yet";
-    }
-    for (status, n) in &data.by_status {
-        out += &format!("\n  {status}: {n}");
-    }
-    out += "\n\nBreaches in the last 24 hours:";
-    if data.breaches.is_empty() {
-        out += " none";
-    }
-    for (case, what) in &data.breaches {
-        out += &format!("\n  {case}: {what}");
-    }
-    out += "\n\nNext deadlines:";
-    if data.due.is_empty() {
-        out += " none";
-    }
-    for (case, priority, subject, at) in &data.due {
-        let subject: String = subject.chars().take(60).collect();
-        out += &format!("\n  {} {case} {priority} {subject}", local(*at));
-    }
-    out += "\n\nOn call now:";
-    for (schedule, who) in on_call {
-        out += &format!("\n  {schedule}: {}", who.as_deref().unwrap_or("nobody"));
-    }
-    out
-}
+use crate::people::ChannelKind;
+use crate::store::StoreError;
+use tocsin_core::digest;
 
 /// Sends the digests.
 pub struct Digester {
@@ -82,7 +50,7 @@ impl Digester {
                 channel: ChannelKind::Email,
                 kind: PageKind::Digest,
                 position: None,
-                detail: text(manager, &data, &on_call, now),
+                detail: digest::text(manager, &data, &on_call, now),
             };
             let day = local.date_naive().to_string();
             if self.desk.store.queue_digest(&manager.id, &day, &page, now).await? {
@@ -93,18 +61,6 @@ impl Digester {
             self.desk.wake.dispatcher.notify_one();
         }
         Ok(queued)
-    }
-
-    /// The next instant a manager's digest falls due.
-    fn next_due(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let next = self.desk.rules.managers().filter_map(|m| {
-            let local = now.with_timezone(&m.timezone).date_naive();
-            [local, local.succ_opt()?]
-                .into_iter()
-                .filter_map(|d| crate::schedule::to_utc(m.timezone, d.and_time(self.at)))
-                .find(|t| *t > now)
-        });
-        next.min().unwrap_or(now + TimeDelta::days(1))
     }
 
     /// Runs until `shutdown`: sends what is due (also at start-up, for a day
@@ -120,7 +76,7 @@ impl Digester {
                 }
                 continue;
             }
-            let until = self.next_due(self.desk.clock.now());
+            let until = digest::next_due(self.desk.rules.managers(), self.at, self.desk.clock.now());
             tokio::select! {
                 _ = self.desk.clock.sleep_until(until) => {}
                 _ = shutdown.changed() => return,

@@ -18,9 +18,12 @@ use serde::Serialize;
 
 use crate::case::{Case, CaseNumber, PageKind, Status, Timer, Transition};
 use crate::escalation::Position;
-use crate::inbound::mail::Envelope;
+use crate::mail::Envelope;
 use crate::people::{ChannelKind, PersonId};
 use crate::token::{TokenInfo, TokenRole};
+pub use tocsin_core::case::EventRecord;
+pub use tocsin_core::digest::DigestData;
+pub use tocsin_core::reports::{ReportCase, ReportData, ReportPage};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -93,16 +96,6 @@ impl PageStatus {
     }
 }
 
-/// A timeline entry as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventRecord {
-    pub at: DateTime<Utc>,
-    pub kind: String,
-    pub actor: String,
-    pub channel: Option<String>,
-    pub text: String,
-}
-
 /// An outbox row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageRecord {
@@ -170,18 +163,6 @@ pub struct InboxRecord {
     pub note: String,
 }
 
-/// What the managers' daily digest reports.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DigestData {
-    /// Cases by status (all of them).
-    pub by_status: Vec<(String, i64)>,
-    /// Breaches recorded since the digest's window began: case and text.
-    pub breaches: Vec<(CaseNumber, String)>,
-    /// The not-yet-resolved cases whose next deadline comes first: case,
-    /// priority, subject, deadline.
-    pub due: Vec<(CaseNumber, String, String, DateTime<Utc>)>,
-}
-
 /// A signed-in dashboard session: whose token it stands for, and the
 /// secret every form must echo.
 #[derive(Debug, Clone, PartialEq)]
@@ -189,47 +170,6 @@ pub struct SessionRecord {
     pub token: TokenInfo,
     pub csrf: String,
     pub expires_at: DateTime<Utc>,
-}
-
-/// What the reports need of a case: no body, no deadlines, no timers, so
-/// a range of thousands reads quickly.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReportCase {
-    pub number: CaseNumber,
-    pub subject: String,
-    pub customer: Option<String>,
-    pub priority: crate::sla::Priority,
-    pub plan: String,
-    pub status: Status,
-    pub assignee: Option<PersonId>,
-    pub opened_at: DateTime<Utc>,
-    pub acked_at: Option<DateTime<Utc>>,
-    pub resolved_at: Option<DateTime<Utc>>,
-    /// The open, or the last reopen.
-    pub respond_from: DateTime<Utc>,
-    /// Time spent waiting on the customer (and resolved before a reopen).
-    pub pauses: Vec<crate::sla::Pause>,
-}
-
-/// A message that reached a person, for the reports.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReportPage {
-    pub person: PersonId,
-    pub channel: ChannelKind,
-    /// When it fell due (was queued).
-    pub at: DateTime<Utc>,
-}
-
-/// What the reports of a range are computed from.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ReportData {
-    /// Cases opened in the range, oldest first.
-    pub cases: Vec<ReportCase>,
-    /// Every breach of those cases, whenever it happened: case and event.
-    pub breaches: Vec<(CaseNumber, EventRecord)>,
-    /// Pages, reminders, warnings and breaches that reached a person in
-    /// the range (sent or delivered), oldest first.
-    pub pages: Vec<ReportPage>,
 }
 
 /// Figures for `/metrics`.

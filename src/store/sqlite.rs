@@ -20,7 +20,7 @@ use super::{
 };
 use crate::case::{Case, CaseNumber, Escalation, NewPage, Status, Timer, TimerKind, Transition};
 use crate::escalation::Position;
-use crate::inbound::mail::Envelope;
+use crate::mail::Envelope;
 use crate::people::{ChannelKind, PersonId};
 use crate::sla::Deadlines;
 use crate::token::TokenInfo;

@@ -14,7 +14,7 @@ use crate::case::decide::next_due;
 use crate::case::{Actor, Case, CaseNumber, Status, Via};
 use crate::desk::Action;
 use crate::people::PersonId;
-use crate::sla::Clock;
+use crate::sla::SlaClock;
 use crate::store::{OverrideRecord, PageRecord};
 
 /// At most this many active cases on the Now page.
@@ -44,7 +44,7 @@ struct Due {
 }
 
 fn due_view(
-    clock: Clock,
+    clock: SlaClock,
     at: DateTime<Utc>,
     warn: Option<DateTime<Utc>>,
     breached: bool,
@@ -347,13 +347,13 @@ async fn case_view(state: &AppState, s: &Session, c: Case, error: Option<String>
         .collect();
     timeline.sort_by_key(|(at, order, _)| (*at, *order));
 
-    let deadlines = Clock::ALL
+    let deadlines = SlaClock::ALL
         .into_iter()
         .filter_map(|clock| {
             let at = match clock {
-                Clock::Respond => c.deadlines.respond,
-                Clock::Update => c.deadlines.update,
-                Clock::Resolve => c.deadlines.resolve,
+                SlaClock::Respond => c.deadlines.respond,
+                SlaClock::Update => c.deadlines.update,
+                SlaClock::Resolve => c.deadlines.resolve,
             }?;
             let breached = c.warned.contains(&format!("{}:breach", clock.as_str()));
             let running = crate::case::decide::running(&c, clock);
@@ -431,7 +431,7 @@ pub async fn act(
     s.check_csrf(&f.csrf)?;
     let c = load(&state, &s, &raw).await?;
     let text = Some(f.text.trim().to_owned()).filter(|t| !t.is_empty());
-    if text.as_ref().is_some_and(|t| t.chars().count() > crate::api::cases::MAX_TEXT) {
+    if text.as_ref().is_some_and(|t| t.chars().count() > crate::limits::MAX_TEXT) {
         return Err(WebError::new(StatusCode::UNPROCESSABLE_ENTITY, "that note is too long"));
     }
     let actor = match s.person() {

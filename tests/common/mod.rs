@@ -11,7 +11,6 @@ use tocsin::app::{App, Listeners, Workers};
 use tocsin::clock::FakeClock;
 use tocsin::config::Config;
 use tocsin::notify::Templates;
-use tocsin::rules::Rules;
 use tocsin::store::Store;
 use tocsin::token::{self, TokenInfo, TokenRole};
 
@@ -70,7 +69,7 @@ impl TestApp {
 
     /// Starts (again) on the same database, outbox and clock.
     pub async fn start(&mut self, workers: Workers) {
-        let rules = Rules::load(&self.config.paths.rules).unwrap();
+        let rules = tocsin::rules::load(&self.config.paths.rules).unwrap();
         let templates = Templates::load(&self.config.paths.templates).unwrap();
         let store = tocsin::store::open(&self.config.database).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

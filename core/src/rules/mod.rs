@@ -2,7 +2,11 @@
 //! escalation policies and routing, read from `rules/*.toml` and checked as
 //! one set.
 //!
-//! Loading never stops at the first mistake: it collects every problem as a
+//! Reading the folder from disk is the daemon's job (`tocsin::rules::load`);
+//! this module checks files it is given, and asks its caller for the other
+//! files they name (holiday feeds).
+//!
+//! Checking never stops at the first mistake: it collects every problem as a
 //! [`Diagnostic`] naming the file, the line and the fix, so `tocsin check`
 //! shows them all at once, and the daemon refuses to start on any of them.
 
@@ -61,17 +65,11 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// Reads and checks every `*.toml` file in `dir`.
-    pub fn load(dir: &Path) -> Result<Rules, Vec<Diagnostic>> {
-        let sources = read_dir(dir)?;
-        validate::build(&sources)
-    }
-
-    /// Checks rules given as `(file name, text)` pairs; for tests and tools.
-    pub fn from_sources(files: &[(&str, &str)]) -> Result<Rules, Vec<Diagnostic>> {
-        let sources: Vec<Source> =
-            files.iter().map(|(p, t)| Source { path: PathBuf::from(p), text: (*t).to_owned() }).collect();
-        validate::build(&sources)
+    /// Checks the rules files in `sources` as one set. `read` fetches a
+    /// file they name (a calendar's `holidays_ics`, by its path beside the
+    /// file naming it), or says why it cannot.
+    pub fn build(sources: &[Source], read: &dyn Fn(&Path) -> Result<String, String>) -> Result<Rules, Vec<Diagnostic>> {
+        validate::build(sources, read)
     }
 
     /// The customer that owns the domain of `address`.
@@ -112,10 +110,10 @@ impl Rules {
 }
 
 /// One rules file and its text.
-#[derive(Debug)]
-struct Source {
-    path: PathBuf,
-    text: String,
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
 }
 
 impl Source {
@@ -126,33 +124,41 @@ impl Source {
     }
 }
 
-fn read_dir(dir: &Path) -> Result<Vec<Source>, Vec<Diagnostic>> {
-    let fail = |message: String| vec![Diagnostic { file: dir.to_owned(), line: 0, message }];
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        fail(format!("cannot read the rules folder ({e}): run from the folder that holds rules/, or set [paths] rules in tocsin.toml"))
-    })?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    paths.sort();
-    if paths.is_empty() {
-        return Err(fail("holds no *.toml files: copy the shipped rules/ folder as a start".into()));
+/// Rules for the core's own tests, read with `std::fs` (test code may; the
+/// core itself never touches the disk).
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::{Path, PathBuf};
+
+    use super::{Diagnostic, Rules, Source};
+
+    fn read(path: &Path) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|e| e.to_string())
     }
-    let mut sources = Vec::new();
-    let mut errors = Vec::new();
-    for path in paths {
-        match std::fs::read_to_string(&path) {
-            Ok(text) => sources.push(Source { path, text }),
-            Err(e) => errors.push(Diagnostic {
-                file: path,
-                line: 0,
-                message: format!("cannot read ({e}); it must be UTF-8 text"),
-            }),
-        }
+
+    /// Checks `(file name, text)` pairs; named files are read from disk.
+    pub fn from_sources(files: &[(&str, &str)]) -> Result<Rules, Vec<Diagnostic>> {
+        let sources: Vec<Source> =
+            files.iter().map(|(p, t)| Source { path: PathBuf::from(p), text: (*t).to_owned() }).collect();
+        Rules::build(&sources, &read)
     }
-    if errors.is_empty() { Ok(sources) } else { Err(errors) }
+
+    /// The shipped rules folder, `rules/` at the repository's root.
+    pub fn shipped() -> Rules {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("the shipped rules folder")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        let sources: Vec<Source> = paths
+            .into_iter()
+            .map(|path| Source { text: std::fs::read_to_string(&path).expect("a rules file"), path })
+            .collect();
+        Rules::build(&sources, &read).unwrap_or_else(|e| panic!("{e:#?}"))
+    }
 }
 
 #[cfg(test)]

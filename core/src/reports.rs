@@ -23,9 +23,51 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
+use crate::case::{CaseNumber, EventRecord, Status};
+use crate::people::{ChannelKind, PersonId};
 use crate::rules::Rules;
 use crate::sla::Pause;
-use crate::store::{ReportCase, ReportData};
+
+/// What the reports need of a case: no body, no deadlines, no timers, so
+/// a range of thousands reads quickly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportCase {
+    pub number: CaseNumber,
+    pub subject: String,
+    pub customer: Option<String>,
+    pub priority: crate::sla::Priority,
+    pub plan: String,
+    pub status: Status,
+    pub assignee: Option<PersonId>,
+    pub opened_at: DateTime<Utc>,
+    pub acked_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// The open, or the last reopen.
+    pub respond_from: DateTime<Utc>,
+    /// Time spent waiting on the customer (and resolved before a reopen).
+    pub pauses: Vec<Pause>,
+}
+
+/// A message that reached a person, for the reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportPage {
+    pub person: PersonId,
+    pub channel: ChannelKind,
+    /// When it fell due (was queued).
+    pub at: DateTime<Utc>,
+}
+
+/// What the reports of a range are computed from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportData {
+    /// Cases opened in the range, oldest first.
+    pub cases: Vec<ReportCase>,
+    /// Every breach of those cases, whenever it happened: case and event.
+    pub breaches: Vec<(CaseNumber, EventRecord)>,
+    /// Pages, reminders, warnings and breaches that reached a person in
+    /// the range (sent or delivered), oldest first.
+    pub pages: Vec<ReportPage>,
+}
 
 /// Night-time, on the paged person's clock: from this hour…
 pub const NIGHT_FROM: u32 = 22;

@@ -1,7 +1,5 @@
 //! The decisions alone: no clock, no store, no sockets.
 
-use std::path::Path;
-
 use std::collections::BTreeSet;
 
 use chrono::TimeDelta;
@@ -10,14 +8,14 @@ use super::*;
 use crate::case::TimerKind;
 
 fn rules() -> Rules {
-    Rules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")).unwrap()
+    crate::rules::testing::shipped()
 }
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-fn outage(world: &World<'_>) -> Case {
+fn outage(facts: &Facts<'_>) -> Case {
     let new = NewCase {
         subject: "db down".into(),
         body: String::new(),
@@ -27,7 +25,7 @@ fn outage(world: &World<'_>) -> Case {
         via: Via::Api,
         receipt: true,
     };
-    let mut case = world.open(new).unwrap().case;
+    let mut case = facts.open(new).unwrap().case;
     case.number = CaseNumber(1042);
     case
 }
@@ -40,7 +38,7 @@ fn timer(case: &Case, kind: TimerKind, position: Position, due: DateTime<Utc>) -
 fn opening_routes_sets_deadlines_and_pages_step_one() {
     let rules = rules();
     let o = Overrides::new();
-    let world = World { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
+    let facts = Facts { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
     let new = NewCase {
         subject: "db down".into(),
         body: String::new(),
@@ -50,7 +48,7 @@ fn opening_routes_sets_deadlines_and_pages_step_one() {
         via: Via::Api,
         receipt: true,
     };
-    let tr = world.open(new).unwrap();
+    let tr = facts.open(new).unwrap();
     assert_eq!(tr.case.priority.as_str(), "P1");
     assert_eq!(tr.case.policy, "urgent");
     assert_eq!(tr.case.deadlines.respond, Some(at("2026-11-24T10:30:00Z")));
@@ -64,10 +62,10 @@ fn opening_routes_sets_deadlines_and_pages_step_one() {
 fn a_step_timer_for_a_step_already_left_changes_nothing() {
     let rules = rules();
     let o = Overrides::new();
-    let world = World { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
-    let case = outage(&world);
-    let escalated = world.escalate(&case, &Actor::System, Via::Api, None).unwrap().case;
-    let later = World { now: at("2026-11-24T10:05:00Z"), ..world };
+    let facts = Facts { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
+    let case = outage(&facts);
+    let escalated = facts.escalate(&case, &Actor::System, Via::Api, None).unwrap().case;
+    let later = Facts { now: at("2026-11-24T10:05:00Z"), ..facts };
     let tr = later.fire(&escalated, &timer(&case, TimerKind::Step, Position::FIRST, at("2026-11-24T10:05:00Z")));
     assert!(tr.pages.is_empty() && tr.events.is_empty() && tr.timers.is_empty());
     assert_eq!(tr.case, escalated);
@@ -77,11 +75,11 @@ fn a_step_timer_for_a_step_already_left_changes_nothing() {
 fn escalating_past_a_step_twice_is_refused_the_second_time() {
     let rules = rules();
     let o = Overrides::new();
-    let world = World { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
-    let case = outage(&world);
-    let once = world.escalate(&case, &Actor::System, Via::Api, Some(Position::FIRST)).unwrap().case;
+    let facts = Facts { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
+    let case = outage(&facts);
+    let once = facts.escalate(&case, &Actor::System, Via::Api, Some(Position::FIRST)).unwrap().case;
     assert_eq!(once.escalation.at, Position { round: 0, step: 1 });
-    let again = world.escalate(&once, &Actor::System, Via::Api, Some(Position::FIRST));
+    let again = facts.escalate(&once, &Actor::System, Via::Api, Some(Position::FIRST));
     assert!(matches!(again, Err(ActionError::AlreadyEscalated { .. })), "{again:?}");
 }
 
@@ -90,13 +88,13 @@ fn the_policy_stops_after_its_last_repeat() {
     let rules = rules();
     let o = Overrides::new();
     let mut now = at("2026-11-24T10:00:00Z");
-    let world = World { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now };
-    let mut case = outage(&world);
+    let facts = Facts { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now };
+    let mut case = outage(&facts);
     let mut steps = 1;
     loop {
         let step = rules.policies["urgent"].step(case.escalation.at).unwrap();
         now += step.wait;
-        let w = World { now, ..world };
+        let w = Facts { now, ..facts };
         let tr = w.fire(&case, &timer(&case, TimerKind::Step, case.escalation.at, now));
         if tr.events.iter().any(|e| e.kind == EventKind::Exhausted) {
             assert!(!tr.case.escalation.running);
@@ -113,17 +111,19 @@ fn the_policy_stops_after_its_last_repeat() {
 fn a_met_deadline_does_not_breach() {
     let rules = rules();
     let o = Overrides::new();
-    let world = World { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
-    let case = outage(&world);
+    let facts = Facts { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
+    let case = outage(&facts);
     let ana: PersonId = "ana".parse().unwrap();
-    let acked = world.ack(&case, &ana, Via::Sms, None).unwrap();
+    let acked = facts.ack(&case, &ana, Via::Sms, None).unwrap();
     assert!(
-        acked.cancel.contains(&TimerKind::Deadline(crate::sla::Clock::Respond))
+        acked.cancel.contains(&TimerKind::Deadline(crate::sla::SlaClock::Respond))
             && acked.cancel.contains(&TimerKind::Step)
     );
-    let later = World { now: at("2026-11-24T10:30:00Z"), ..world };
-    let tr = later
-        .fire(&acked.case, &timer(&case, TimerKind::Deadline(crate::sla::Clock::Respond), Position::FIRST, later.now));
+    let later = Facts { now: at("2026-11-24T10:30:00Z"), ..facts };
+    let tr = later.fire(
+        &acked.case,
+        &timer(&case, TimerKind::Deadline(crate::sla::SlaClock::Respond), Position::FIRST, later.now),
+    );
     assert!(tr.events.is_empty() && tr.pages.is_empty());
 }
 
@@ -131,10 +131,10 @@ fn a_met_deadline_does_not_breach() {
 fn acknowledging_twice_names_who_was_first() {
     let rules = rules();
     let o = Overrides::new();
-    let world = World { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
-    let case = outage(&world);
-    let acked = world.ack(&case, &"ana".parse().unwrap(), Via::Sms, None).unwrap().case;
-    let err = world.ack(&acked, &"ben".parse().unwrap(), Via::Sms, None).unwrap_err();
+    let facts = Facts { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
+    let case = outage(&facts);
+    let acked = facts.ack(&case, &"ana".parse().unwrap(), Via::Sms, None).unwrap().case;
+    let err = facts.ack(&acked, &"ben".parse().unwrap(), Via::Sms, None).unwrap_err();
     assert_eq!(err.to_string(), "case #1042 was already acknowledged by ana at 2026-11-24T10:00:00Z");
 }
 
@@ -142,11 +142,11 @@ fn acknowledging_twice_names_who_was_first() {
 fn reopening_resumes_the_resolve_clock_where_it_stopped() {
     let rules = rules();
     let o = Overrides::new();
-    let world = World { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
-    let case = outage(&world);
+    let facts = Facts { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
+    let case = outage(&facts);
     let resolved =
-        World { now: at("2026-11-24T11:00:00Z"), ..world }.resolve(&case, &Actor::System, Via::Api, None).unwrap().case;
-    let reopened = World { now: at("2026-11-25T09:00:00Z"), ..world }
+        Facts { now: at("2026-11-24T11:00:00Z"), ..facts }.resolve(&case, &Actor::System, Via::Api, None).unwrap().case;
+    let reopened = Facts { now: at("2026-11-25T09:00:00Z"), ..facts }
         .reopen(&resolved, &Actor::System, Via::Email, None)
         .unwrap()
         .case;
@@ -159,11 +159,11 @@ fn reopening_resumes_the_resolve_clock_where_it_stopped() {
 fn a_warning_fires_once_per_window_even_when_deadlines_are_recomputed() {
     let rules = rules();
     let o = Overrides::new();
-    let world = World { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
-    let case = outage(&world);
+    let facts = Facts { rules: &rules, overrides: &o, sms_off: &BTreeSet::new(), now: at("2026-11-24T10:00:00Z") };
+    let case = outage(&facts);
     // Gold P1 respond 30m: 50% at 10:15.
-    let warn = TimerKind::Warn(crate::sla::Clock::Respond, 0);
-    let later = World { now: at("2026-11-24T10:15:00Z"), ..world };
+    let warn = TimerKind::Warn(crate::sla::SlaClock::Respond, 0);
+    let later = Facts { now: at("2026-11-24T10:15:00Z"), ..facts };
     let warned = later.fire(&case, &timer(&case, warn, Position::FIRST, later.now));
     assert_eq!(warned.events.iter().filter(|e| e.kind == EventKind::Warning).count(), 1);
     assert!(warned.case.warned.contains("respond:0"));
@@ -171,7 +171,7 @@ fn a_warning_fires_once_per_window_even_when_deadlines_are_recomputed() {
     // has had its 50% warning: no timer is set for it again, while 80% is.
     let changed = later.change(&warned.case, &Actor::System, Via::Api, Some("P2".parse().unwrap()), None).unwrap();
     assert!(changed.timers.iter().all(|t| t.kind != warn), "{:?}", changed.timers);
-    assert!(changed.timers.iter().any(|t| t.kind == TimerKind::Warn(crate::sla::Clock::Respond, 1)));
+    assert!(changed.timers.iter().any(|t| t.kind == TimerKind::Warn(crate::sla::SlaClock::Respond, 1)));
     let again = later.fire(&changed.case, &timer(&case, warn, Position::FIRST, later.now));
     assert!(again.events.is_empty());
     // A new window (reopen) may warn again.

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
+use std::path::Path;
 
 use chrono::{NaiveDateTime, TimeDelta, Weekday};
 use chrono_tz::Tz;
@@ -30,6 +31,7 @@ const WEEKDAYS: [(&str, Weekday); 7] = [
 /// Collects diagnostics while the rules are built.
 struct Check<'a> {
     sources: &'a [Source],
+    read: &'a dyn Fn(&Path) -> Result<String, String>,
     errors: Vec<Diagnostic>,
 }
 
@@ -58,8 +60,11 @@ fn list(names: impl Iterator<Item = impl AsRef<str>>) -> String {
     if all.is_empty() { "(none defined)".into() } else { all.join(", ") }
 }
 
-pub(super) fn build(sources: &[Source]) -> Result<Rules, Vec<Diagnostic>> {
-    let mut c = Check { sources, errors: Vec::new() };
+pub(super) fn build(
+    sources: &[Source],
+    read: &dyn Fn(&Path) -> Result<String, String>,
+) -> Result<Rules, Vec<Diagnostic>> {
+    let mut c = Check { sources, read, errors: Vec::new() };
     let mut files = Vec::new();
     for (i, src) in sources.iter().enumerate() {
         match toml::from_str::<raw::File>(&src.text) {
@@ -130,7 +135,7 @@ fn people(c: &mut Check<'_>, files: &[(usize, raw::File)]) -> BTreeMap<PersonId,
                 continue;
             }
             let email = p.email.get_ref().trim().to_owned();
-            if email.parse::<lettre::Address>().is_err() {
+            if !email_address::EmailAddress::is_valid(&email) {
                 c.err(
                     *f,
                     p.email.span(),
@@ -252,9 +257,8 @@ fn calendars(c: &mut Check<'_>, files: &[(usize, raw::File)]) -> BTreeMap<String
             for file in &cal.holidays_ics {
                 let dir = c.sources[*f].path.parent().map(|p| p.to_owned()).unwrap_or_default();
                 let path = dir.join(file.get_ref());
-                let days = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read {} ({e})", path.display()))
-                    .and_then(|text| {
+                let days =
+                    (c.read)(&path).map_err(|e| format!("cannot read {} ({e})", path.display())).and_then(|text| {
                         calendar::holidays_from_ics(&text).map_err(|e| format!("{}: {e}", path.display()))
                     });
                 match days {

@@ -1,17 +1,19 @@
 //! Reading one inbound message: who sent it, what it answers, what it says,
 //! and whether a machine sent it. Pure: bytes in, facts out.
 
+pub mod strip;
+
 use std::sync::LazyLock;
 
 use mail_parser::{HeaderValue, MessageParser};
 use regex::Regex;
 
-use super::strip::strip_reply;
 use crate::case::CaseNumber;
+use strip::strip_reply;
 
 /// Longest text kept for the timeline, in characters (the raw message is
 /// kept whole).
-pub const MAX_TEXT: usize = 100_000;
+pub use crate::limits::MAX_TEXT;
 
 /// What the sending server said in the SMTP envelope.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::escalation::Position;
 use crate::people::{ChannelKind, PersonId};
-use crate::sla::{Clock, Deadlines, Pause, Priority};
+use crate::sla::{Deadlines, Pause, Priority, SlaClock};
 
-pub use decide::{ActionError, World};
+pub use decide::{ActionError, Facts};
 
 /// A case number, shown as `#1042`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -45,7 +45,8 @@ impl fmt::Display for CaseNumber {
 }
 
 /// Where a case stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Nobody has acknowledged it; the escalation policy runs.
@@ -335,9 +336,9 @@ pub enum TimerKind {
     /// The wait after an escalation step ends.
     Step,
     /// An SLA clock reaches its target: a breach unless its event came.
-    Deadline(Clock),
+    Deadline(SlaClock),
     /// An SLA clock used up the n-th configured fraction of its window.
-    Warn(Clock, u8),
+    Warn(SlaClock, u8),
     /// The assignee was reminded of a missed update; escalate if still silent.
     UpdateGrace,
 }
@@ -362,9 +363,9 @@ impl FromStr for TimerKind {
             "update_grace" => Ok(TimerKind::UpdateGrace),
             _ => match s.split(':').collect::<Vec<_>>()[..] {
                 ["warn", clock, i] => {
-                    Ok(TimerKind::Warn(Clock::parse(clock).ok_or_else(bad)?, i.parse().map_err(|_| bad())?))
+                    Ok(TimerKind::Warn(SlaClock::parse(clock).ok_or_else(bad)?, i.parse().map_err(|_| bad())?))
                 }
-                [clock] => Clock::parse(clock).map(TimerKind::Deadline).ok_or_else(bad),
+                [clock] => SlaClock::parse(clock).map(TimerKind::Deadline).ok_or_else(bad),
                 _ => Err(bad()),
             },
         }
@@ -463,4 +464,14 @@ impl Transition {
         }
         self.timers.retain(|t| t.kind != kind);
     }
+}
+
+/// A timeline entry as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub actor: String,
+    pub channel: Option<String>,
+    pub text: String,
 }

@@ -1,7 +1,7 @@
 //! The pure decisions: given a case, the rules and `now`, what changes.
 //! Nothing here reads a clock, a database or a socket.
 //!
-//! Every decision ends by calling [`World::clocks`], which derives the
+//! Every decision ends by calling [`Facts::clocks`], which derives the
 //! deadlines and the SLA timers from the case's history (window starts,
 //! pauses, warnings already given). So no action computes a deadline of its
 //! own, and a change of priority or plan is just "recompute".
@@ -19,7 +19,7 @@ use crate::escalation::{Overrides, Position, resolve_targets};
 use crate::people::{ChannelKind, PersonId};
 use crate::routing::{self, Incoming};
 use crate::rules::Rules;
-use crate::sla::{self, Clock, Deadlines, Pause, Priority, Targets};
+use crate::sla::{self, Deadlines, Pause, Priority, SlaClock, Targets};
 
 /// Why an action was refused. Each message says what to do instead.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -70,7 +70,7 @@ pub struct NewCase {
 
 /// What the decisions read: the rules, the overrides and the time.
 #[derive(Debug, Clone, Copy)]
-pub struct World<'a> {
+pub struct Facts<'a> {
     pub rules: &'a Rules,
     pub overrides: &'a Overrides,
     /// People who replied STOP: not paged by SMS.
@@ -88,18 +88,18 @@ fn part(target: TimeDelta, fraction: f64) -> TimeDelta {
 }
 
 /// Whether `clock` runs for `case` now.
-pub fn running(case: &Case, clock: Clock) -> bool {
+pub fn running(case: &Case, clock: SlaClock) -> bool {
     match clock {
-        Clock::Respond => case.status == Status::Open && case.acked_at.is_none(),
-        Clock::Update => case.status == Status::Acknowledged && case.update_from.is_some(),
-        Clock::Resolve => !case.status.is_done() && case.pauses.last().is_none_or(|p| p.to.is_some()),
+        SlaClock::Respond => case.status == Status::Open && case.acked_at.is_none(),
+        SlaClock::Update => case.status == Status::Acknowledged && case.update_from.is_some(),
+        SlaClock::Resolve => !case.status.is_done() && case.pauses.last().is_none_or(|p| p.to.is_some()),
     }
 }
 
 /// The deadline a case must meet next, and when its first warning falls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NextDue {
-    pub clock: Clock,
+    pub clock: SlaClock,
     pub at: DateTime<Utc>,
     /// When the first `warn_at` fraction of that window is used up.
     pub warn: Option<DateTime<Utc>>,
@@ -109,14 +109,14 @@ pub struct NextDue {
 /// it waits on the customer or once resolved), with its first warning,
 /// computed by the same calendar arithmetic that sets the timers.
 pub fn next_due(rules: &Rules, case: &Case) -> Option<NextDue> {
-    let (clock, at) = Clock::ALL
+    let (clock, at) = SlaClock::ALL
         .into_iter()
         .filter(|c| running(case, *c))
         .filter_map(|clock| {
             let at = match clock {
-                Clock::Respond => case.deadlines.respond,
-                Clock::Update => case.deadlines.update,
-                Clock::Resolve => case.deadlines.resolve,
+                SlaClock::Respond => case.deadlines.respond,
+                SlaClock::Update => case.deadlines.update,
+                SlaClock::Resolve => case.deadlines.resolve,
             }?;
             Some((clock, at))
         })
@@ -126,13 +126,13 @@ pub fn next_due(rules: &Rules, case: &Case) -> Option<NextDue> {
         let targets = plan.priorities.get(&case.priority)?;
         let calendar = rules.calendars.get(&plan.calendar)?;
         let fraction = rules.warn_at.first()?;
-        let (from, pauses) = World::window(case, clock)?;
+        let (from, pauses) = Facts::window(case, clock)?;
         sla::due_with_pauses(calendar, from, part(clock.target(targets), *fraction), pauses)
     })();
     Some(NextDue { clock, at, warn })
 }
 
-impl World<'_> {
+impl Facts<'_> {
     fn event(&self, kind: EventKind, actor: &Actor, via: Via, text: impl Into<String>) -> NewEvent {
         NewEvent { at: self.now, kind, actor: actor.to_string(), channel: Some(via), text: text.into() }
     }
@@ -155,11 +155,11 @@ impl World<'_> {
     }
 
     /// Where each running clock's window starts, and its pauses.
-    fn window(case: &Case, clock: Clock) -> Option<(DateTime<Utc>, &[Pause])> {
+    fn window(case: &Case, clock: SlaClock) -> Option<(DateTime<Utc>, &[Pause])> {
         match clock {
-            Clock::Respond => Some((case.respond_from, &[])),
-            Clock::Update => case.update_from.map(|f| (f, &[][..])),
-            Clock::Resolve => Some((case.opened_at, &case.pauses[..])),
+            SlaClock::Respond => Some((case.respond_from, &[])),
+            SlaClock::Update => case.update_from.map(|f| (f, &[][..])),
+            SlaClock::Resolve => Some((case.opened_at, &case.pauses[..])),
         }
     }
 
@@ -169,24 +169,24 @@ impl World<'_> {
     pub fn clocks(&self, tr: &mut Transition) {
         let warnings = self.rules.warn_at.len() as u8;
         let Some((targets, calendar)) = self.sla(&tr.case) else {
-            for clock in Clock::ALL {
+            for clock in SlaClock::ALL {
                 tr.cancel_timer(TimerKind::Deadline(clock));
                 (0..warnings).for_each(|i| tr.cancel_timer(TimerKind::Warn(clock, i)));
             }
             return;
         };
-        for clock in Clock::ALL {
+        for clock in SlaClock::ALL {
             let target = clock.target(&targets);
             let due = Self::window(&tr.case, clock)
                 .and_then(|(from, pauses)| sla::due_with_pauses(calendar, from, target, pauses));
             let on = running(&tr.case, clock);
             match clock {
                 // The respond deadline stays visible once met.
-                Clock::Respond => tr.case.deadlines.respond = due,
-                Clock::Update => tr.case.deadlines.update = due.filter(|_| on),
+                SlaClock::Respond => tr.case.deadlines.respond = due,
+                SlaClock::Update => tr.case.deadlines.update = due.filter(|_| on),
                 // Unknown while waiting; the last one stays once resolved.
-                Clock::Resolve if !tr.case.status.is_done() => tr.case.deadlines.resolve = due,
-                Clock::Resolve => {}
+                SlaClock::Resolve if !tr.case.status.is_done() => tr.case.deadlines.resolve = due,
+                SlaClock::Resolve => {}
             }
             let armed = |key: String, tr: &Transition| on && !tr.case.warned.contains(&key);
             match due {
@@ -208,7 +208,7 @@ impl World<'_> {
     }
 
     /// Starts a new window of `clock`: its warnings may fire again.
-    fn new_window(case: &mut Case, clock: Clock) {
+    fn new_window(case: &mut Case, clock: SlaClock) {
         let prefix = format!("{}:", clock.as_str());
         case.warned.retain(|k| !k.starts_with(&prefix));
     }
@@ -287,7 +287,8 @@ impl World<'_> {
         let Some(step) = policy.step(at) else {
             return Err(ActionError::NoNextStep { number: tr.case.number, policy: policy.name.clone() });
         };
-        let (people, misses) = resolve_targets(step, self.rules, self.overrides, self.now);
+        let (people, misses) =
+            resolve_targets(step, &self.rules.schedules, &self.rules.people, self.overrides, self.now);
         let mut reached = Vec::new();
         for id in &people {
             if let Some(how) = self.page_person(tr, id, PageKind::Page, Some(at), "") {
@@ -357,7 +358,7 @@ impl World<'_> {
         tr.case.acked_at.get_or_insert(self.now);
         tr.case.escalation.running = false;
         tr.case.update_from = Some(self.now);
-        Self::new_window(&mut tr.case, Clock::Update);
+        Self::new_window(&mut tr.case, SlaClock::Update);
         tr.cancel_timer(TimerKind::Step);
         tr.cancel_timer(TimerKind::UpdateGrace);
         self.clocks(&mut tr);
@@ -376,7 +377,7 @@ impl World<'_> {
         let mut tr = Transition::new(case, self.now);
         if case.status == Status::Acknowledged {
             tr.case.update_from = Some(self.now);
-            Self::new_window(&mut tr.case, Clock::Update);
+            Self::new_window(&mut tr.case, SlaClock::Update);
             tr.cancel_timer(TimerKind::UpdateGrace);
             self.clocks(&mut tr);
         }
@@ -419,7 +420,7 @@ impl World<'_> {
             p.to = Some(self.now);
         }
         tr.case.update_from = Some(self.now);
-        Self::new_window(&mut tr.case, Clock::Update);
+        Self::new_window(&mut tr.case, SlaClock::Update);
         self.clocks(&mut tr);
         tr.events.push(self.event(EventKind::Resumed, actor, via, text.map(str::trim).unwrap_or("no longer waiting")));
         Ok(tr)
@@ -464,8 +465,8 @@ impl World<'_> {
         }
         tr.case.resolved_at = None;
         tr.case.respond_from = self.now;
-        Self::new_window(&mut tr.case, Clock::Respond);
-        Self::new_window(&mut tr.case, Clock::Update);
+        Self::new_window(&mut tr.case, SlaClock::Respond);
+        Self::new_window(&mut tr.case, SlaClock::Update);
         self.clocks(&mut tr);
         tr.events.push(self.event(EventKind::Reopened, actor, via, text.map(str::trim).unwrap_or("")));
         self.run_step(&mut tr, Position::FIRST)?;
@@ -486,7 +487,7 @@ impl World<'_> {
     ) -> Result<Transition, ActionError> {
         let actor = Actor::Customer(from.to_owned());
         let shown = if text.trim().is_empty() { "(no text)" } else { text.trim() };
-        let event = |w: &World<'_>| match automatic {
+        let event = |w: &Facts<'_>| match automatic {
             Some(why) => w.event(EventKind::Mail, &actor, Via::Email, format!("[automatic: {why}] {shown}")),
             None => w.event(EventKind::Mail, &actor, Via::Email, shown),
         };
@@ -661,15 +662,15 @@ impl World<'_> {
     /// A clock reached its target without its event: a breach, once per
     /// window. A missed update also reminds the assignee and escalates if
     /// the reminder goes unanswered.
-    fn deadline_passed(&self, tr: &mut Transition, clock: Clock) -> Result<(), ActionError> {
+    fn deadline_passed(&self, tr: &mut Transition, clock: SlaClock) -> Result<(), ActionError> {
         let key = format!("{}:breach", clock.as_str());
         if !running(&tr.case, clock) || !tr.case.warned.insert(key) {
             return Ok(());
         }
         let (due, missing) = match clock {
-            Clock::Respond => (tr.case.deadlines.respond, "no acknowledgement"),
-            Clock::Update => (tr.case.deadlines.update, "no update"),
-            Clock::Resolve => (tr.case.deadlines.resolve, "not resolved"),
+            SlaClock::Respond => (tr.case.deadlines.respond, "no acknowledgement"),
+            SlaClock::Update => (tr.case.deadlines.update, "no update"),
+            SlaClock::Resolve => (tr.case.deadlines.resolve, "not resolved"),
         };
         let text = format!("{} deadline {} passed: {missing}", clock.as_str(), due.map(stamp).unwrap_or_default());
         tr.events.push(self.system_event(EventKind::Breach, text.clone()));
@@ -677,7 +678,7 @@ impl World<'_> {
         for m in managers {
             self.page_person(tr, &m, PageKind::Breach, None, &text);
         }
-        if clock == Clock::Update {
+        if clock == SlaClock::Update {
             if let Some(assignee) = tr.case.assignee.clone() {
                 self.page_person(tr, &assignee, PageKind::Reminder, None, "update overdue");
             }
@@ -694,15 +695,15 @@ impl World<'_> {
 
     /// Part of a window is used up: the timeline records it and the
     /// assignee, if there is one, is told. Once per window.
-    fn warn(&self, tr: &mut Transition, clock: Clock, index: u8) {
+    fn warn(&self, tr: &mut Transition, clock: SlaClock, index: u8) {
         let Some(fraction) = self.rules.warn_at.get(index as usize) else { return };
         if !running(&tr.case, clock) || !tr.case.warned.insert(format!("{}:{index}", clock.as_str())) {
             return;
         }
         let due = match clock {
-            Clock::Respond => tr.case.deadlines.respond,
-            Clock::Update => tr.case.deadlines.update,
-            Clock::Resolve => tr.case.deadlines.resolve,
+            SlaClock::Respond => tr.case.deadlines.respond,
+            SlaClock::Update => tr.case.deadlines.update,
+            SlaClock::Resolve => tr.case.deadlines.resolve,
         };
         let text = format!(
             "{}% of the {} window used; due {}",

@@ -14,9 +14,8 @@ use std::str::FromStr;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::people::{PersonId, Role};
-use crate::rules::Rules;
-use crate::schedule::Override;
+use crate::people::{Person, PersonId, Role};
+use crate::schedule::{Override, Schedule};
 
 /// Whom a step pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,10 +118,12 @@ pub type Overrides = BTreeMap<String, Vec<Override>>;
 /// a note for each target that reached nobody.
 pub fn resolve_targets(
     step: &Step,
-    rules: &Rules,
+    schedules: &BTreeMap<String, Schedule>,
+    people: &BTreeMap<PersonId, Person>,
     overrides: &Overrides,
     now: DateTime<Utc>,
 ) -> (Vec<PersonId>, Vec<String>) {
+    let everybody = people;
     let mut people: Vec<PersonId> = Vec::new();
     let mut misses = Vec::new();
     let add = |p: PersonId, people: &mut Vec<PersonId>| {
@@ -134,8 +135,7 @@ pub fn resolve_targets(
         match target {
             Target::Schedule(name) => {
                 let none = Vec::new();
-                let on_call =
-                    rules.schedules.get(name).and_then(|s| s.on_call(overrides.get(name).unwrap_or(&none), now));
+                let on_call = schedules.get(name).and_then(|s| s.on_call(overrides.get(name).unwrap_or(&none), now));
                 match on_call {
                     Some(p) => add(p, &mut people),
                     None => misses.push(format!("nobody is on call on schedule {name}")),
@@ -144,7 +144,7 @@ pub fn resolve_targets(
             Target::Person(p) => add(p.clone(), &mut people),
             Target::Managers => {
                 let managers: Vec<_> =
-                    rules.people.values().filter(|p| p.role == Role::Manager).map(|p| p.id.clone()).collect();
+                    everybody.values().filter(|p| p.role == Role::Manager).map(|p| p.id.clone()).collect();
                 if managers.is_empty() {
                     misses.push("no person has the role manager".into());
                 }

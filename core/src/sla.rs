@@ -108,33 +108,33 @@ pub fn due(calendar: &Calendar, from: DateTime<Utc>, target: TimeDelta) -> DateT
 
 /// The three SLA clocks of a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Clock {
+pub enum SlaClock {
     Respond,
     Update,
     Resolve,
 }
 
-impl Clock {
-    pub const ALL: [Clock; 3] = [Clock::Respond, Clock::Update, Clock::Resolve];
+impl SlaClock {
+    pub const ALL: [SlaClock; 3] = [SlaClock::Respond, SlaClock::Update, SlaClock::Resolve];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Clock::Respond => "respond",
-            Clock::Update => "update",
-            Clock::Resolve => "resolve",
+            SlaClock::Respond => "respond",
+            SlaClock::Update => "update",
+            SlaClock::Resolve => "resolve",
         }
     }
 
-    pub fn parse(s: &str) -> Option<Clock> {
-        Clock::ALL.into_iter().find(|c| c.as_str() == s)
+    pub fn parse(s: &str) -> Option<SlaClock> {
+        SlaClock::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
     /// The target of this clock in `targets`.
     pub fn target(self, targets: &Targets) -> TimeDelta {
         match self {
-            Clock::Respond => targets.respond,
-            Clock::Update => targets.update,
-            Clock::Resolve => targets.resolve,
+            SlaClock::Respond => targets.respond,
+            SlaClock::Update => targets.update,
+            SlaClock::Resolve => targets.resolve,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Each kind of mistake in the rules gives its file, its line and a fix.
 
+use super::testing::{from_sources, shipped};
 use super::*;
 
 const PEOPLE: &str = r#"
@@ -62,7 +63,7 @@ fn with(file: &str, text: &str) -> Vec<String> {
         Some(entry) => entry.1 = text,
         None => files.push((file, text)),
     }
-    match Rules::from_sources(&files) {
+    match from_sources(&files) {
         Ok(_) => vec![],
         Err(errors) => errors.iter().map(ToString::to_string).collect(),
     }
@@ -76,8 +77,7 @@ fn one_error(file: &str, text: &str) -> String {
 
 #[test]
 fn the_shipped_rules_folder_is_valid() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    let rules = Rules::load(&dir).unwrap_or_else(|e| panic!("{e:#?}"));
+    let rules = shipped();
     assert!(rules.people.len() >= 4);
     assert!(rules.routes.last().is_some_and(Route::matches_all));
 }
@@ -240,16 +240,10 @@ fn a_holiday_feed_that_cannot_be_read_names_its_line() {
 
 #[test]
 fn the_shipped_holiday_feed_closes_the_office_on_2027_bank_holidays() {
-    let rules = Rules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")).unwrap();
+    let rules = shipped();
     let office = &rules.calendars["office"];
     let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
     // Thursday 25 March 2027 17:00; Good Friday and Easter Monday are off.
     let due = office.deadline(at("2027-03-25T17:00:00Z"), chrono::TimeDelta::hours(1)).unwrap();
     assert_eq!(due, at("2027-03-30T09:30:00+01:00"));
-}
-
-#[test]
-fn a_missing_rules_folder_says_how_to_fix_it() {
-    let e = Rules::load(Path::new("/nonexistent/rules")).unwrap_err();
-    assert!(e[0].to_string().contains("set [paths] rules"), "{}", e[0]);
 }
