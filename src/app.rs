@@ -15,12 +15,8 @@ use crate::api::hooks::TwilioHooks;
 use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::config::{Config, parse_size};
-use crate::desk::{Desk, Wakers};
-use crate::inbound::smtp::{SmtpServer, tls_acceptor};
-use crate::inbound::{Inbox, ReplyAddresses, Settings as InboxSettings};
 use crate::notify::Channel;
 use crate::notify::Templates;
-use crate::notify::digest::Digester;
 use crate::notify::dispatcher::{Channels, Dispatcher};
 use crate::notify::email::SmtpEmail;
 use crate::notify::ids::ReplyKey;
@@ -29,6 +25,10 @@ use crate::notify::templates::Live;
 use crate::notify::twilio::Twilio;
 use crate::rules::Rules;
 use crate::scheduler::Scheduler;
+use crate::service::cases::{CaseService, Wakers};
+use crate::service::digest::Digester;
+use crate::service::inbox::{Inbox, ReplyAddresses, Settings as InboxSettings};
+use crate::smtp::{SmtpServer, tls_acceptor};
 use crate::store::Store;
 
 /// The process-wide Prometheus recorder (a recorder can be installed once).
@@ -89,8 +89,8 @@ pub fn channels(config: &Config, from: &lettre::message::Mailbox) -> anyhow::Res
     Ok(Channels { sms, email })
 }
 
-/// The inbox service of `desk`, as configured.
-pub fn inbox(config: &Config, desk: Arc<Desk>, key: ReplyKey) -> anyhow::Result<Inbox> {
+/// The inbox service over `cases`, as configured.
+pub fn inbox(config: &Config, cases: Arc<CaseService>, key: ReplyKey) -> anyhow::Result<Inbox> {
     let from: lettre::message::Mailbox = config.email.from.parse()?;
     Ok(Inbox {
         replies: ReplyAddresses {
@@ -98,9 +98,9 @@ pub fn inbox(config: &Config, desk: Arc<Desk>, key: ReplyKey) -> anyhow::Result<
             local: from.email.user().to_owned(),
             domain: config.email.reply_domain.to_ascii_lowercase(),
         },
-        store: desk.store.clone(),
-        clock: desk.clock.clone(),
-        desk,
+        store: cases.store.clone(),
+        clock: cases.clock.clone(),
+        cases,
         settings: InboxSettings {
             reopen_within: TimeDelta::from_std(config.email.reopen_within)?,
             receipts_per_hour: config.email.receipts_per_hour,
@@ -190,13 +190,17 @@ impl App {
         let Listeners { http: listener, smtp } = listeners;
         let rules = Arc::new(rules);
         let wake = Wakers::default();
-        let desk =
-            Arc::new(Desk { store: store.clone(), rules: rules.clone(), clock: clock.clone(), wake: wake.clone() });
+        let cases = Arc::new(CaseService {
+            store: store.clone(),
+            rules: rules.clone(),
+            clock: clock.clone(),
+            wake: wake.clone(),
+        });
         let owner = worker_id();
         let lease = TimeDelta::from_std(config.scheduler.lease)?;
         let (fired_tx, fired) = watch::channel(0);
         let scheduler = Arc::new(Scheduler {
-            desk: desk.clone(),
+            cases: cases.clone(),
             store: store.clone(),
             clock: clock.clone(),
             wake: wake.scheduler.clone(),
@@ -225,7 +229,7 @@ impl App {
             wake: wake.dispatcher.clone(),
         });
         let max_size = parse_size(&config.email.max_size).map_err(anyhow::Error::msg)?;
-        let inbox = Arc::new(inbox(config, desk.clone(), key.clone())?);
+        let inbox = Arc::new(inbox(config, cases.clone(), key.clone())?);
         let (routes, openapi) = api::routes(max_size);
         let reports = match &config.database.reports_url {
             Some(url) => {
@@ -237,7 +241,7 @@ impl App {
         let web = Arc::new(crate::web::Web::new(reports, config).map_err(anyhow::Error::msg)?);
         let state = AppState {
             inbox: inbox.clone(),
-            desk,
+            cases,
             store,
             rules,
             clock,
@@ -290,7 +294,7 @@ impl App {
             .digest
             .time()
             .map_err(anyhow::Error::msg)?
-            .map(|at| Arc::new(Digester { desk: state.desk.clone(), at }));
+            .map(|at| Arc::new(Digester { cases: state.cases.clone(), at }));
         if workers == Workers::Background {
             if let Some(d) = digester.clone() {
                 let stop = shutdown.subscribe();

@@ -380,12 +380,17 @@ async fn ingest(config: Option<&std::path::Path>, sender: Option<String>, recipi
         Ok(k) => k,
         Err(e) => return temporary(e.to_string()),
     };
-    let desk = Arc::new(tocsin::desk::Desk { store, rules, clock: Arc::new(SystemClock), wake: Default::default() });
-    let inbox = match tocsin::app::inbox(&config, desk, key) {
+    let cases = Arc::new(tocsin::service::cases::CaseService {
+        store,
+        rules,
+        clock: Arc::new(SystemClock),
+        wake: Default::default(),
+    });
+    let inbox = match tocsin::app::inbox(&config, cases, key) {
         Ok(i) => i,
         Err(e) => return temporary(e.to_string()),
     };
-    let envelope = tocsin::inbound::mail::Envelope { from: sender, to: recipient };
+    let envelope = tocsin::mail::Envelope { from: sender, to: recipient };
     let id = match inbox.receive(&raw, &envelope, "pipe").await {
         Ok(id) => id,
         Err(e) => return temporary(format!("cannot store the message ({e})")),
@@ -393,7 +398,7 @@ async fn ingest(config: Option<&std::path::Path>, sender: Option<String>, recipi
     // From here on the message is safe: if filing fails now, the daemon's
     // inbox worker files the row, and the MTA must not send a second copy.
     match inbox.file(id).await {
-        Ok(tocsin::inbound::Outcome::Unusable(why)) => {
+        Ok(tocsin::service::inbox::Outcome::Unusable(why)) => {
             eprintln!("tocsin ingest: unusable message, kept raw as inbox {id}: {why}");
             ExitCode::from(EX_DATAERR)
         }

@@ -12,12 +12,12 @@ use chrono::TimeDelta;
 use tokio::sync::{Notify, watch};
 
 use crate::clock::Clock;
-use crate::desk::{Desk, DeskError};
+use crate::service::cases::{CaseError, CaseService};
 use crate::store::Store;
 
 /// The timer loop.
 pub struct Scheduler {
-    pub desk: Arc<Desk>,
+    pub cases: Arc<CaseService>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub wake: Arc<Notify>,
@@ -31,13 +31,13 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Fires every timer due now; returns how many fired.
-    pub async fn run_due(&self) -> Result<usize, DeskError> {
+    pub async fn run_due(&self) -> Result<usize, CaseError> {
         self.run_due_while(|| true).await
     }
 
     /// Fires due timers batch by batch while `go` says so: a draining
     /// daemon finishes the batch it holds and claims no more.
-    async fn run_due_while(&self, go: impl Fn() -> bool) -> Result<usize, DeskError> {
+    async fn run_due_while(&self, go: impl Fn() -> bool) -> Result<usize, CaseError> {
         let mut fired = 0;
         while go() {
             let now = self.clock.now();
@@ -45,7 +45,7 @@ impl Scheduler {
             if timers.is_empty() {
                 return Ok(fired);
             }
-            let done = self.desk.fire_all(&timers, &self.owner).await?;
+            let done = self.cases.fire_all(&timers, &self.owner).await?;
             // Lateness counts until the batch's effects are committed.
             let at = self.clock.now();
             for (timer, done) in timers.iter().zip(done) {

@@ -25,7 +25,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, FileFailurePersistence, TestRunner};
 use tocsin::app::Workers;
 use tocsin::command::{self, MAX_LEN};
-use tocsin::inbound::mail::{Envelope, read};
+use tocsin::mail::{Envelope, read};
 use tocsin::notify::twilio;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 

@@ -317,7 +317,7 @@ fn the_mta_pipe_answers_in_sysexits() {
 async fn mail_received_but_not_filed_before_a_crash_is_filed_at_start() {
     let (mut t, hook) = setup().await;
     let raw = message("ops@acme.com", "Checkout is down", "k1@acme.com", "", "x");
-    let envelope = tocsin::inbound::mail::Envelope::default();
+    let envelope = tocsin::mail::Envelope::default();
     // What an SMTP session does before its 250; then the process dies.
     let id = t.app().inbox.receive(raw.as_bytes(), &envelope, "smtp").await.unwrap();
     t.stop().await;

@@ -1,7 +1,7 @@
 //! Reply stripping against a corpus of each client's reply format
 //! (tests/fixtures/replies), as reviewed snapshots.
 
-use tocsin::inbound::strip::strip_reply;
+use tocsin::mail::strip::strip_reply;
 
 #[test]
 fn every_fixture_keeps_only_what_the_sender_wrote() {

@@ -1,7 +1,7 @@
 //! One suite of store checks, run against every backend: SQLite (a temporary
 //! file) and PostgreSQL (a fresh database per test, when
 //! `TOCSIN_TEST_POSTGRES_URL` is set; skipped loudly otherwise). The callers
-//! (desk, scheduler, dispatcher) rely on these behaviours, so both backends
+//! (cases, scheduler, dispatcher) rely on these behaviours, so both backends
 //! must show exactly the same ones.
 
 mod common;
@@ -18,7 +18,7 @@ use tocsin::case::{
 };
 use tocsin::config::Database;
 use tocsin::escalation::Position;
-use tocsin::inbound::mail::Envelope;
+use tocsin::mail::Envelope;
 use tocsin::people::ChannelKind;
 use tocsin::sla::{Deadlines, SlaClock};
 use tocsin::store::{Delivery, OverrideRecord, PageStatus, Store, StoreError};

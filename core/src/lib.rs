@@ -14,6 +14,7 @@
 //! - [`people`]: people, their channels and phone numbers.
 //! - [`routing`]: which priority, plan and policy a new case gets.
 //! - [`escalation`]: policies, steps and who a step reaches.
+//! - [`overrides`]: the check every door runs on a requested override.
 //! - [`limits`]: input sizes every door refuses alike.
 //! - [`rules`]: the rules folder's types, checked as one set.
 //! - [`case`]: cases and the decisions on them ([`case::decide`]).
@@ -29,6 +30,7 @@ pub mod digest;
 pub mod escalation;
 pub mod limits;
 pub mod mail;
+pub mod overrides;
 pub mod people;
 pub mod reports;
 pub mod routing;

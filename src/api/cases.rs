@@ -14,9 +14,9 @@ use super::auth::Auth;
 use super::{ApiError, ApiJson, AppState, MaybeJson};
 use crate::case::decide::NewCase;
 use crate::case::{Actor, Case, CaseNumber, RequestKey, Status, Via};
-use crate::desk::{Action, DeskError};
 use crate::escalation::Position;
 use crate::limits::{MAX_REQUEST_KEY, MAX_SUBJECT, MAX_TEXT};
+use crate::service::cases::{Action, CaseError};
 use crate::sla::Priority;
 use crate::store::{EventRecord, PageRecord, StoreError};
 
@@ -314,13 +314,13 @@ async fn create_case(
         receipt: true,
     };
     let (case, replayed) = match key {
-        None => (state.desk.open(new).await?, false),
+        None => (state.cases.open(new).await?, false),
         Some(key) => {
             let fingerprint = fingerprint(&new);
             let request = RequestKey { scope: auth.0.name.clone(), key: key.clone(), fingerprint: fingerprint.clone() };
-            match state.desk.open_once(new, request).await {
+            match state.cases.open_once(new, request).await {
                 Ok(case) => (case, false),
-                Err(DeskError::Store(StoreError::Repeated { case, fingerprint: before })) => {
+                Err(CaseError::Store(StoreError::Repeated { case, fingerprint: before })) => {
                     if before != fingerprint {
                         return Err(ApiError::unprocessable(format!(
                             "Idempotency-Key {key:?} was already used for a different request (case {case}); send a new key for a new case"
@@ -374,7 +374,7 @@ async fn get_case(
 
 async fn act(state: &AppState, raw: &str, action: Action, actor: Actor) -> Result<Json<CaseView>, ApiError> {
     let n = number(raw)?;
-    let case = state.desk.act(n, &action, &actor, Via::Api).await?;
+    let case = state.cases.act(n, &action, &actor, Via::Api).await?;
     Ok(Json(detail(state, case).await?))
 }
 

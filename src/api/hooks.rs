@@ -67,8 +67,8 @@ async fn email(
     let envelope = Envelope { from: q.sender, to: q.recipient.into_iter().collect() };
     let (inbox, outcome) = state.inbox.ingest(&body, &envelope, "webhook").await?;
     let note = match &outcome {
-        crate::inbound::Outcome::Unusable(why) => Some(why.clone()),
-        crate::inbound::Outcome::Automatic { why, .. } => Some(why.clone()),
+        crate::service::inbox::Outcome::Unusable(why) => Some(why.clone()),
+        crate::service::inbox::Outcome::Automatic { why, .. } => Some(why.clone()),
         _ => None,
     };
     let filed = Filed { inbox, status: outcome.status().into(), case: outcome.case().map(|n| n.0), note };
@@ -148,7 +148,7 @@ pub async fn twilio_status(
         refallen |= moved && fallback.is_some();
     }
     if refallen {
-        state.desk.wake.dispatcher.notify_one();
+        state.cases.wake.dispatcher.notify_one();
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -208,8 +208,10 @@ pub async fn twilio_sms(
         return Ok(twiml(None).into_response());
     }
     let answer = match parsed {
-        Ok(cmd) => crate::replies::execute(&state.desk, person, &cmd, crate::case::Via::Sms, None, None).await?,
-        Err(e) => crate::replies::Answer { text: Some(e.to_string()), ok: false, case: None },
+        Ok(cmd) => {
+            crate::service::commands::execute(&state.cases, person, &cmd, crate::case::Via::Sms, None, None).await?
+        }
+        Err(e) => crate::service::commands::Answer { text: Some(e.to_string()), ok: false, case: None },
     };
     let now = state.clock.now();
     let errors = state.store.phone_errors(&person.id, answer.ok, now).await?;
@@ -274,6 +276,6 @@ async fn tell_managers(state: &AppState, person: &crate::people::Person, out: bo
         })
         .collect();
     state.store.queue_pages(None, &notices, state.clock.now()).await?;
-    state.desk.wake.dispatcher.notify_one();
+    state.cases.wake.dispatcher.notify_one();
     Ok(())
 }

@@ -26,8 +26,8 @@ use utoipa_axum::router::OpenApiRouter;
 use self::auth::BearerScheme;
 use crate::case::ActionError;
 use crate::clock::Clock;
-use crate::desk::{Desk, DeskError};
 use crate::rules::Rules;
+use crate::service::cases::{CaseError, CaseService};
 use crate::store::{Store, StoreError};
 
 /// Largest request body the JSON API reads.
@@ -36,8 +36,8 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub inbox: Arc<crate::inbound::Inbox>,
-    pub desk: Arc<Desk>,
+    pub inbox: Arc<crate::service::inbox::Inbox>,
+    pub cases: Arc<CaseService>,
     pub store: Arc<dyn Store>,
     pub rules: Arc<Rules>,
     pub clock: Arc<dyn Clock>,
@@ -85,13 +85,13 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<DeskError> for ApiError {
-    fn from(e: DeskError) -> Self {
+impl From<CaseError> for ApiError {
+    fn from(e: CaseError) -> Self {
         match e {
-            DeskError::NotFound(n) => {
+            CaseError::NotFound(n) => {
                 ApiError::new(StatusCode::NOT_FOUND, format!("no case {n}; list cases with GET /api/v1/cases"))
             }
-            DeskError::Refused(a) => {
+            CaseError::Refused(a) => {
                 let status = match a {
                     ActionError::AlreadyAcknowledged { .. }
                     | ActionError::Done { .. }
@@ -110,8 +110,8 @@ impl From<DeskError> for ApiError {
                 };
                 ApiError::new(status, a.to_string())
             }
-            DeskError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-            DeskError::Store(s) => s.into(),
+            CaseError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            CaseError::Store(s) => s.into(),
         }
     }
 }

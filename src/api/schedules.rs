@@ -73,7 +73,7 @@ async fn oncall(
         Some(raw) => instant(raw, "at")?,
         None => state.clock.now(),
     };
-    let overrides = state.desk.overrides(at).await?;
+    let overrides = state.cases.overrides(at).await?;
     let none = Vec::new();
     let schedules = state
         .rules
@@ -298,7 +298,7 @@ async fn schedule_feed(
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no schedule {name:?}")))?;
     let now = state.clock.now();
     let (from, to) = window(now);
-    let overrides = state.desk.overrides(from).await?;
+    let overrides = state.cases.overrides(from).await?;
     let shifts = schedule
         .spans(overrides.get(name).map_or(&[][..], |v| &v[..]), from, to)
         .into_iter()
@@ -320,7 +320,7 @@ async fn person_feed(
         state.rules.people.get(&id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no person {id:?}")))?;
     let now = state.clock.now();
     let (from, to) = window(now);
-    let overrides = state.desk.overrides(from).await?;
+    let overrides = state.cases.overrides(from).await?;
     let mut shifts = Vec::new();
     for s in state.rules.schedules.values() {
         for (start, end, p) in s.spans(overrides.get(&s.name).map_or(&[][..], |v| &v[..]), from, to) {

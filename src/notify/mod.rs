@@ -1,7 +1,6 @@
 //! Notifications out: the outbox rows that case changes queue, rendered from
 //! templates and handed to a [`Channel`] by the [`dispatcher`].
 
-pub mod digest;
 pub mod dispatcher;
 pub mod email;
 pub mod ids;

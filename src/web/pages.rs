@@ -12,8 +12,8 @@ use super::{WebError, local, rfc3339, span};
 use crate::api::{ApiError, AppState};
 use crate::case::decide::next_due;
 use crate::case::{Actor, Case, CaseNumber, Status, Via};
-use crate::desk::Action;
 use crate::people::PersonId;
+use crate::service::cases::Action;
 use crate::sla::SlaClock;
 use crate::store::{OverrideRecord, PageRecord};
 
@@ -178,7 +178,7 @@ async fn now_view(state: &AppState, s: &Session) -> Result<NowView, WebError> {
         cases.retain(|c| me.is_some() && (c.assignee == me || paging.contains(&c.number)));
     }
     let (waiting, running): (Vec<&Case>, Vec<&Case>) = cases.iter().partition(|c| c.status == Status::Waiting);
-    let overrides = state.desk.overrides(now).await?;
+    let overrides = state.cases.overrides(now).await?;
     let none = Vec::new();
     let oncall = state
         .rules
@@ -458,7 +458,7 @@ pub async fn act(
             ));
         }
     };
-    match state.desk.act(c.number, &action, &actor, Via::Dashboard).await {
+    match state.cases.act(c.number, &action, &actor, Via::Dashboard).await {
         Ok(_) => Ok(Redirect::to(&format!("/cases/{}", c.number.0)).into_response()),
         Err(e) => {
             // Shown on the case as it now stands, with the reason.
@@ -527,7 +527,7 @@ async fn schedules_view(
     let width = (end - start).num_seconds() as f64;
     let x = |t: DateTime<Utc>| ((t - start).num_seconds() as f64 / width * 100.0).clamp(0.0, 100.0);
     let stored = state.store.overrides(start).await?;
-    let overrides = state.desk.overrides(start).await?;
+    let overrides = state.cases.overrides(start).await?;
     let none = Vec::new();
     let mut shades: Vec<PersonId> = Vec::new();
     let schedules = state

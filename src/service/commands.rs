@@ -1,5 +1,5 @@
 //! Replies from phones: an engineer's command, from an SMS or the first line
-//! of an email reply, carried out through the desk like any other action,
+//! of an email reply, carried out through the case service like any other action,
 //! and answered with a confirmation or a precise error in the engineer's
 //! own time zone.
 
@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 
 use crate::case::{ActionError, Actor, Case, CaseNumber, Filing, Status, Via};
 use crate::command::{Command, HELP, Verb};
-use crate::desk::{Action, Desk, DeskError};
 use crate::people::Person;
+use crate::service::cases::{Action, CaseError, CaseService};
 
 /// What to answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +34,8 @@ fn hm(person: &Person, at: Option<DateTime<Utc>>) -> String {
     at.map_or_else(|| "-".to_owned(), |t| t.with_timezone(&person.timezone).format("%H:%M").to_string())
 }
 
-fn name(desk: &Desk, id: Option<&crate::people::PersonId>) -> String {
-    id.and_then(|p| desk.rules.people.get(p))
+fn name(service: &CaseService, id: Option<&crate::people::PersonId>) -> String {
+    id.and_then(|p| service.rules.people.get(p))
         .map_or_else(|| "someone".to_owned(), |p| p.name.split(' ').next().unwrap_or(&p.name).to_owned())
 }
 
@@ -53,23 +53,23 @@ fn line(case: &Case) -> String {
 /// Carries out `cmd` for `person`. `implied` is the case an email reply
 /// answers; `filing` marks that mail filed in the same transaction.
 pub async fn execute(
-    desk: &Desk,
+    service: &CaseService,
     person: &Person,
     cmd: &Command,
     via: Via,
     implied: Option<CaseNumber>,
     filing: Option<Filing>,
-) -> Result<Answer, DeskError> {
+) -> Result<Answer, CaseError> {
     let who = &person.id;
     match &cmd.verb {
         Verb::Help => return Ok(Answer { text: Some(HELP.into()), ok: true, case: None }),
         // STOP and START are the carrier's: it answers and blocks them.
         Verb::Stop | Verb::Start => return Ok(Answer { text: None, ok: true, case: None }),
         Verb::List => {
-            let mut cases = desk.store.cases_assigned(who).await?;
-            for n in desk.store.cases_paging(who).await? {
+            let mut cases = service.store.cases_assigned(who).await?;
+            for n in service.store.cases_paging(who).await? {
                 if !cases.iter().any(|c| c.number == n)
-                    && let Some(c) = desk.store.case(n).await?
+                    && let Some(c) = service.store.case(n).await?
                 {
                     cases.push(c);
                 }
@@ -87,7 +87,7 @@ pub async fn execute(
     let number = match cmd.case.or(implied) {
         Some(n) => n,
         None => {
-            let paging = desk.store.cases_paging(who).await?;
+            let paging = service.store.cases_paging(who).await?;
             match paging.as_slice() {
                 [] => return Ok(Answer::error(None, "No case is paging you. Name one, e.g. ACK 1042, or reply LIST.")),
                 [one] => *one,
@@ -118,9 +118,9 @@ pub async fn execute(
         Verb::Help | Verb::List | Verb::Stop | Verb::Start => return Ok(Answer::error(None, HELP)),
     };
     let actor = Actor::Person(who.clone());
-    match desk.act_filing(number, &action, &actor, via, filing).await {
+    match service.act_filing(number, &action, &actor, via, filing).await {
         Ok(case) => {
-            let first = name(desk, Some(who));
+            let first = name(service, Some(who));
             let text = match &cmd.verb {
                 Verb::Ack => format!(
                     "Case {number} acknowledged by {first}. Next update due {}.",
@@ -137,16 +137,16 @@ pub async fn execute(
             };
             Ok(Answer::ok(number, text))
         }
-        Err(DeskError::NotFound(n)) => Ok(Answer::error(Some(n), format!("No case {n}. Reply HELP for commands."))),
-        Err(DeskError::Refused(ActionError::AlreadyAcknowledged { .. })) => {
-            let case = desk.store.case(number).await?;
-            let (by, at) = case.map_or((String::new(), None), |c| (name(desk, c.assignee.as_ref()), c.acked_at));
+        Err(CaseError::NotFound(n)) => Ok(Answer::error(Some(n), format!("No case {n}. Reply HELP for commands."))),
+        Err(CaseError::Refused(ActionError::AlreadyAcknowledged { .. })) => {
+            let case = service.store.case(number).await?;
+            let (by, at) = case.map_or((String::new(), None), |c| (name(service, c.assignee.as_ref()), c.acked_at));
             Ok(Answer::error(
                 Some(number),
                 format!("Case {number} was already acknowledged by {by} at {}.", hm(person, at)),
             ))
         }
-        Err(DeskError::Refused(e)) => Ok(Answer::error(Some(number), e.to_string())),
+        Err(CaseError::Refused(e)) => Ok(Answer::error(Some(number), e.to_string())),
         Err(e) => Err(e),
     }
 }

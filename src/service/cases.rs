@@ -1,9 +1,9 @@
-//! The desk: the one place every door (API, SMS, email reply, dashboard,
+//! The case service: the one place every door (API, SMS, email reply, dashboard,
 //! timers) goes through to change a case.
 //!
 //! Each change is decided by the pure core on the case as stored, then
 //! committed with the version it was decided on. If another change got
-//! there first, the store answers `Conflict` and the desk decides again on
+//! there first, the store answers `Conflict` and the service decides again on
 //! the new state: so two racing acknowledgements give one success and one
 //! "already acknowledged by …", never two assignees.
 
@@ -72,9 +72,9 @@ pub enum Action {
     },
 }
 
-/// Why the desk could not do it.
+/// Why the case service could not do it.
 #[derive(Debug, thiserror::Error)]
-pub enum DeskError {
+pub enum CaseError {
     #[error("no case {0}")]
     NotFound(CaseNumber),
     #[error(transparent)]
@@ -93,14 +93,14 @@ pub struct Wakers {
 }
 
 /// Changes cases.
-pub struct Desk {
+pub struct CaseService {
     pub store: Arc<dyn Store>,
     pub rules: Arc<Rules>,
     pub clock: Arc<dyn Clock>,
     pub wake: Wakers,
 }
 
-impl Desk {
+impl CaseService {
     fn signal(&self, tr: &Transition) {
         if !tr.timers.is_empty() {
             self.wake.scheduler.notify_one();
@@ -131,19 +131,19 @@ impl Desk {
     }
 
     /// Opens a case and commits its first effects.
-    pub async fn open(&self, new: NewCase) -> Result<Case, DeskError> {
+    pub async fn open(&self, new: NewCase) -> Result<Case, CaseError> {
         self.open_filing(new, None).await
     }
 
     /// Opens a case that files inbound mail `filing`, in one transaction.
-    pub async fn open_filing(&self, new: NewCase, filing: Option<Filing>) -> Result<Case, DeskError> {
+    pub async fn open_filing(&self, new: NewCase, filing: Option<Filing>) -> Result<Case, CaseError> {
         self.open_with(new, filing, None).await
     }
 
     /// Opens a case once per client `request` key: when the key was used
     /// before, nothing is opened and the store answers `Repeated` with the
     /// case of that first request.
-    pub async fn open_once(&self, new: NewCase, request: RequestKey) -> Result<Case, DeskError> {
+    pub async fn open_once(&self, new: NewCase, request: RequestKey) -> Result<Case, CaseError> {
         self.open_with(new, None, Some(request)).await
     }
 
@@ -152,7 +152,7 @@ impl Desk {
         new: NewCase,
         filing: Option<Filing>,
         request: Option<RequestKey>,
-    ) -> Result<Case, DeskError> {
+    ) -> Result<Case, CaseError> {
         let now = self.now();
         let overrides = self.overrides(now).await?;
         let sms_off = self.sms_off().await?;
@@ -167,11 +167,11 @@ impl Desk {
     }
 
     /// Applies `action` by `actor` to case `number`.
-    pub async fn act(&self, number: CaseNumber, action: &Action, actor: &Actor, via: Via) -> Result<Case, DeskError> {
+    pub async fn act(&self, number: CaseNumber, action: &Action, actor: &Actor, via: Via) -> Result<Case, CaseError> {
         self.act_filing(number, action, actor, via, None).await
     }
 
-    /// As [`Desk::act`], filing inbound mail `filing` in the same transaction.
+    /// As [`CaseService::act`], filing inbound mail `filing` in the same transaction.
     pub async fn act_filing(
         &self,
         number: CaseNumber,
@@ -179,9 +179,9 @@ impl Desk {
         actor: &Actor,
         via: Via,
         filing: Option<Filing>,
-    ) -> Result<Case, DeskError> {
+    ) -> Result<Case, CaseError> {
         for _ in 0..RETRIES {
-            let case = self.store.case(number).await?.ok_or(DeskError::NotFound(number))?;
+            let case = self.store.case(number).await?.ok_or(CaseError::NotFound(number))?;
             let now = self.now();
             let overrides = self.overrides(now).await?;
             let sms_off = self.sms_off().await?;
@@ -220,7 +220,7 @@ impl Desk {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(DeskError::Busy)
+        Err(CaseError::Busy)
     }
 
     /// Fires timers this worker holds, deciding each on one reading of the
@@ -229,7 +229,7 @@ impl Desk {
     /// whose case moved on meanwhile, such as a second timer of a case
     /// in the same batch, is fired again alone. Answers per timer whether
     /// it fired here: false when another worker took it over.
-    pub async fn fire_all(&self, timers: &[Timer], owner: &str) -> Result<Vec<bool>, DeskError> {
+    pub async fn fire_all(&self, timers: &[Timer], owner: &str) -> Result<Vec<bool>, CaseError> {
         let now = self.now();
         let overrides = self.overrides(now).await?;
         let sms_off = self.sms_off().await?;
@@ -269,7 +269,7 @@ impl Desk {
 
     /// Fires a timer this worker holds: applies its effects and deletes it
     /// in one transaction. Returns false when another worker took it over.
-    pub async fn fire(&self, timer: &Timer, owner: &str) -> Result<bool, DeskError> {
+    pub async fn fire(&self, timer: &Timer, owner: &str) -> Result<bool, CaseError> {
         for _ in 0..RETRIES {
             let Some(case) = self.store.case(timer.case).await? else {
                 self.store.drop_timer(timer.id, owner).await?;
@@ -290,6 +290,6 @@ impl Desk {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(DeskError::Busy)
+        Err(CaseError::Busy)
     }
 }

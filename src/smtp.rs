@@ -19,8 +19,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
-use super::Inbox;
 use super::mail::Envelope;
+use crate::service::inbox::Inbox;
 
 /// What the listener needs to know.
 pub struct SmtpServer {

@@ -7,22 +7,18 @@
 //! the case change, so it happens exactly once; rows a crash left pending
 //! are filed by the inbox worker when the daemon starts.
 
-pub mod smtp;
-
-pub use tocsin_core::mail::{self, strip};
-
 use std::sync::Arc;
 
 use chrono::TimeDelta;
 use tokio::sync::{Notify, watch};
 
-use self::mail::{Envelope, Mail, read};
 use crate::case::decide::NewCase;
 use crate::case::{ActionError, Actor, CaseNumber, Filing, NewPage, PageKind, Via};
 use crate::clock::Clock;
-use crate::desk::{Action, Desk, DeskError};
+use crate::mail::{Envelope, Mail, read};
 use crate::notify::ids::{ReplyKey, constant_eq};
 use crate::people::{ChannelKind, PersonId};
+use crate::service::cases::{Action, CaseError, CaseService};
 use crate::store::{Store, StoreError};
 
 /// What became of one message.
@@ -90,7 +86,7 @@ pub struct ReplyAddresses {
 /// Receives and files inbound mail.
 pub struct Inbox {
     pub replies: ReplyAddresses,
-    pub desk: Arc<Desk>,
+    pub cases: Arc<CaseService>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
@@ -116,13 +112,13 @@ impl Inbox {
     /// Receives and files at once: for the MTA pipe and the webhook, which
     /// answer with the outcome.
     /// (The worker is not woken: this caller files the row itself.)
-    pub async fn ingest(&self, raw: &[u8], envelope: &Envelope, source: &str) -> Result<(i64, Outcome), DeskError> {
+    pub async fn ingest(&self, raw: &[u8], envelope: &Envelope, source: &str) -> Result<(i64, Outcome), CaseError> {
         let id = self.commit_raw(raw, envelope, source).await?;
         Ok((id, self.file(id).await?))
     }
 
     /// Files inbox row `id` (once: a row already filed reports what it became).
-    pub async fn file(&self, id: i64) -> Result<Outcome, DeskError> {
+    pub async fn file(&self, id: i64) -> Result<Outcome, CaseError> {
         let Some(record) = self.store.inbox(id).await? else {
             return Ok(Outcome::Unusable(format!("no inbox row {id}")));
         };
@@ -141,19 +137,19 @@ impl Inbox {
             None => self.file_mail(id, &mail).await,
         };
         match outcome {
-            Err(DeskError::Store(StoreError::AlreadyFiled)) => {
+            Err(CaseError::Store(StoreError::AlreadyFiled)) => {
                 let now = self.store.inbox(id).await?;
                 Ok(now.map_or(Outcome::Duplicate, |r| settled(&r.status, r.case, &r.note)))
             }
-            Err(DeskError::Store(StoreError::Duplicate(_))) => self.settle(id, Outcome::Duplicate).await,
+            Err(CaseError::Store(StoreError::Duplicate(_))) => self.settle(id, Outcome::Duplicate).await,
             // A message the rules cannot place must not block the inbox:
             // it is kept raw and flagged.
-            Err(DeskError::Refused(e)) => self.settle(id, Outcome::Unusable(format!("cannot file: {e}"))).await,
+            Err(CaseError::Refused(e)) => self.settle(id, Outcome::Unusable(format!("cannot file: {e}"))).await,
             other => other,
         }
     }
 
-    async fn settle(&self, id: i64, outcome: Outcome) -> Result<Outcome, DeskError> {
+    async fn settle(&self, id: i64, outcome: Outcome) -> Result<Outcome, CaseError> {
         let note = match &outcome {
             Outcome::Unusable(why) | Outcome::Refused(why) => why.clone(),
             Outcome::Automatic { why, .. } => why.clone(),
@@ -167,7 +163,7 @@ impl Inbox {
     /// The case and person a reply to a page belongs to, if it is one: by
     /// the signed reply address it was sent to, else by the signed
     /// Message-ID it answers. Never by the From header.
-    async fn engineer(&self, mail: &Mail, envelope: &Envelope) -> Result<Option<(CaseNumber, PersonId)>, DeskError> {
+    async fn engineer(&self, mail: &Mail, envelope: &Envelope) -> Result<Option<(CaseNumber, PersonId)>, CaseError> {
         let r = &self.replies;
         let prefix = format!("{}+", r.local.to_ascii_lowercase());
         for address in mail.to.iter().chain(envelope.to.iter()) {
@@ -179,7 +175,7 @@ impl Inbox {
                 continue;
             }
             let person = self
-                .desk
+                .cases
                 .rules
                 .people
                 .keys()
@@ -216,8 +212,8 @@ impl Inbox {
         mail: &Mail,
         case: CaseNumber,
         person: &PersonId,
-    ) -> Result<Outcome, DeskError> {
-        let Some(who) = self.desk.rules.people.get(person) else {
+    ) -> Result<Outcome, CaseError> {
+        let Some(who) = self.cases.rules.people.get(person) else {
             return self.settle(id, Outcome::Refused(format!("{person} is no longer in the rules"))).await;
         };
         if let Some(why) = &mail.automatic {
@@ -241,7 +237,8 @@ impl Inbox {
         };
         let filing =
             Filing { inbox_id: id, message_id: mail.message_id.clone(), status: "command", note: String::new() };
-        let answer = crate::replies::execute(&self.desk, who, &cmd, Via::Email, Some(case), Some(filing)).await?;
+        let answer =
+            crate::service::commands::execute(&self.cases, who, &cmd, Via::Email, Some(case), Some(filing)).await?;
         let about = answer.case.unwrap_or(case);
         if let Some(text) = &answer.text {
             let page = NewPage {
@@ -253,7 +250,7 @@ impl Inbox {
                 detail: text.clone(),
             };
             self.store.queue_pages(Some(about), &[page], self.clock.now()).await?;
-            self.desk.wake.dispatcher.notify_one();
+            self.cases.wake.dispatcher.notify_one();
         }
         let outcome = Outcome::Command { case: about, ok: answer.ok };
         // Filed with the change it made; a command that changed nothing
@@ -268,18 +265,18 @@ impl Inbox {
 
     /// The case a message answers: by Message-ID first, else by a subject
     /// tag if the sender is the case's requester or of its customer.
-    async fn thread(&self, mail: &Mail) -> Result<Option<CaseNumber>, DeskError> {
+    async fn thread(&self, mail: &Mail) -> Result<Option<CaseNumber>, CaseError> {
         if let Some(n) = self.store.case_by_message_id(&mail.refs).await? {
             return Ok(Some(n));
         }
         let Some(n) = mail.subject_tag() else { return Ok(None) };
         let Some(case) = self.store.case(n).await? else { return Ok(None) };
-        let customer = self.desk.rules.customer_for(&mail.from).map(|c| c.name.as_str());
+        let customer = self.cases.rules.customer_for(&mail.from).map(|c| c.name.as_str());
         let theirs = case.requester == mail.from || (customer.is_some() && customer == case.customer.as_deref());
         Ok(theirs.then_some(n))
     }
 
-    async fn file_mail(&self, id: i64, mail: &Mail) -> Result<Outcome, DeskError> {
+    async fn file_mail(&self, id: i64, mail: &Mail) -> Result<Outcome, CaseError> {
         if let Some(message_id) = &mail.message_id
             && self.store.received_before(message_id).await?
         {
@@ -299,7 +296,7 @@ impl Inbox {
                 automatic: mail.automatic.clone(),
                 reopen_within: self.settings.reopen_within,
             };
-            match self.desk.act_filing(n, &action, &actor, Via::Email, Some(filing.clone())).await {
+            match self.cases.act_filing(n, &action, &actor, Via::Email, Some(filing.clone())).await {
                 Ok(_) => {
                     let outcome = match &mail.automatic {
                         Some(why) => Outcome::Automatic { case: Some(n), why: why.clone() },
@@ -308,7 +305,7 @@ impl Inbox {
                     metrics::counter!("tocsin_mail_filed_total", "outcome" => outcome.status()).increment(1);
                     return Ok(outcome);
                 }
-                Err(DeskError::Refused(ActionError::TooOldToReopen(old))) => {
+                Err(CaseError::Refused(ActionError::TooOldToReopen(old))) => {
                     let text =
                         format!("Follow-up to {old}, which was resolved too long ago to reopen.\n\n{}", mail.text);
                     return self.open(mail, text, filing).await;
@@ -322,7 +319,7 @@ impl Inbox {
         self.open(mail, mail.text.clone(), filing).await
     }
 
-    async fn open(&self, mail: &Mail, body: String, filing: Filing) -> Result<Outcome, DeskError> {
+    async fn open(&self, mail: &Mail, body: String, filing: Filing) -> Result<Outcome, CaseError> {
         let since = self.clock.now() - TimeDelta::hours(1);
         let receipt = self.store.receipts_since(&mail.from, since).await? < i64::from(self.settings.receipts_per_hour);
         let subject: String = mail.subject.chars().take(crate::limits::MAX_SUBJECT).collect();
@@ -335,7 +332,7 @@ impl Inbox {
             via: Via::Email,
             receipt,
         };
-        let case = self.desk.open_filing(new, Some(filing)).await?;
+        let case = self.cases.open_filing(new, Some(filing)).await?;
         metrics::counter!("tocsin_mail_filed_total", "outcome" => "filed").increment(1);
         Ok(Outcome::Opened(case.number))
     }

@@ -8,14 +8,14 @@ use chrono::{NaiveTime, TimeDelta};
 use tokio::sync::watch;
 
 use crate::case::{NewPage, PageKind};
-use crate::desk::Desk;
 use crate::people::ChannelKind;
+use crate::service::cases::CaseService;
 use crate::store::StoreError;
 use tocsin_core::digest;
 
 /// Sends the digests.
 pub struct Digester {
-    pub desk: Arc<Desk>,
+    pub cases: Arc<CaseService>,
     /// Local time of day the digest goes out.
     pub at: NaiveTime,
 }
@@ -24,22 +24,22 @@ impl Digester {
     /// Queues every digest due now that was not queued today; returns how
     /// many it queued.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
-        let now = self.desk.clock.now();
+        let now = self.cases.clock.now();
         let mut queued = 0;
-        let data = self.desk.store.digest_data(now - TimeDelta::hours(24)).await?;
-        let overrides = self.desk.overrides(now).await?;
+        let data = self.cases.store.digest_data(now - TimeDelta::hours(24)).await?;
+        let overrides = self.cases.overrides(now).await?;
         let none = Vec::new();
         let on_call: Vec<(String, Option<String>)> = self
-            .desk
+            .cases
             .rules
             .schedules
             .values()
             .map(|s| {
                 let who = s.on_call(overrides.get(&s.name).unwrap_or(&none), now);
-                (s.name.clone(), who.and_then(|p| self.desk.rules.people.get(&p)).map(|p| p.name.clone()))
+                (s.name.clone(), who.and_then(|p| self.cases.rules.people.get(&p)).map(|p| p.name.clone()))
             })
             .collect();
-        for manager in self.desk.rules.managers() {
+        for manager in self.cases.rules.managers() {
             let local = now.with_timezone(&manager.timezone);
             if local.time() < self.at {
                 continue;
@@ -53,12 +53,12 @@ impl Digester {
                 detail: digest::text(manager, &data, &on_call, now),
             };
             let day = local.date_naive().to_string();
-            if self.desk.store.queue_digest(&manager.id, &day, &page, now).await? {
+            if self.cases.store.queue_digest(&manager.id, &day, &page, now).await? {
                 queued += 1;
             }
         }
         if queued > 0 {
-            self.desk.wake.dispatcher.notify_one();
+            self.cases.wake.dispatcher.notify_one();
         }
         Ok(queued)
     }
@@ -76,9 +76,9 @@ impl Digester {
                 }
                 continue;
             }
-            let until = digest::next_due(self.desk.rules.managers(), self.at, self.desk.clock.now());
+            let until = digest::next_due(self.cases.rules.managers(), self.at, self.cases.clock.now());
             tokio::select! {
-                _ = self.desk.clock.sleep_until(until) => {}
+                _ = self.cases.clock.sleep_until(until) => {}
                 _ = shutdown.changed() => return,
             }
         }

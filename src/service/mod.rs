@@ -1,0 +1,19 @@
+//! The services: what Tocsin does, whichever door asked. Every door (the
+//! HTTP API, the dashboard, the SMS and mail webhooks, the SMTP listener,
+//! the CLI) translates its request into a call here; none calls another
+//! door.
+//!
+//! - [`cases`]: the case service, the one way a case changes.
+//! - [`commands`]: the command executor for engineers' phone commands.
+//! - [`inbox`]: mail in, from receipt to a filed case.
+//! - [`overrides`]: on-call overrides and who is on call.
+//! - [`phone`]: SMS from engineers' phones and Twilio's delivery reports.
+//! - [`digest`]: the managers' daily digest.
+//!
+//! Services may use the core, the store, `notify` and `clock`; they never
+//! import `http`, `smtp` or `cli`.
+
+pub mod cases;
+pub mod commands;
+pub mod digest;
+pub mod inbox;
