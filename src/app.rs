@@ -28,6 +28,7 @@ use crate::scheduler::Scheduler;
 use crate::service::cases::{CaseService, Wakers};
 use crate::service::digest::Digester;
 use crate::service::inbox::{Inbox, ReplyAddresses, Settings as InboxSettings};
+use crate::service::overrides::OverrideService;
 use crate::smtp::{SmtpServer, tls_acceptor};
 use crate::store::Store;
 
@@ -89,25 +90,53 @@ pub fn channels(config: &Config, from: &lettre::message::Mailbox) -> anyhow::Res
     Ok(Channels { sms, email })
 }
 
-/// The inbox service over `cases`, as configured.
-pub fn inbox(config: &Config, cases: Arc<CaseService>, key: ReplyKey) -> anyhow::Result<Inbox> {
-    let from: lettre::message::Mailbox = config.email.from.parse()?;
-    Ok(Inbox {
-        replies: ReplyAddresses {
-            key,
-            local: from.email.user().to_owned(),
-            domain: config.email.reply_domain.to_ascii_lowercase(),
-        },
-        store: cases.store.clone(),
-        clock: cases.clock.clone(),
-        cases,
-        settings: InboxSettings {
-            reopen_within: TimeDelta::from_std(config.email.reopen_within)?,
-            receipts_per_hour: config.email.receipts_per_hour,
-            max_size: parse_size(&config.email.max_size).map_err(anyhow::Error::msg)?,
-        },
-        wake: Arc::new(Notify::new()),
-    })
+/// The services every door calls, wired once: the daemon and `tocsin
+/// ingest` build them the same way.
+pub struct Services {
+    pub cases: Arc<CaseService>,
+    pub inbox: Arc<Inbox>,
+    pub overrides: Arc<OverrideService>,
+}
+
+impl Services {
+    /// Builds the services over `store` as `config` says.
+    pub fn build(
+        config: &Config,
+        rules: Arc<Rules>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        key: ReplyKey,
+    ) -> anyhow::Result<Services> {
+        let wake = Wakers::default();
+        let cases = Arc::new(CaseService { store: store.clone(), rules: rules.clone(), clock: clock.clone(), wake });
+        let from: lettre::message::Mailbox = config.email.from.parse()?;
+        let inbox = Arc::new(Inbox {
+            replies: ReplyAddresses {
+                key,
+                local: from.email.user().to_owned(),
+                domain: config.email.reply_domain.to_ascii_lowercase(),
+            },
+            store: store.clone(),
+            clock: clock.clone(),
+            cases: cases.clone(),
+            settings: InboxSettings {
+                reopen_within: TimeDelta::from_std(config.email.reopen_within)?,
+                receipts_per_hour: config.email.receipts_per_hour,
+                max_size: parse_size(&config.email.max_size).map_err(anyhow::Error::msg)?,
+            },
+            wake: Arc::new(Notify::new()),
+        });
+        let overrides = Arc::new(OverrideService { store, rules, clock });
+        Ok(Services { cases, inbox, overrides })
+    }
+
+    /// Opens the configured store and builds the services on it, for a
+    /// one-shot command.
+    pub async fn open(config: &Config, rules: Rules, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
+        let store = crate::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
+        let key = reply_key(config, store.as_ref()).await?;
+        Services::build(config, Arc::new(rules), store, clock, key)
+    }
 }
 
 /// The reply-signing key: the environment variable `[secrets]
@@ -189,13 +218,10 @@ impl App {
     ) -> anyhow::Result<App> {
         let Listeners { http: listener, smtp } = listeners;
         let rules = Arc::new(rules);
-        let wake = Wakers::default();
-        let cases = Arc::new(CaseService {
-            store: store.clone(),
-            rules: rules.clone(),
-            clock: clock.clone(),
-            wake: wake.clone(),
-        });
+        let key = reply_key(config, store.as_ref()).await?;
+        let services = Services::build(config, rules.clone(), store.clone(), clock.clone(), key.clone())?;
+        let Services { cases, inbox, overrides } = services;
+        let wake = cases.wake.clone();
         let owner = worker_id();
         let lease = TimeDelta::from_std(config.scheduler.lease)?;
         let (fired_tx, fired) = watch::channel(0);
@@ -209,7 +235,6 @@ impl App {
             batch: config.scheduler.batch,
             fired: fired_tx,
         });
-        let key = reply_key(config, store.as_ref()).await?;
         let templates = Live::new(&config.paths.templates, templates);
         let from: lettre::message::Mailbox = config.email.from.parse()?;
         let channels = channels(config, &from)?;
@@ -229,7 +254,6 @@ impl App {
             wake: wake.dispatcher.clone(),
         });
         let max_size = parse_size(&config.email.max_size).map_err(anyhow::Error::msg)?;
-        let inbox = Arc::new(inbox(config, cases.clone(), key.clone())?);
         let (routes, openapi) = api::routes(max_size);
         let reports = match &config.database.reports_url {
             Some(url) => {
@@ -242,6 +266,7 @@ impl App {
         let state = AppState {
             inbox: inbox.clone(),
             cases,
+            overrides,
             store,
             rules,
             clock,

@@ -9,11 +9,12 @@
 //! ([`api`], [`web`], [`inbound`]) translate requests into case actions.
 
 pub use tocsin_core::{
-    calendar, case, command, digest, escalation, limits, mail, people, reports, routing, schedule, sla,
+    calendar, case, command, digest, escalation, limits, mail, overrides, people, reports, routing, schedule, sla,
 };
 
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod notify;

@@ -178,7 +178,14 @@ fn overrides_are_added_listed_honoured_and_removed_from_the_cli() {
         "2026-11-24T09:00:00Z",
     ];
     let o = tocsin(dir.path(), &bad);
-    assert!(!o.status.success() && text(&o).contains("--end must be after --start"), "{}", text(&o));
+    assert!(!o.status.success() && text(&o).contains("--end: must be after start"), "{}", text(&o));
+    // The same checks as the API and the dashboard: a reason of 501
+    // characters is refused here too.
+    let long = "x".repeat(501);
+    let mut wordy = add;
+    wordy[11] = &long;
+    let o = tocsin(dir.path(), &wordy);
+    assert!(!o.status.success() && text(&o).contains("--reason: at most 500 characters"), "{}", text(&o));
     assert!(tocsin(dir.path(), &["override", "remove", &id]).status.success());
     let o = tocsin(dir.path(), &["override", "remove", &id]);
     assert!(!o.status.success() && text(&o).contains("no override"), "{}", text(&o));

@@ -28,6 +28,7 @@ use crate::case::ActionError;
 use crate::clock::Clock;
 use crate::rules::Rules;
 use crate::service::cases::{CaseError, CaseService};
+use crate::service::overrides::{OverrideError, OverrideService};
 use crate::store::{Store, StoreError};
 
 /// Largest request body the JSON API reads.
@@ -38,6 +39,7 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 pub struct AppState {
     pub inbox: Arc<crate::service::inbox::Inbox>,
     pub cases: Arc<CaseService>,
+    pub overrides: Arc<OverrideService>,
     pub store: Arc<dyn Store>,
     pub rules: Arc<Rules>,
     pub clock: Arc<dyn Clock>,
@@ -112,6 +114,15 @@ impl From<CaseError> for ApiError {
             }
             CaseError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             CaseError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<OverrideError> for ApiError {
+    fn from(e: OverrideError) -> Self {
+        match e {
+            OverrideError::Invalid(field) => ApiError::unprocessable(field.to_string()),
+            OverrideError::Store(s) => s.into(),
         }
     }
 }

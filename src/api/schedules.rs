@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 
 use super::auth::{Auth, FeedAuth};
 use super::{ApiError, ApiJson, AppState};
+use crate::overrides::OverrideRequest;
 use crate::people::PersonId;
 use crate::store::OverrideRecord;
 use crate::token::TokenRole;
@@ -73,7 +74,7 @@ async fn oncall(
         Some(raw) => instant(raw, "at")?,
         None => state.clock.now(),
     };
-    let overrides = state.cases.overrides(at).await?;
+    let overrides = state.overrides.by_schedule(at).await?;
     let none = Vec::new();
     let schedules = state
         .rules
@@ -158,50 +159,10 @@ async fn create_override(
 ) -> Result<impl IntoResponse, ApiError> {
     manager(&auth)?;
     let (start, end) = (instant(&req.start, "start")?, instant(&req.end, "end")?);
-    let person = check_override(&state.rules, &req.schedule, &req.person, start, end, &req.reason)
-        .map_err(ApiError::unprocessable)?;
-    let now = state.clock.now();
     let by = auth.actor(None, &state)?.to_string();
-    let record = OverrideRecord {
-        id: 0,
-        schedule: req.schedule,
-        person,
-        start,
-        end,
-        reason: req.reason,
-        created_by: by,
-        created_at: now,
-    };
-    let stored = state.store.insert_override(&record).await?;
-    tracing::info!(id = stored.id, schedule = %stored.schedule, person = %stored.person, "override created");
+    let request = OverrideRequest { schedule: req.schedule, person: req.person, start, end, reason: req.reason };
+    let stored = state.overrides.add(request, &by).await?;
     Ok((StatusCode::CREATED, Json(OverrideView::from(stored))))
-}
-
-/// Checks a requested override against the rules; the error names the
-/// field to fix. Shared by the API and the dashboard's form.
-pub(crate) fn check_override(
-    rules: &crate::rules::Rules,
-    schedule: &str,
-    person: &str,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    reason: &str,
-) -> Result<PersonId, String> {
-    if !rules.schedules.contains_key(schedule) {
-        let known = rules.schedules.keys().cloned().collect::<Vec<_>>().join(", ");
-        return Err(format!("schedule: unknown schedule {schedule:?}; use one of {known}"));
-    }
-    let id: PersonId = person.parse().map_err(|e: String| format!("person: {e}"))?;
-    if !rules.people.contains_key(&id) {
-        return Err(format!("person: unknown person {person:?}; use an id from rules/people.toml"));
-    }
-    if end <= start {
-        return Err("end: must be after start".into());
-    }
-    if reason.chars().count() > 500 {
-        return Err("reason: at most 500 characters".into());
-    }
-    Ok(id)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -218,12 +179,7 @@ async fn list_overrides(
     _auth: Auth,
     Query(q): Query<OverrideQuery>,
 ) -> Result<Json<Vec<OverrideView>>, ApiError> {
-    let all = state.store.overrides(state.clock.now()).await?;
-    let list = all
-        .into_iter()
-        .filter(|o| q.schedule.as_ref().is_none_or(|s| *s == o.schedule))
-        .map(OverrideView::from)
-        .collect();
+    let list = state.overrides.list(q.schedule.as_deref()).await?.into_iter().map(OverrideView::from).collect();
     Ok(Json(list))
 }
 
@@ -237,7 +193,7 @@ async fn delete_override(
 ) -> Result<StatusCode, ApiError> {
     manager(&auth)?;
     let id: i64 = raw.parse().map_err(|_| ApiError::bad_request(format!("{raw:?} is not an override id")))?;
-    if state.store.delete_override(id).await? {
+    if state.overrides.remove(id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(StatusCode::NOT_FOUND, format!("no override {id}; list them with GET /api/v1/overrides")))
@@ -298,7 +254,7 @@ async fn schedule_feed(
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no schedule {name:?}")))?;
     let now = state.clock.now();
     let (from, to) = window(now);
-    let overrides = state.cases.overrides(from).await?;
+    let overrides = state.overrides.by_schedule(from).await?;
     let shifts = schedule
         .spans(overrides.get(name).map_or(&[][..], |v| &v[..]), from, to)
         .into_iter()
@@ -320,7 +276,7 @@ async fn person_feed(
         state.rules.people.get(&id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no person {id:?}")))?;
     let now = state.clock.now();
     let (from, to) = window(now);
-    let overrides = state.cases.overrides(from).await?;
+    let overrides = state.overrides.by_schedule(from).await?;
     let mut shifts = Vec::new();
     for s in state.rules.schedules.values() {
         for (start, end, p) in s.spans(overrides.get(&s.name).map_or(&[][..], |v| &v[..]), from, to) {

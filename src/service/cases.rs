@@ -15,10 +15,9 @@ use tokio::sync::Notify;
 use crate::case::decide::NewCase;
 use crate::case::{ActionError, Actor, Case, CaseNumber, Facts, Filing, RequestKey, Timer, Transition, Via};
 use crate::clock::Clock;
-use crate::escalation::{Overrides, Position};
+use crate::escalation::Position;
 use crate::people::PersonId;
 use crate::rules::Rules;
-use crate::schedule::Override;
 use crate::sla::Priority;
 use crate::store::{Store, StoreError};
 
@@ -110,15 +109,6 @@ impl CaseService {
         }
     }
 
-    /// The overrides that matter from `now` on, by schedule.
-    pub async fn overrides(&self, now: DateTime<Utc>) -> Result<Overrides, StoreError> {
-        let mut map = Overrides::new();
-        for o in self.store.overrides(now).await? {
-            map.entry(o.schedule).or_default().push(Override { person: o.person, start: o.start, end: o.end });
-        }
-        Ok(map)
-    }
-
     /// Who replied STOP to an SMS.
     pub async fn sms_off(&self) -> Result<std::collections::BTreeSet<PersonId>, StoreError> {
         self.store.sms_opt_outs().await
@@ -154,7 +144,7 @@ impl CaseService {
         request: Option<RequestKey>,
     ) -> Result<Case, CaseError> {
         let now = self.now();
-        let overrides = self.overrides(now).await?;
+        let overrides = super::overrides::by_schedule(self.store.as_ref(), now).await?;
         let sms_off = self.sms_off().await?;
         let facts = Facts { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
         let mut tr = facts.open(new)?;
@@ -183,7 +173,7 @@ impl CaseService {
         for _ in 0..RETRIES {
             let case = self.store.case(number).await?.ok_or(CaseError::NotFound(number))?;
             let now = self.now();
-            let overrides = self.overrides(now).await?;
+            let overrides = super::overrides::by_schedule(self.store.as_ref(), now).await?;
             let sms_off = self.sms_off().await?;
             let facts = Facts { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
             let tr = match action {
@@ -231,7 +221,7 @@ impl CaseService {
     /// it fired here: false when another worker took it over.
     pub async fn fire_all(&self, timers: &[Timer], owner: &str) -> Result<Vec<bool>, CaseError> {
         let now = self.now();
-        let overrides = self.overrides(now).await?;
+        let overrides = super::overrides::by_schedule(self.store.as_ref(), now).await?;
         let sms_off = self.sms_off().await?;
         let facts = Facts { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
         let mut fired = vec![false; timers.len()];
@@ -276,7 +266,7 @@ impl CaseService {
                 return Ok(true);
             };
             let now = self.now();
-            let overrides = self.overrides(now).await?;
+            let overrides = super::overrides::by_schedule(self.store.as_ref(), now).await?;
             let sms_off = self.sms_off().await?;
             let facts = Facts { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
             let tr = facts.fire(&case, timer);

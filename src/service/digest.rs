@@ -27,7 +27,7 @@ impl Digester {
         let now = self.cases.clock.now();
         let mut queued = 0;
         let data = self.cases.store.digest_data(now - TimeDelta::hours(24)).await?;
-        let overrides = self.cases.overrides(now).await?;
+        let overrides = super::overrides::by_schedule(self.cases.store.as_ref(), now).await?;
         let none = Vec::new();
         let on_call: Vec<(String, Option<String>)> = self
             .cases

@@ -17,3 +17,4 @@ pub mod cases;
 pub mod commands;
 pub mod digest;
 pub mod inbox;
+pub mod overrides;

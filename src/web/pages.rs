@@ -12,8 +12,10 @@ use super::{WebError, local, rfc3339, span};
 use crate::api::{ApiError, AppState};
 use crate::case::decide::next_due;
 use crate::case::{Actor, Case, CaseNumber, Status, Via};
+use crate::overrides::OverrideRequest;
 use crate::people::PersonId;
 use crate::service::cases::Action;
+use crate::service::overrides::OverrideError;
 use crate::sla::SlaClock;
 use crate::store::{OverrideRecord, PageRecord};
 
@@ -178,7 +180,7 @@ async fn now_view(state: &AppState, s: &Session) -> Result<NowView, WebError> {
         cases.retain(|c| me.is_some() && (c.assignee == me || paging.contains(&c.number)));
     }
     let (waiting, running): (Vec<&Case>, Vec<&Case>) = cases.iter().partition(|c| c.status == Status::Waiting);
-    let overrides = state.cases.overrides(now).await?;
+    let overrides = state.overrides.by_schedule(now).await?;
     let none = Vec::new();
     let oncall = state
         .rules
@@ -527,7 +529,7 @@ async fn schedules_view(
     let width = (end - start).num_seconds() as f64;
     let x = |t: DateTime<Utc>| ((t - start).num_seconds() as f64 / width * 100.0).clamp(0.0, 100.0);
     let stored = state.store.overrides(start).await?;
-    let overrides = state.cases.overrides(start).await?;
+    let overrides = state.overrides.by_schedule(start).await?;
     let none = Vec::new();
     let mut shades: Vec<PersonId> = Vec::new();
     let schedules = state
@@ -640,34 +642,31 @@ pub async fn add_override(
     if !s.is_manager() {
         return Err(WebError::forbidden("overrides need a manager or admin sign-in"));
     }
-    let checked = wall(&f.start, s.zone, "start").and_then(|start| {
-        let end = wall(&f.end, s.zone, "end")?;
-        let person =
-            crate::api::schedules::check_override(&state.rules, &f.schedule, &f.person, start, end, &f.reason)?;
-        Ok((person, start, end))
-    });
-    let (person, start, end) = match checked {
-        Ok(v) => v,
-        Err(message) => {
-            let view = schedules_view(&state, &s, Some(message), f).await?;
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, state.web.render("schedules.html", view)?).into_response());
-        }
-    };
     let actor = match s.person() {
         Some(p) => p.as_str().to_owned(),
         None => s.token.name.clone(),
     };
-    let record = OverrideRecord {
-        id: 0,
-        schedule: f.schedule,
-        person,
-        start,
-        end,
-        reason: f.reason,
-        created_by: actor,
-        created_at: state.clock.now(),
+    let checked = wall(&f.start, s.zone, "start").and_then(|start| Ok((start, wall(&f.end, s.zone, "end")?)));
+    let refused = match checked {
+        Ok((start, end)) => {
+            let request = OverrideRequest {
+                schedule: f.schedule.clone(),
+                person: f.person.clone(),
+                start,
+                end,
+                reason: f.reason.clone(),
+            };
+            match state.overrides.add(request, &actor).await {
+                Ok(_) => None,
+                Err(OverrideError::Invalid(field)) => Some(field.to_string()),
+                Err(OverrideError::Store(e)) => return Err(e.into()),
+            }
+        }
+        Err(message) => Some(message),
     };
-    let stored = state.store.insert_override(&record).await?;
-    tracing::info!(id = stored.id, schedule = %stored.schedule, person = %stored.person, "override created from the dashboard");
+    if let Some(message) = refused {
+        let view = schedules_view(&state, &s, Some(message), f).await?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, state.web.render("schedules.html", view)?).into_response());
+    }
     Ok(Redirect::to("/schedules").into_response())
 }

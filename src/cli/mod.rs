@@ -1,0 +1,225 @@
+//! The command line: argument parsing and one dispatch per subcommand. Each
+//! subcommand is a thin adapter over the services (`crate::service`) or the
+//! daemon's start-up (`crate::app`); none holds a rule of its own.
+
+mod check;
+mod ingest;
+mod overrides;
+mod serve;
+mod time;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::notify::Templates;
+use crate::rules::Rules;
+
+/// Tocsin: SLA support-case escalation. Mail in, pages out, timers exact to
+/// the second.
+#[derive(Debug, Parser)]
+#[command(name = "tocsin", version, about, long_about = None)]
+pub struct Cli {
+    /// Config file. Default: ./tocsin.toml if it exists, else built-in
+    /// defaults (SQLite file tocsin.db, ./rules, ./templates, ./outbox).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Log format on stderr. Filter with RUST_LOG (default: info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: HTTP API, scheduler and notification dispatcher.
+    /// Refuses to start on invalid config, rules or templates.
+    Serve,
+    /// Validate config, rules and templates; print a summary, or every
+    /// error with its file and line. Exit status 1 on errors.
+    Check,
+    /// Read one RFC 5322 message on standard input and file it, for an MTA
+    /// pipe (Postfix: `argv=tocsin ingest --sender ${sender} --recipient
+    /// ${recipient}`). Exit status after sysexits: 0 filed (or a duplicate
+    /// or automatic message, which opens nothing), 65 unusable (kept raw and
+    /// flagged) or too large, 75 try again later (store or config trouble).
+    Ingest {
+        /// The envelope sender; "" for a bounce's null return path.
+        #[arg(long)]
+        sender: Option<String>,
+        /// The envelope recipient(s).
+        #[arg(long)]
+        recipient: Vec<String>,
+    },
+    /// Apply database migrations (serve also does this).
+    Migrate,
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Print the deadline a clock started at --from reaches after --within
+    /// of working time in calendar --calendar (RFC 3339, calendar's offset).
+    Deadline {
+        /// A calendar from rules/ or the built-in 24x7.
+        #[arg(long)]
+        calendar: String,
+        /// Start instant, RFC 3339 (2026-12-24T16:45:00+00:00).
+        #[arg(long)]
+        from: String,
+        /// Working time, e.g. 2h, 1h 30m, 3d.
+        #[arg(long)]
+        within: String,
+    },
+    /// Manage on-call overrides (they win over every layer of a schedule).
+    Override {
+        #[command(subcommand)]
+        command: OverrideCommand,
+    },
+    /// Print who is on call: one line per schedule, `schedule<TAB>person`
+    /// (`-` when nobody). Honours overrides stored in the database.
+    Oncall {
+        /// Only this schedule.
+        #[arg(long)]
+        schedule: Option<String>,
+        /// At this instant (RFC 3339); default now.
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OverrideCommand {
+    /// Put PERSON on call on SCHEDULE from --start to --end; prints its id.
+    Add {
+        #[arg(long)]
+        schedule: String,
+        #[arg(long)]
+        person: String,
+        /// RFC 3339 instant.
+        #[arg(long)]
+        start: String,
+        /// RFC 3339 instant, after --start.
+        #[arg(long)]
+        end: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List overrides that have not ended:
+    /// `id<TAB>schedule<TAB>person<TAB>start<TAB>end<TAB>reason`.
+    List {
+        #[arg(long)]
+        schedule: Option<String>,
+    },
+    /// Remove an override by id.
+    Remove { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it once; only its hash is stored.
+    Create {
+        /// A unique name for the token (who or what uses it).
+        #[arg(long)]
+        name: String,
+        /// engineer, manager, admin or integration.
+        #[arg(long)]
+        role: String,
+        /// The person (id from rules/people.toml) the token acts as.
+        #[arg(long)]
+        person: Option<String>,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+pub(crate) fn load_rules(config: &Config) -> anyhow::Result<Rules> {
+    crate::rules::load(&config.paths.rules).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        anyhow::anyhow!("{} error(s) in the rules; fix them and run `tocsin check`", errors.len())
+    })
+}
+
+pub(crate) fn load_templates(config: &Config) -> anyhow::Result<Templates> {
+    Templates::load(&config.paths.templates).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        anyhow::anyhow!("{} error(s) in the templates", errors.len())
+    })
+}
+
+pub(crate) fn parse_instant(s: &str, what: &str) -> anyhow::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .with_context(|| format!("{what} {s:?} is not an RFC 3339 instant like 2026-12-24T16:45:00+00:00"))
+}
+
+/// Runs the `tocsin` binary: parses the arguments, starts the runtime and
+/// dispatches.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Command::Ingest { sender, recipient } = cli.command {
+        // Its exit statuses are the MTA's (sysexits), not ours.
+        return runtime.block_on(ingest::run(cli.config.as_deref(), sender, recipient));
+    }
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref()).map_err(anyhow::Error::msg)?;
+    match cli.command {
+        // Handled before: it has exit codes of its own.
+        Command::Ingest { .. } => Ok(()),
+        Command::Serve => serve::run(config).await,
+        Command::Check => check::run(&config),
+        Command::Migrate => {
+            crate::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
+            println!("migrations applied to {}", crate::store::redacted(&config.database.url));
+            Ok(())
+        }
+        Command::Token { command: TokenCommand::Create { name, role, person } } => {
+            token::create(&config, name, role, person).await
+        }
+        Command::Deadline { calendar, from, within } => time::deadline(&config, &calendar, &from, &within),
+        Command::Override { command } => overrides::run(&config, command).await,
+        Command::Oncall { schedule, at } => time::oncall(&config, schedule.as_deref(), at.as_deref()).await,
+    }
+}
