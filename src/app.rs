@@ -11,10 +11,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::api::hooks::TwilioHooks;
-use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::config::{Config, parse_size};
+use crate::http::hooks::TwilioHooks;
+use crate::http::{self, AppState};
 use crate::notify::Channel;
 use crate::notify::Templates;
 use crate::notify::dispatcher::{Channels, Dispatcher};
@@ -29,6 +29,7 @@ use crate::service::cases::{CaseService, Wakers};
 use crate::service::digest::Digester;
 use crate::service::inbox::{Inbox, ReplyAddresses, Settings as InboxSettings};
 use crate::service::overrides::OverrideService;
+use crate::service::phone::Phone;
 use crate::smtp::{SmtpServer, tls_acceptor};
 use crate::store::Store;
 
@@ -96,6 +97,7 @@ pub struct Services {
     pub cases: Arc<CaseService>,
     pub inbox: Arc<Inbox>,
     pub overrides: Arc<OverrideService>,
+    pub phone: Arc<Phone>,
 }
 
 impl Services {
@@ -127,7 +129,8 @@ impl Services {
             wake: Arc::new(Notify::new()),
         });
         let overrides = Arc::new(OverrideService { store, rules, clock });
-        Ok(Services { cases, inbox, overrides })
+        let phone = Arc::new(Phone { cases: cases.clone() });
+        Ok(Services { cases, inbox, overrides, phone })
     }
 
     /// Opens the configured store and builds the services on it, for a
@@ -220,7 +223,7 @@ impl App {
         let rules = Arc::new(rules);
         let key = reply_key(config, store.as_ref()).await?;
         let services = Services::build(config, rules.clone(), store.clone(), clock.clone(), key.clone())?;
-        let Services { cases, inbox, overrides } = services;
+        let Services { cases, inbox, overrides, phone } = services;
         let wake = cases.wake.clone();
         let owner = worker_id();
         let lease = TimeDelta::from_std(config.scheduler.lease)?;
@@ -254,7 +257,7 @@ impl App {
             wake: wake.dispatcher.clone(),
         });
         let max_size = parse_size(&config.email.max_size).map_err(anyhow::Error::msg)?;
-        let (routes, openapi) = api::routes(max_size);
+        let (routes, openapi) = http::routes(max_size);
         let reports = match &config.database.reports_url {
             Some(url) => {
                 let db = crate::config::Database { url: url.clone(), ..config.database.clone() };
@@ -262,11 +265,12 @@ impl App {
             }
             None => store.clone(),
         };
-        let web = Arc::new(crate::web::Web::new(reports, config).map_err(anyhow::Error::msg)?);
+        let web = Arc::new(crate::http::web::Web::new(reports, config).map_err(anyhow::Error::msg)?);
         let state = AppState {
             inbox: inbox.clone(),
             cases,
             overrides,
+            phone,
             store,
             rules,
             clock,
@@ -284,7 +288,7 @@ impl App {
         let (shutdown, _) = watch::channel(false);
         let mut tasks = Vec::new();
         let addr = listener.local_addr()?;
-        let router = api::app(state.clone(), routes);
+        let router = http::app(state.clone(), routes);
         let mut stop = shutdown.subscribe();
         tasks.push(tokio::spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async move {

@@ -12,11 +12,11 @@ pub use tocsin_core::{
     calendar, case, command, digest, escalation, limits, mail, overrides, people, reports, routing, schedule, sla,
 };
 
-pub mod api;
 pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod http;
 pub mod notify;
 pub mod rules;
 pub mod scheduler;
@@ -24,4 +24,3 @@ pub mod service;
 pub mod smtp;
 pub mod store;
 pub mod token;
-pub mod web;

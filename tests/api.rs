@@ -89,7 +89,7 @@ async fn malformed_requests_get_a_4xx_with_a_reason() {
         t.post("/api/v1/cases", &tok, json!({"subject": "x", "requester": "ops@acme.com", "priority": "P9"})).await;
     assert_eq!(s, 422);
     assert!(e["error"].as_str().unwrap().contains("use one of P1, P2, P3"), "{e}");
-    let huge = "x".repeat(tocsin::api::BODY_LIMIT + 1);
+    let huge = "x".repeat(tocsin::http::BODY_LIMIT + 1);
     let r = t
         .http
         .post(t.url("/api/v1/cases"))

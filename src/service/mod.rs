@@ -18,3 +18,4 @@ pub mod commands;
 pub mod digest;
 pub mod inbox;
 pub mod overrides;
+pub mod phone;

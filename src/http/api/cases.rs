@@ -10,11 +10,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Auth;
-use super::{ApiError, ApiJson, AppState, MaybeJson};
+use super::{ApiJson, MaybeJson};
 use crate::case::decide::NewCase;
 use crate::case::{Actor, Case, CaseNumber, RequestKey, Status, Via};
 use crate::escalation::Position;
+use crate::http::AppState;
+use crate::http::auth::Auth;
+use crate::http::error::ApiError;
 use crate::limits::{MAX_REQUEST_KEY, MAX_SUBJECT, MAX_TEXT};
 use crate::service::cases::{Action, CaseError};
 use crate::sla::Priority;

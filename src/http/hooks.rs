@@ -10,10 +10,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::AppState;
 use super::auth::Auth;
-use super::{ApiError, AppState};
+use super::error::ApiError;
 use crate::mail::Envelope;
-use crate::notify::dispatcher::fallback;
 use crate::store::PageStatus;
 use crate::token::TokenRole;
 
@@ -128,33 +128,10 @@ pub async fn twilio_status(
         // queued, accepted, sending, sent: nothing new to record.
         _ => return Ok(StatusCode::NO_CONTENT),
     };
-    let pages = state.store.pages_by_provider_id(sid).await?;
-    if pages.is_empty() {
-        tracing::info!(sid, "status for an SMS Tocsin does not know");
-    }
     let error = get("ErrorCode").map(|c| format!("Twilio error {c}"));
-    let mut refallen = false;
-    // One SMS may carry several bundled pages: the report is each one's.
-    for page in pages {
-        let fallback = if status == PageStatus::Delivered {
-            None
-        } else {
-            fallback(&state.rules, state.store.as_ref(), &page).await
-        };
-        let moved = state
-            .store
-            .report_delivery(page.id, status, error.as_deref(), fallback.as_ref(), state.clock.now())
-            .await?;
-        refallen |= moved && fallback.is_some();
-    }
-    if refallen {
-        state.cases.wake.dispatcher.notify_one();
-    }
+    state.phone.delivery(sid, status, error.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
-
-/// Most error replies one phone gets in a row before Tocsin goes silent.
-pub const ERROR_REPLIES: i64 = 3;
 
 /// A TwiML answer: one message, or none.
 fn twiml(text: Option<&str>) -> impl IntoResponse {
@@ -189,93 +166,6 @@ pub async fn twilio_sms(
         return Err(ApiError::new(StatusCode::FORBIDDEN, "the X-Twilio-Signature does not match"));
     }
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or_default();
-    let from = get("From");
-    let Some(person) = state.rules.people.values().find(|p| p.phone.as_ref().is_some_and(|ph| ph.as_str() == from))
-    else {
-        tracing::info!(from, "SMS from a number no person has; ignored");
-        return Ok(twiml(None).into_response());
-    };
-    let parsed = crate::command::parse(get("Body"));
-    if let Ok(crate::command::Command {
-        verb: verb @ (crate::command::Verb::Stop | crate::command::Verb::Start), ..
-    }) = &parsed
-    {
-        let out = *verb == crate::command::Verb::Stop;
-        if state.store.set_sms_opt_out(&person.id, out, state.clock.now()).await? {
-            tell_managers(&state, person, out).await?;
-        }
-        // The carrier answers STOP and START itself.
-        return Ok(twiml(None).into_response());
-    }
-    let answer = match parsed {
-        Ok(cmd) => {
-            crate::service::commands::execute(&state.cases, person, &cmd, crate::case::Via::Sms, None, None).await?
-        }
-        Err(e) => crate::service::commands::Answer { text: Some(e.to_string()), ok: false, case: None },
-    };
-    let now = state.clock.now();
-    let errors = state.store.phone_errors(&person.id, answer.ok, now).await?;
-    if errors > ERROR_REPLIES {
-        tracing::info!(person = %person.id, errors, "error replies suppressed");
-        return Ok(twiml(None).into_response());
-    }
-    let text = answer.text.map(|t| crate::notify::sms::fit(&t));
-    Ok(twiml(text.as_deref()).into_response())
-}
-
-/// Tells every manager at once that `person` opted out of SMS (`out`) or
-/// back in, and what that means for the schedules they are on.
-async fn tell_managers(state: &AppState, person: &crate::people::Person, out: bool) -> Result<(), ApiError> {
-    use crate::people::ChannelKind;
-    let schedules: Vec<&str> = state
-        .rules
-        .schedules
-        .values()
-        .filter(|s| s.layers.iter().any(|l| l.members.contains(&person.id)))
-        .map(|s| s.name.as_str())
-        .collect();
-    let on =
-        if schedules.is_empty() { "no schedule".to_owned() } else { format!("schedules {}", schedules.join(", ")) };
-    let others: Vec<&str> = person
-        .channels
-        .iter()
-        .filter(|c| **c != ChannelKind::Sms)
-        .filter(|c| person.address(**c).is_some())
-        .map(|c| c.as_str())
-        .collect();
-    let detail = if !out {
-        format!("{} ({}) replied START: SMS pages to them resume.", person.name, person.id)
-    } else if others.is_empty() {
-        format!(
-            "{} ({}) replied STOP and can no longer be paged at all: {on} have a hole while they are on call.",
-            person.name, person.id
-        )
-    } else {
-        format!(
-            "{} ({}) replied STOP: no more SMS; pages reach them by {} only. On {on}.",
-            person.name,
-            person.id,
-            others.join(", ")
-        )
-    };
-    tracing::warn!(person = %person.id, out, "{detail}");
-    let sms_off = state.store.sms_opt_outs().await?;
-    let notices: Vec<crate::case::NewPage> = state
-        .rules
-        .managers()
-        .filter_map(|m| {
-            let (channel, address) = m.reach(sms_off.contains(&m.id), None)?;
-            Some(crate::case::NewPage {
-                person: Some(m.id.clone()),
-                address: address.to_owned(),
-                channel,
-                kind: crate::case::PageKind::Notice,
-                position: None,
-                detail: detail.clone(),
-            })
-        })
-        .collect();
-    state.store.queue_pages(None, &notices, state.clock.now()).await?;
-    state.cases.wake.dispatcher.notify_one();
-    Ok(())
+    let answer = state.phone.message(get("From"), get("Body")).await?;
+    Ok(twiml(answer.as_deref()).into_response())
 }

@@ -9,8 +9,9 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Auth;
-use super::{ApiError, AppState};
+use crate::http::AppState;
+use crate::http::auth::Auth;
+use crate::http::error::ApiError;
 use crate::reports::{self, Report};
 use crate::token::TokenRole;
 

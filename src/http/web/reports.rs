@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::session::{Me, Session};
 use super::{WebError, charts, local, rfc3339, span};
-use crate::api::AppState;
+use crate::http::AppState;
 use crate::reports::{self, Report};
 
 #[derive(Debug, Deserialize)]

@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{ApiError, AppState};
+use super::AppState;
+use super::error::ApiError;
 use crate::case::Actor;
 use crate::people::PersonId;
 use crate::token::{self, TokenInfo, TokenRole};

@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::session::{Me, Session};
 use super::{WebError, local, rfc3339, span};
-use crate::api::{ApiError, AppState};
 use crate::case::decide::next_due;
 use crate::case::{Actor, Case, CaseNumber, Status, Via};
+use crate::http::AppState;
+use crate::http::error::ApiError;
 use crate::overrides::OverrideRequest;
 use crate::people::PersonId;
 use crate::service::cases::Action;

@@ -24,7 +24,7 @@ use chrono_tz::Tz;
 use minijinja::Environment;
 use serde::Serialize;
 
-use crate::api::AppState;
+use crate::http::AppState;
 use crate::store::{Store, StoreError};
 
 /// The page templates, compiled in.

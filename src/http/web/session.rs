@@ -16,7 +16,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::WebError;
-use crate::api::AppState;
+use crate::http::AppState;
 use crate::notify::ids::constant_eq;
 use crate::people::PersonId;
 use crate::token::{self, TokenInfo, TokenRole};

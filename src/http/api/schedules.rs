@@ -11,8 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{Auth, FeedAuth};
-use super::{ApiError, ApiJson, AppState};
+use super::ApiJson;
+use crate::http::AppState;
+use crate::http::auth::{Auth, FeedAuth};
+use crate::http::error::ApiError;
 use crate::overrides::OverrideRequest;
 use crate::people::PersonId;
 use crate::store::OverrideRecord;

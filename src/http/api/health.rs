@@ -6,8 +6,8 @@ use axum::response::IntoResponse;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
 use crate::case::Status;
+use crate::http::AppState;
 use crate::people::ChannelKind;
 use crate::store::PageStatus;
 
