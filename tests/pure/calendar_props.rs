@@ -63,7 +63,10 @@ fn instant(secs: i64) -> DateTime<Utc> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    #![proptest_config(crate::property(
+        400,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pure/calendar_props.proptest-regressions"),
+    ))]
 
     #[test]
     fn working_time_up_to_the_deadline_is_the_target(

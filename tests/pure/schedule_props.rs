@@ -90,7 +90,10 @@ fn nobody_is_on_call_before_the_first_handoff() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(crate::property(
+        300,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pure/schedule_props.proptest-regressions"),
+    ))]
 
     #[test]
     fn the_answer_is_a_member_of_an_active_layer_or_an_override(
