@@ -15,11 +15,11 @@
 //! time); a crash found is also written down below as a named regression
 //! test.
 
-mod common;
+mod harness;
 
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
-use common::{TestApp, repo};
+use harness::{TestApp, repo};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, FileFailurePersistence, TestRunner};
@@ -481,14 +481,12 @@ fn base64_encode(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-const TOKEN_ENV: &str = "TOCSIN_FUZZ_TWILIO_TOKEN";
-const TOKEN: &str = "fuzz-auth-token";
+const TOKEN_ENV: &str = harness::TWILIO_TOKEN_ENV;
+const TOKEN: &str = harness::TWILIO_TOKEN;
 const PUBLIC: &str = "https://support.example.com";
 
 #[test]
 fn signed_or_forged_hostile_sms_webhooks_get_an_answer_never_a_crash() {
-    static SET: Once = Once::new();
-    SET.call_once(|| unsafe { std::env::set_var(TOKEN_ENV, TOKEN) });
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (t, _twilio) = rt.block_on(async {
         let twilio = wiremock::MockServer::start().await;
@@ -500,7 +498,7 @@ fn signed_or_forged_hostile_sms_webhooks_get_an_answer_never_a_crash() {
             .mount(&twilio)
             .await;
         let uri = twilio.uri();
-        let t = TestApp::spawn_configured(Workers::Manual, common::START, &repo().join("rules"), |c| {
+        let t = TestApp::spawn_configured(Workers::Manual, harness::START, &repo().join("rules"), |c| {
             c.sms.provider = "twilio".into();
             c.sms.twilio_account_sid = "AC0123456789abcdef0123456789abcdef".into();
             c.sms.twilio_auth_token_env = TOKEN_ENV.into();

@@ -1,0 +1,28 @@
+//! End-to-end tests: each starts the daemon, in this process on port 0
+//! (`harness::TestApp`) or as the real `tocsin` binary, and talks to it
+//! over real HTTP, SMTP and signals.
+//!
+//! One binary for all of them, so the suite links once instead of once per
+//! file; each file is a module. Tests here share a process: one that reads
+//! process-wide state (the metrics recorder) runs itself in a process of
+//! its own (`harness::in_own_process`), and environment variables are set
+//! only by the harness, once, before the first daemon starts.
+
+#[path = "../harness/mod.rs"]
+mod harness;
+
+mod api;
+mod browser;
+mod cli;
+mod dashboard;
+mod deploy;
+mod digest;
+mod drain;
+mod email;
+mod escalation;
+mod mail;
+mod multi_instance;
+mod phone;
+mod sms;
+mod smtp;
+mod time;
