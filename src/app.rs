@@ -1,5 +1,6 @@
 //! Start-up: builds the daemon from config, rules, templates and a clock,
-//! on a listener the caller has already bound (tests bind port 0).
+//! on a listener the caller has already bound (tests bind port 0). The
+//! one place services, workers and adapters are wired together.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};

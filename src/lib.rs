@@ -1,12 +1,13 @@
 //! Tocsin: a self-hosted SLA support-case escalation daemon.
 //!
-//! The pure core lives in its own crate, `tocsin-core` (re-exported here:
-//! [`calendar`], [`schedule`], [`escalation`], [`case`], [`routing`],
-//! [`sla`], [`command`], [`mail`], [`reports`], [`people`]); it takes `now`
-//! as an argument and does no I/O. This crate wraps it: [`rules`] reads the
-//! rules folder, [`store`] carries out the transitions the core decides,
-//! [`scheduler`] and [`notify`] move time and messages, and the doors
-//! ([`api`], [`web`], [`inbound`]) translate requests into case actions.
+//! Three layers (docs/architecture.md). The pure core lives in its own
+//! crate, `tocsin-core`, re-exported here ([`calendar`], [`sla`],
+//! [`schedule`], [`escalation`], [`case`], [`command`], [`mail`], …): it
+//! takes `now` as an argument and does no I/O. The [`service`] layer does
+//! what Tocsin does whichever door asked, with the workers beside it
+//! ([`scheduler`], [`notify`]). The adapters only translate: [`http`] (the
+//! API, the dashboard, the webhooks), [`smtp`], [`cli`] and [`store`].
+//! [`app`] wires them together.
 
 pub use tocsin_core::{
     calendar, case, command, digest, escalation, limits, mail, overrides, people, reports, routing, schedule, sla,

@@ -1,6 +1,7 @@
 //! The inbound SMTP listener (RFC 5321): accepts mail for the configured
 //! domains only, never relays, and answers 250 only after the raw message
-//! is committed to the inbox.
+//! is committed to the inbox. An adapter: it speaks SMTP and hands each
+//! message to the inbox service.
 //!
 //! Shaped after tokio-rs/mini-redis: it takes an already-bound listener,
 //! caps connections with a semaphore, stops through a watch channel, and

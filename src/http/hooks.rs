@@ -1,4 +1,8 @@
-//! Webhooks from providers: raw MIME from a mail provider's inbound route.
+//! Webhooks from providers: raw MIME from a mail provider's inbound route
+//! (to the inbox service), and Twilio's incoming SMS and delivery reports
+//! (to the phone service). This file owns Twilio's wire format (signature,
+//! form fields, TwiML) and nothing else; it never imports `http::api` or
+//! `http::web`.
 
 use axum::Json;
 use axum::body::Bytes;

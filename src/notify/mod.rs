@@ -1,5 +1,6 @@
 //! Notifications out: the outbox rows that case changes queue, rendered from
-//! templates and handed to a [`Channel`] by the [`dispatcher`].
+//! templates and handed to a [`Channel`] by the [`dispatcher`]. A worker
+//! beside the services: it may use the core and the store, never a door.
 
 pub mod dispatcher;
 pub mod email;

@@ -1,6 +1,8 @@
 //! Storage: one [`Store`] trait of domain-level operations, implemented for
 //! SQLite ([`sqlite`]) and PostgreSQL ([`postgres`]); the backend is chosen
-//! once at start-up from the URL.
+//! once at start-up from the URL. The store carries out what the core
+//! decided; it holds no domain rule and no text a user reads, and imports
+//! no service or door.
 //!
 //! The trait holds no SQL dialect: instants are `DateTime<Utc>` from the
 //! injected clock, changes arrive as whole [`Transition`]s, and claims are
