@@ -100,6 +100,67 @@ async fn sign_in_needs_the_form_secret_and_a_person_token_and_sessions_end() {
     assert_eq!(page(&t, &s, "/now").await.0, 303, "expired after session_ttl");
 }
 
+/// Posts the sign-in form with `next`, as a phishing link that carries its
+/// own `next` would have the browser do.
+async fn sign_in_with_next(t: &TestApp, token: &str, next: &str) -> reqwest::Response {
+    let b = browser();
+    let r = b.get(t.url("/login")).send().await.unwrap();
+    let (login, _) = set_cookie(&r, "tocsin_login").unwrap();
+    let csrf = hidden(&r.text().await.unwrap(), "csrf");
+    b.post(t.url("/login"))
+        .header(header::COOKIE, format!("tocsin_login={login}"))
+        .form(&[("token", token), ("csrf", &csrf), ("next", next)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn after_sign_in_next_never_leads_off_site_and_odd_bytes_are_no_error() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let manager = t.token("max", TokenRole::Manager, Some("max")).await;
+    // Each of these reads as another site (or a header injection) to a
+    // browser that follows the Location.
+    let attacks = [
+        "/\t/evil.example/phish",
+        "//evil.example",
+        "/\\evil",
+        "https://evil",
+        "/\r\nSet-Cookie:x",
+        "/%0d%0aSet-Cookie:x",
+    ];
+    for next in attacks {
+        let r = sign_in_with_next(&t, &manager, next).await;
+        assert_eq!(r.status(), 303, "POST /login next={next:?}");
+        assert_eq!(r.headers()[header::LOCATION], "/now", "POST /login next={next:?}");
+    }
+    // A same-site path is kept.
+    let r = sign_in_with_next(&t, &manager, "/cases?status=open").await;
+    assert_eq!(r.headers()[header::LOCATION], "/cases?status=open");
+
+    // GET /login with a live session redirects at once: the same rule.
+    let s = sign_in(&t, &manager).await;
+    let encoded = [
+        "/%09/evil.example/phish",
+        "//evil.example",
+        "/%5Cevil",
+        "https://evil",
+        "/%0d%0aSet-Cookie:x",
+        "/%250d%250aSet-Cookie:x",
+    ];
+    for next in encoded {
+        let r = browser().get(t.url(&format!("/login?next={next}"))).header(header::COOKIE, &s.cookie).send().await;
+        let r = r.unwrap();
+        assert_eq!(r.status(), 303, "GET /login?next={next}");
+        assert_eq!(r.headers()[header::LOCATION], "/now", "GET /login?next={next}");
+    }
+    // Without a session the form is shown (never a 500), and it carries the
+    // safe fallback rather than the attacker's target.
+    let r = browser().get(t.url("/login?next=/%0d%0aSet-Cookie:x")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(hidden(&r.text().await.unwrap(), "next").replace("&#x2f;", "/"), "/now");
+}
+
 #[tokio::test]
 async fn engineers_see_their_own_cases_and_no_reports() {
     let t = TestApp::spawn(Workers::Manual).await;

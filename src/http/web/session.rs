@@ -7,6 +7,7 @@
 
 use axum::extract::{Form, FromRequestParts, Query, State};
 use axum::http::request::Parts;
+use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use base64::Engine;
@@ -60,14 +61,28 @@ fn build(name: &'static str, value: String, path: &'static str, secure: bool, ma
         .build()
 }
 
-/// Where to go after signing in: only a path on this site.
+/// Where to go after signing in: `next` if it is a path on this site,
+/// else `/now`.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.starts_with("/login") => {
-            n.to_owned()
-        }
-        _ => "/now".to_owned(),
-    }
+    next.filter(|n| same_site_path(n)).map_or_else(|| "/now".to_owned(), str::to_owned)
+}
+
+/// Whether `next` can only lead to a page of this site. Browsers read a
+/// `Location` leniently (the WHATWG URL standard): they drop TAB, CR and LF
+/// anywhere, read `\` as `/`, and take `//host` as another site, so
+/// `/\t/evil.example` leads off-site. Only a plain path passes: it starts
+/// with a single `/`, holds printable ASCII only (no control character, no
+/// space; which also keeps the header valid), parses as a path, and hides
+/// none of those tricks behind percent-escapes either.
+fn same_site_path(next: &str) -> bool {
+    let plain = |p: &[u8]| p.starts_with(b"/") && !p.starts_with(b"//") && !p.contains(&b'\\');
+    let decoded: Vec<u8> = percent_encoding::percent_decode_str(next).collect();
+    next.bytes().all(|b| b.is_ascii_graphic())
+        && plain(next.as_bytes())
+        && plain(&decoded)
+        && !decoded.iter().any(u8::is_ascii_control)
+        && next.parse::<PathAndQuery>().is_ok()
+        && !next.starts_with("/login")
 }
 
 /// A signed-in person (or token).
@@ -305,7 +320,24 @@ mod tests {
     #[test]
     fn next_stays_on_this_site() {
         assert_eq!(safe_next(Some("/cases/4?x=1")), "/cases/4?x=1");
-        for bad in ["https://evil.example", "//evil.example", "/\\evil.example", "/login?next=/x", "now"] {
+        assert_eq!(safe_next(Some("/cases?q=caf%C3%A9&status=open")), "/cases?q=caf%C3%A9&status=open");
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "/login?next=/x",
+            "now",
+            "",
+            "/\t/evil.example/phish",
+            "/\r\nSet-Cookie:x",
+            "/ /evil.example",
+            "/caf\u{e9}",
+            "/%09/evil.example",
+            "/%0d%0aSet-Cookie:x",
+            "/%2F/evil.example",
+            "/%5cevil.example",
+            "/\u{7f}",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/now", "{bad}");
         }
         assert_eq!(safe_next(None), "/now");
