@@ -289,16 +289,9 @@ impl App {
         let (shutdown, _) = watch::channel(false);
         let mut tasks = Vec::new();
         let addr = listener.local_addr()?;
-        let router = http::app(state.clone(), routes);
-        let mut stop = shutdown.subscribe();
-        tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "HTTP server stopped");
-            }
-        }));
+        let limits = http::Limits::of(&config.server);
+        let router = http::app(state.clone(), routes, limits);
+        tasks.push(tokio::spawn(http::serve(listener, router, limits, shutdown.subscribe())));
         let mut smtp_addr = None;
         if let Some(listener) = smtp {
             smtp_addr = Some(listener.local_addr()?);

@@ -39,6 +39,23 @@ pub struct Server {
     /// workers' batches get to finish before the daemon exits anyway.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: std::time::Duration,
+    /// An HTTP connection that has not sent a request's full headers in
+    /// this time is closed (slowloris); idle kept-alive connections too.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: std::time::Duration,
+    /// The longest an HTTP request may take, its body's upload included;
+    /// past it the client gets 408.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: std::time::Duration,
+    /// `request_timeout` for the raw-mail webhook (`POST /hooks/email`),
+    /// whose bodies may be as large as `[email] max_size`.
+    #[serde(with = "humantime_serde")]
+    pub mail_hook_timeout: std::time::Duration,
+    /// HTTP connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// The environment variable holding the token `GET /metrics` then
+    /// needs (`Authorization: Bearer …`); unset leaves `/metrics` open.
+    pub metrics_token_env: Option<String>,
 }
 
 /// The longest `[server] drain_timeout` accepted: past it, a stopping
@@ -52,6 +69,11 @@ impl Default for Server {
             smtp: "127.0.0.1:2525".into(),
             public_url: "http://127.0.0.1:8080".into(),
             drain_timeout: std::time::Duration::from_secs(10),
+            header_timeout: std::time::Duration::from_secs(10),
+            request_timeout: std::time::Duration::from_secs(30),
+            mail_hook_timeout: std::time::Duration::from_secs(300),
+            max_connections: 1024,
+            metrics_token_env: None,
         }
     }
 }
@@ -385,6 +407,18 @@ impl Config {
                 humantime::format_duration(self.server.drain_timeout),
                 humantime::format_duration(MAX_DRAIN_TIMEOUT)
             ));
+        }
+        for (key, limit) in [
+            ("header_timeout", self.server.header_timeout),
+            ("request_timeout", self.server.request_timeout),
+            ("mail_hook_timeout", self.server.mail_hook_timeout),
+        ] {
+            if limit.is_zero() {
+                return Err(format!("{at}: [server] {key} must be longer than 0s"));
+            }
+        }
+        if self.server.max_connections == 0 {
+            return Err(format!("{at}: [server] max_connections must be at least 1"));
         }
         if self.scheduler.batch == 0 {
             return Err(format!("{at}: [scheduler] batch must be at least 1"));

@@ -50,9 +50,13 @@ pub struct Filed {
     note: Option<String>,
 }
 
+/// The raw-mail webhook's route: its requests get `[server]
+/// mail_hook_timeout` (see [`crate::http::server::time_limit`]).
+pub const MAIL_HOOK: &str = "/hooks/email";
+
 /// A raw RFC 5322 message from a mail provider. It is committed before the
 /// answer; 503 means nothing was stored and the provider should retry.
-#[utoipa::path(post, path = "/hooks/email", params(EnvelopeQuery), request_body(content = String, content_type = "message/rfc822"),
+#[utoipa::path(post, path = MAIL_HOOK, params(EnvelopeQuery), request_body(content = String, content_type = "message/rfc822"),
     security(("bearer" = [])),
     responses((status = 202, body = Filed), (status = 400, description = "empty body"), (status = 403, description = "not an integration token"),
         (status = 413, description = "larger than [email] max_size"), (status = 503, description = "not stored; retry")))]

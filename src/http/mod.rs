@@ -12,6 +12,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod hooks;
+pub mod server;
 pub mod web;
 
 use std::sync::Arc;
@@ -32,6 +33,8 @@ use crate::service::inbox::Inbox;
 use crate::service::overrides::OverrideService;
 use crate::service::phone::Phone;
 use crate::store::Store;
+
+pub use self::server::{Limits, serve};
 
 /// Largest request body the JSON API reads.
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -62,13 +65,14 @@ pub fn routes(max_mail: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// The whole HTTP application: `routes`, the dashboard, and the layers
 /// every request passes.
-pub fn app(state: AppState, routes: Router<AppState>) -> Router {
+pub fn app(state: AppState, routes: Router<AppState>, limits: Limits) -> Router {
     routes
         .merge(web::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route; see GET /api/openapi.json") })
         // The default for every route; the mail webhook sets its own, larger
         // limit on its route, which wins because it is applied closer.
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(limits, server::time_limit))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; it has been logged").into_response()
         }))

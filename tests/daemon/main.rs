@@ -20,6 +20,7 @@ mod digest;
 mod drain;
 mod email;
 mod escalation;
+mod limits;
 mod mail;
 mod multi_instance;
 mod phone;
