@@ -308,6 +308,8 @@ impl App {
                 idle_timeout: config.smtp.idle_timeout,
                 session_timeout: config.smtp.session_timeout,
                 max_connections: config.smtp.max_connections,
+                max_connections_per_ip: config.smtp.max_connections_per_ip,
+                max_errors: config.smtp.max_errors,
                 tls,
             });
             let stop = shutdown.subscribe();

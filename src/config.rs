@@ -253,6 +253,11 @@ pub struct Smtp {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub max_connections: usize,
+    /// Sessions one client address (IPv6: one /64) may hold at once.
+    pub max_connections_per_ip: usize,
+    /// Commands answered with an error in a row before the session is
+    /// ended with 421.
+    pub max_errors: usize,
     pub max_recipients: usize,
     /// Longest wait for the client's next command or data.
     #[serde(with = "humantime_serde")]
@@ -269,6 +274,8 @@ impl Default for Smtp {
             tls_cert: None,
             tls_key: None,
             max_connections: 256,
+            max_connections_per_ip: 8,
+            max_errors: 10,
             max_recipients: 100,
             idle_timeout: std::time::Duration::from_secs(300),
             session_timeout: std::time::Duration::from_secs(1800),
@@ -419,6 +426,15 @@ impl Config {
         }
         if self.server.max_connections == 0 {
             return Err(format!("{at}: [server] max_connections must be at least 1"));
+        }
+        for (key, n) in [
+            ("max_connections", self.smtp.max_connections),
+            ("max_connections_per_ip", self.smtp.max_connections_per_ip),
+            ("max_errors", self.smtp.max_errors),
+        ] {
+            if n == 0 {
+                return Err(format!("{at}: [smtp] {key} must be at least 1"));
+            }
         }
         if self.scheduler.batch == 0 {
             return Err(format!("{at}: [scheduler] batch must be at least 1"));

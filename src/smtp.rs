@@ -8,9 +8,10 @@
 //! backs off on accept errors. Commands are parsed by `smtp-proto`; this
 //! module owns the session, its limits and time-outs.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver, RequestReceiver};
@@ -34,6 +35,12 @@ pub struct SmtpServer {
     pub idle_timeout: Duration,
     pub session_timeout: Duration,
     pub max_connections: usize,
+    /// Sessions one client address may hold at once (IPv6: one /64), so
+    /// one address cannot take every slot.
+    pub max_connections_per_ip: usize,
+    /// Consecutive commands answered with an error before the session is
+    /// ended with 421.
+    pub max_errors: usize,
     /// STARTTLS, when a certificate is configured.
     pub tls: Option<TlsAcceptor>,
 }
@@ -87,6 +94,7 @@ impl SmtpServer {
     /// drain_timeout`).
     pub async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         let limit = Arc::new(Semaphore::new(self.max_connections));
+        let per_client = Arc::new(PerClient::default());
         let mut backoff = Duration::from_millis(10);
         let mut sessions = tokio::task::JoinSet::new();
         loop {
@@ -107,6 +115,12 @@ impl SmtpServer {
                     continue;
                 }
             };
+            let Some(claim) = per_client.claim(peer.ip(), self.max_connections_per_ip) else {
+                tracing::info!(%peer, "SMTP connection refused: too many from this address");
+                let _ =
+                    stream.write_all(b"421 4.7.0 Too many connections from your address, try again later\r\n").await;
+                continue;
+            };
             let Ok(permit) = limit.clone().try_acquire_owned() else {
                 let _ = stream.write_all(b"421 4.3.2 Too many connections, try again later\r\n").await;
                 continue;
@@ -114,7 +128,7 @@ impl SmtpServer {
             let server = self.clone();
             let stop = shutdown.clone();
             sessions.spawn(async move {
-                let _permit = permit;
+                let _slots = (permit, claim);
                 let session = server.session(stream, peer, stop);
                 if tokio::time::timeout(server.session_timeout, session).await.is_err() {
                     tracing::info!(%peer, "SMTP session timed out");
@@ -179,6 +193,9 @@ impl SmtpServer {
         let mut receiver = RequestReceiver::default();
         let mut phase = Phase::Command;
         let mut tx = Transaction::default();
+        // Commands answered with an error in a row (RFC 5321 §4.3.2 lets a
+        // server end a session it considers abusive with 421).
+        let mut errors = 0;
         loop {
             // Between messages a draining server says goodbye at once; a
             // message being received is read to its end first.
@@ -203,31 +220,43 @@ impl SmtpServer {
             let mut out = String::new();
             loop {
                 match &mut phase {
-                    Phase::Command => match receiver.ingest(&mut bytes) {
-                        Ok(request) => {
-                            let request = request.into_owned();
-                            match self.command(request, &mut tx, secure, &mut out) {
-                                Next::Continue => {}
-                                Next::Data => phase = Phase::Data(DataReceiver::new(), Vec::new()),
-                                Next::Quit => {
-                                    let _ = stream.write_all(out.as_bytes()).await;
-                                    return End::Closed;
-                                }
-                                Next::StartTls => {
-                                    // RFC 3207 §4.2: anything pipelined after
-                                    // STARTTLS is discarded, never obeyed.
-                                    let _ = stream.write_all(out.as_bytes()).await;
-                                    return End::StartTls(());
+                    Phase::Command => {
+                        let before = out.len();
+                        match receiver.ingest(&mut bytes) {
+                            Ok(request) => {
+                                let request = request.into_owned();
+                                match self.command(request, &mut tx, secure, &mut out) {
+                                    Next::Continue => {}
+                                    Next::Data => phase = Phase::Data(DataReceiver::new(), Vec::new()),
+                                    Next::Quit => {
+                                        let _ = stream.write_all(out.as_bytes()).await;
+                                        return End::Closed;
+                                    }
+                                    Next::StartTls => {
+                                        // RFC 3207 §4.2: anything pipelined after
+                                        // STARTTLS is discarded, never obeyed.
+                                        let _ = stream.write_all(out.as_bytes()).await;
+                                        return End::StartTls(());
+                                    }
                                 }
                             }
+                            Err(ProtoError::NeedsMoreData { .. }) => break,
+                            Err(ProtoError::UnknownCommand) => out += "500 5.5.1 Unknown command\r\n",
+                            Err(ProtoError::ResponseTooLong) => out += "500 5.5.2 Line too long\r\n",
+                            Err(ProtoError::InvalidSenderAddress) => out += "501 5.1.7 Bad sender address\r\n",
+                            Err(ProtoError::InvalidRecipientAddress) => out += "501 5.1.3 Bad recipient address\r\n",
+                            Err(e) => out += &format!("501 5.5.4 Syntax error: {e:?}\r\n"),
                         }
-                        Err(ProtoError::NeedsMoreData { .. }) => break,
-                        Err(ProtoError::UnknownCommand) => out += "500 5.5.1 Unknown command\r\n",
-                        Err(ProtoError::ResponseTooLong) => out += "500 5.5.2 Line too long\r\n",
-                        Err(ProtoError::InvalidSenderAddress) => out += "501 5.1.7 Bad sender address\r\n",
-                        Err(ProtoError::InvalidRecipientAddress) => out += "501 5.1.3 Bad recipient address\r\n",
-                        Err(e) => out += &format!("501 5.5.4 Syntax error: {e:?}\r\n"),
-                    },
+                        if out.len() > before {
+                            errors = if out[before..].starts_with('5') { errors + 1 } else { 0 };
+                        }
+                        if errors >= self.max_errors {
+                            tracing::info!(%peer, errors, "SMTP session ended: too many errors in a row");
+                            out += TOO_MANY_ERRORS;
+                            let _ = stream.write_all(out.as_bytes()).await;
+                            return End::Closed;
+                        }
+                    }
                     Phase::Data(data, message) => {
                         let done = data.ingest(&mut bytes, message);
                         if message.len() > self.max_size {
@@ -357,6 +386,57 @@ impl SmtpServer {
     }
 }
 
+/// The answer to a client whose last `max_errors` commands all failed.
+const TOO_MANY_ERRORS: &str = "421 4.7.0 Too many errors in a row, closing connection\r\n";
+
+/// How many sessions each client address holds. An IPv6 client counts by
+/// its /64, the block one host or site is usually given, so it cannot
+/// dodge the limit by walking its own addresses.
+#[derive(Default)]
+struct PerClient(Mutex<HashMap<IpAddr, usize>>);
+
+impl PerClient {
+    fn key(ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+            },
+            v4 => v4,
+        }
+    }
+
+    /// A session slot for `ip`, or `None` when it already holds `max`.
+    fn claim(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<Claim> {
+        let key = Self::key(ip);
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(key).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Claim { of: self.clone(), key })
+    }
+}
+
+/// One session's slot; given back when the session ends.
+struct Claim {
+    of: Arc<PerClient>,
+    key: IpAddr,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut held = self.of.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// The answer to a session a draining server ends (RFC 5321 §3.8).
 const SHUTTING_DOWN: &str = "421 4.3.2 Service shutting down, try again later\r\n";
 
@@ -365,4 +445,31 @@ enum Next {
     Data,
     Quit,
     StartTls,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_64_and_a_mapped_ipv4_as_ipv4() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(PerClient::key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(PerClient::key(ip("2001:db8:1:2:bbbb::9")), PerClient::key(ip("2001:db8:1:2::7")));
+        assert_ne!(PerClient::key(ip("2001:db8:1:3::1")), PerClient::key(ip("2001:db8:1:2::1")));
+        assert_eq!(PerClient::key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(PerClient::key(ip("192.0.2.7")), ip("192.0.2.7"));
+    }
+
+    #[test]
+    fn a_claim_is_given_back_when_it_ends() {
+        let per = Arc::new(PerClient::default());
+        let a = "192.0.2.7".parse().unwrap();
+        let first = per.claim(a, 2).unwrap();
+        let _second = per.claim(a, 2).unwrap();
+        assert!(per.claim(a, 2).is_none());
+        assert!(per.claim("192.0.2.8".parse().unwrap(), 2).is_some());
+        drop(first);
+        assert!(per.claim(a, 2).is_some());
+    }
 }

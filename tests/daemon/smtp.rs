@@ -19,7 +19,15 @@ struct Client {
 
 impl Client {
     async fn connect(t: &TestApp) -> (Client, String) {
-        let (r, w) = TcpStream::connect(t.smtp()).await.unwrap().into_split();
+        Self::connect_from(t, [127, 0, 0, 1]).await
+    }
+
+    /// Connects from another loopback address (all of 127/8 is local), as
+    /// a second client host would.
+    async fn connect_from(t: &TestApp, ip: [u8; 4]) -> (Client, String) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((ip, 0).into()).unwrap();
+        let (r, w) = socket.connect(t.smtp()).await.unwrap().into_split();
         let mut c = Client { reader: BufReader::new(r), writer: w };
         let greeting = c.reply().await;
         (c, greeting)
@@ -255,4 +263,57 @@ async fn starttls_upgrades_the_session_when_a_certificate_is_configured() {
     assert!(id.is_empty());
     let raw = t.store().inbox(1).await.unwrap().unwrap().raw;
     assert!(String::from_utf8_lossy(&raw).contains("with ESMTPS;"), "the Received header records TLS");
+}
+
+#[tokio::test]
+async fn one_client_address_cannot_hold_every_session() {
+    let t = TestApp::spawn_configured(Workers::Manual, START, &repo().join("rules"), |c| {
+        c.smtp.max_connections = 3;
+        c.smtp.max_connections_per_ip = 2;
+    })
+    .await;
+    // One address takes its two sessions and keeps them idle.
+    let (mut first, greeting) = Client::connect(&t).await;
+    assert!(greeting.starts_with("220"), "{greeting}");
+    let (_second, greeting) = Client::connect(&t).await;
+    assert!(greeting.starts_with("220"), "{greeting}");
+    // Its third is refused though the server has a slot left ...
+    let (mut third, refused) = Client::connect(&t).await;
+    assert!(refused.starts_with("421 4.7.0 Too many connections from your address"), "{refused}");
+    assert_eq!(third.reply().await, "", "and closed");
+    // ... which another client gets.
+    let (_other, greeting) = Client::connect_from(&t, [127, 0, 0, 2]).await;
+    assert!(greeting.starts_with("220"), "{greeting}");
+    // A session that ends gives its address's slot back.
+    assert!(first.cmd("QUIT").await.starts_with("221"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_c, greeting) = Client::connect(&t).await;
+        if greeting.starts_with("220") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the slot never came back: {greeting}");
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn ten_errors_in_a_row_end_the_session_with_421() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let (mut c, _) = Client::connect(&t).await;
+    // Nine errors, then a good command: the count starts again.
+    for _ in 0..9 {
+        assert!(c.cmd("XYZZY").await.starts_with("500"));
+    }
+    assert!(c.cmd("NOOP").await.starts_with("250"));
+    for _ in 0..9 {
+        assert!(c.cmd("RCPT TO:<help@support.example.com>").await.starts_with("503"));
+    }
+    // The tenth in a row, pipelined with more, ends the session: nothing
+    // after it is answered.
+    c.send("XYZZY\r\nXYZZY\r\nNOOP\r\n").await;
+    assert!(c.reply().await.starts_with("500"));
+    let bye = c.reply().await;
+    assert!(bye.starts_with("421 4.7.0 Too many errors"), "{bye}");
+    assert_eq!(c.reply().await, "", "closed after the 421");
 }
