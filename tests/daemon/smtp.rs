@@ -7,7 +7,6 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tocsin::app::Workers;
 use tocsin::token::TokenRole;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 use crate::harness::*;
 
