@@ -67,6 +67,9 @@ pub fn channels(config: &Config, from: &lettre::message::Mailbox) -> anyhow::Res
     let email: Arc<dyn Channel> = if config.email.transport == "outbox" {
         outbox.clone()
     } else {
+        // Config::load checks this too; a config built in code is held to
+        // the same rule here.
+        config.email.check_credentials().map_err(anyhow::Error::msg)?;
         let credentials = match (&config.email.smtp_user_env, &config.email.smtp_password_env) {
             (Some(u), Some(p)) => Some((secret(u, "[email] smtp_user_env")?, secret(p, "[email] smtp_password_env")?)),
             _ => None,

@@ -119,6 +119,38 @@ pub struct Email {
     pub smtp_password_env: Option<String>,
 }
 
+impl Email {
+    /// Refuses SMTP credentials that would cross an unencrypted connection:
+    /// with plain `smtp://` lettre sends `AUTH PLAIN` in the clear, and
+    /// `?tls=opportunistic` falls back to plain text when an attacker in
+    /// the path strips STARTTLS from the server's EHLO answer.
+    pub fn check_credentials(&self) -> Result<(), String> {
+        let transport = &self.transport;
+        let credentials = self.smtp_user_env.is_some() || self.smtp_password_env.is_some();
+        if transport == "outbox" || !credentials {
+            return Ok(());
+        }
+        // Read as lettre reads it (`AsyncSmtpTransport::from_url`): smtps
+        // is implicit TLS whatever the query; smtp is STARTTLS only with
+        // the first `tls` parameter `required`.
+        let url = url::Url::parse(transport).ok();
+        let encrypted = url.as_ref().is_some_and(|u| match u.scheme() {
+            "smtps" => true,
+            "smtp" => u.query_pairs().find(|(k, _)| k == "tls").is_some_and(|(_, v)| v == "required"),
+            _ => false,
+        });
+        if encrypted {
+            return Ok(());
+        }
+        let host = url.as_ref().and_then(|u| u.host_str()).unwrap_or("host").to_owned();
+        let port = url.as_ref().and_then(|u| u.port()).map_or_else(String::new, |p| format!(":{p}"));
+        Err(format!(
+            "[email] transport {transport:?} would send the SMTP password of smtp_user_env/smtp_password_env \
+             unencrypted: use \"smtp://{host}{port}?tls=required\" (STARTTLS) or \"smtps://{host}\" (implicit TLS, port 465)"
+        ))
+    }
+}
+
 impl Default for Email {
     fn default() -> Self {
         Self {
@@ -383,6 +415,7 @@ impl Config {
                 "{at}: [email] transport {transport:?}: use \"outbox\", \"smtp://host:port\" or \"smtps://host:port\""
             ));
         }
+        self.email.check_credentials().map_err(|e| format!("{at}: {e}"))?;
         match self.sms.provider.as_str() {
             "outbox" => {}
             "twilio" if self.sms.twilio_account_sid.starts_with("AC") => {}
@@ -506,6 +539,33 @@ mod tests {
         assert!(Config::load(Some(&path)).unwrap_err().contains("[server] drain_timeout 2h is too long"));
         std::fs::write(&path, "[server]\ndrain_timeout = \"soon\"\n").unwrap();
         assert!(Config::load(Some(&path)).unwrap_err().contains("drain_timeout"));
+    }
+
+    #[test]
+    fn smtp_credentials_need_a_transport_that_encrypts_as_lettre_reads_it() {
+        let email = |transport: &str| Email {
+            transport: transport.into(),
+            smtp_user_env: Some("U".into()),
+            smtp_password_env: Some("P".into()),
+            ..Email::default()
+        };
+        for ok in
+            ["smtp://mail.example.com:587?tls=required", "smtps://mail.example.com", "smtps://m:465?tls=none", "outbox"]
+        {
+            assert_eq!(email(ok).check_credentials(), Ok(()), "{ok}");
+        }
+        for plain in [
+            "smtp://mail.example.com:25",
+            "smtp://mail.example.com:587?tls=opportunistic",
+            "smtp://mail.example.com?tls=opportunistic&tls=required",
+            "smtp://mail.example.com#?tls=required",
+            "smtp://mail.example.com?tls=REQUIRED",
+        ] {
+            let e = email(plain).check_credentials().unwrap_err();
+            assert!(e.contains("?tls=required") && e.contains("smtps://mail.example.com"), "{plain}: {e}");
+        }
+        let without = Email { transport: "smtp://mail.example.com:25".into(), ..Email::default() };
+        assert_eq!(without.check_credentials(), Ok(()), "no credentials, nothing to leak");
     }
 
     #[test]

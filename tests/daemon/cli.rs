@@ -192,3 +192,57 @@ fn overrides_are_added_listed_honoured_and_removed_from_the_cli() {
     let o = tocsin(dir.path(), &["oncall", "--at", "2026-11-24T10:00:00Z"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "primary\tana\nsecondary\tben\n");
 }
+
+/// Runs `tocsin args…` in `dir` with `env`, and waits (bounded) for it to
+/// exit: a `serve` that wrongly starts would otherwise run forever.
+fn tocsin_exits(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tocsin {args:?} did not exit: {}", text(&child.wait_with_output().unwrap()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn smtp_credentials_over_plain_smtp_fail_check_and_serve_refuses_to_start() {
+    let dir = broken_copy();
+    let config = |transport: &str| {
+        let text = format!(
+            "[server]\nhttp = \"127.0.0.1:0\"\nsmtp = \"\"\n[email]\ntransport = \"{transport}\"\n\
+             smtp_user_env = \"TOCSIN_TEST_SMTP_USER\"\nsmtp_password_env = \"TOCSIN_TEST_SMTP_PASSWORD\"\n"
+        );
+        std::fs::write(dir.path().join("tocsin.toml"), text).unwrap();
+    };
+    // The credentials are there, so only the transport stands in the way.
+    let env = [("TOCSIN_TEST_SMTP_USER", "tocsin"), ("TOCSIN_TEST_SMTP_PASSWORD", "hunter2")];
+    for plain in ["smtp://127.0.0.1:2587", "smtp://127.0.0.1:2587?tls=opportunistic"] {
+        config(plain);
+        for command in ["check", "serve"] {
+            let o = tocsin_exits(dir.path(), &[command], &env);
+            let out = text(&o);
+            assert_eq!(o.status.code(), Some(1), "{command} with {plain}: {out}");
+            assert!(out.contains("tocsin.toml: [email] transport"), "{command}: {out}");
+            assert!(out.contains("unencrypted"), "{command}: {out}");
+            assert!(out.contains("\"smtp://127.0.0.1:2587?tls=required\""), "{command}: {out}");
+            assert!(out.contains("\"smtps://127.0.0.1\""), "{command}: {out}");
+        }
+    }
+    for encrypted in ["smtp://127.0.0.1:2587?tls=required", "smtps://127.0.0.1:2465"] {
+        config(encrypted);
+        let o = tocsin_exits(dir.path(), &["check"], &env);
+        assert!(o.status.success(), "{encrypted}: {}", text(&o));
+    }
+}
