@@ -279,6 +279,10 @@ impl App {
             rules,
             clock,
             metrics: metrics_handle(),
+            metrics_token: match &config.server.metrics_token_env {
+                Some(name) => Some(crate::token::hash(&secret(name, "[server] metrics_token_env")?)),
+                None => None,
+            },
             twilio: match config.sms.provider.as_str() {
                 "twilio" => Some(TwilioHooks {
                     auth_token: secret(&config.sms.twilio_auth_token_env, "[sms] twilio_auth_token_env")?,

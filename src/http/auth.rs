@@ -2,7 +2,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -10,6 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use super::AppState;
 use super::error::ApiError;
 use crate::case::Actor;
+use crate::notify::ids::constant_eq;
 use crate::people::PersonId;
 use crate::token::{self, TokenInfo, TokenRole};
 
@@ -42,22 +43,43 @@ impl IntoResponse for AuthError {
     }
 }
 
+/// The secret of an `Authorization: Bearer …` header (RFC 6750 §2.1).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())?;
+    header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).map(str::trim)
+}
+
 impl FromRequestParts<AppState> for Auth {
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
         let missing = "send Authorization: Bearer <token>; make one with `tocsin token create --name N --role R`";
-        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let Some(secret) = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))) else {
+        let Some(secret) = bearer(&parts.headers) else {
             return Err(AuthError::Missing(Unauthorized(missing)));
         };
-        match state.store.token(&token::hash(secret.trim())).await {
+        match state.store.token(&token::hash(secret)).await {
             Ok(Some(info)) => Ok(Auth(info)),
             Ok(None) => {
                 Err(AuthError::Missing(Unauthorized("this token is not known; make one with `tocsin token create`")))
             }
             Err(e) => Err(AuthError::Store(e.into())),
         }
+    }
+}
+
+/// Lets a scrape of `/metrics` through when `[server] metrics_token_env`
+/// is unset, or when it brings that token as a bearer token. The hashes
+/// are compared, in constant time, so neither the token nor its length
+/// leaks through the time the answer takes.
+pub fn metrics_scrape(state: &AppState, headers: &HeaderMap) -> Result<(), Unauthorized> {
+    let Some(expected) = &state.metrics_token else { return Ok(()) };
+    let sent = bearer(headers).map(token::hash).unwrap_or_default();
+    if constant_eq(sent.as_bytes(), expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(Unauthorized(
+            "/metrics needs Authorization: Bearer <the value of the variable [server] metrics_token_env names>",
+        ))
     }
 }
 

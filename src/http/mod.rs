@@ -50,6 +50,9 @@ pub struct AppState {
     pub rules: Arc<Rules>,
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,
+    /// The SHA-256 (hex) of the token `/metrics` needs, when `[server]
+    /// metrics_token_env` names one.
+    pub metrics_token: Option<String>,
     /// Set when SMS go through Twilio: checks its webhooks.
     pub twilio: Option<hooks::TwilioHooks>,
     pub openapi: Arc<String>,

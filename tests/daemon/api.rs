@@ -254,3 +254,38 @@ async fn health_metrics_and_openapi_are_served() {
         assert!(spec["paths"][path].is_object(), "{path} missing from the OpenAPI document");
     }
 }
+
+#[tokio::test]
+async fn with_a_metrics_token_configured_metrics_need_that_bearer_token() {
+    let t = TestApp::spawn_configured(Workers::Manual, START, &repo().join("rules"), |c| {
+        c.server.metrics_token_env = Some(METRICS_TOKEN_ENV.into());
+    })
+    .await;
+    let admin = t.token("ops", TokenRole::Admin, None).await;
+    let scrape = |bearer: Option<String>| {
+        let mut r = t.http.get(t.url("/metrics"));
+        if let Some(b) = bearer {
+            r = r.bearer_auth(b);
+        }
+        async move { r.send().await.unwrap() }
+    };
+    // No token, a wrong one, one a byte short, and an API token: all 401.
+    let r = scrape(None).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"tocsin\"");
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("metrics_token_env"), "{body}");
+    let short = METRICS_TOKEN[..METRICS_TOKEN.len() - 1].to_owned();
+    for wrong in ["guess".to_owned(), short, admin] {
+        assert_eq!(scrape(Some(wrong.clone())).await.status(), 401, "{wrong}");
+    }
+    let r = scrape(Some(METRICS_TOKEN.into())).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("tocsin_cases"));
+    // The rest of the health routes stay open for probes.
+    assert_eq!(t.http.get(t.url("/healthz")).send().await.unwrap().status(), 200);
+
+    // Without the setting, /metrics is open as before.
+    let open = TestApp::spawn(Workers::Manual).await;
+    assert_eq!(open.http.get(open.url("/metrics")).send().await.unwrap().status(), 200);
+}

@@ -25,6 +25,11 @@ pub mod web;
 pub const TWILIO_TOKEN_ENV: &str = "TOCSIN_TEST_TWILIO_TOKEN";
 pub const TWILIO_TOKEN: &str = "twilio-test-token";
 
+/// The token `/metrics` needs in tests that set `[server]
+/// metrics_token_env` to this variable.
+pub const METRICS_TOKEN_ENV: &str = "TOCSIN_TEST_METRICS_TOKEN";
+pub const METRICS_TOKEN: &str = "metrics-test-token";
+
 /// Sets the environment the in-process daemons read, once per process and
 /// before the first of them starts. Tests share a process, and changing the
 /// environment while other threads read it is unsound (`std::env::set_var`
@@ -34,7 +39,10 @@ fn environment() {
     // SAFETY: every daemon in this process starts after this call returns
     // (`Once` makes the other callers wait), and the tests running beside
     // it read the environment only through `std::env`, which locks.
-    SET.call_once(|| unsafe { std::env::set_var(TWILIO_TOKEN_ENV, TWILIO_TOKEN) });
+    SET.call_once(|| unsafe {
+        std::env::set_var(TWILIO_TOKEN_ENV, TWILIO_TOKEN);
+        std::env::set_var(METRICS_TOKEN_ENV, METRICS_TOKEN);
+    });
 }
 
 /// Whether the calling test should go on here. A test that reads

@@ -1,13 +1,13 @@
 //! Liveness, readiness, Prometheus metrics and the OpenAPI document.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::case::Status;
-use crate::http::AppState;
+use crate::http::{AppState, auth};
 use crate::people::ChannelKind;
 use crate::store::PageStatus;
 
@@ -39,8 +39,13 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Prometheus metrics: cases by status, pages by channel and status, timer
 /// lateness, scheduler queue depth.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// With `[server] metrics_token_env` set, only for its bearer token.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format"),
+    (status = 401, description = "[server] metrics_token_env is set and this is not its token")))]
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(refused) = auth::metrics_scrape(&state, &headers) {
+        return refused.into_response();
+    }
     match state.store.counts(state.clock.now()).await {
         Ok(counts) => {
             for s in Status::ALL {
@@ -62,7 +67,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         }
         Err(e) => tracing::warn!(error = %e, "metrics cannot read the store"),
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
 /// This API's OpenAPI 3 description.
