@@ -250,7 +250,8 @@ fn smtp_credentials_over_plain_smtp_fail_check_and_serve_refuses_to_start() {
 #[test]
 fn serve_refuses_to_start_when_the_metrics_token_variable_is_unset() {
     let dir = broken_copy();
-    let config = "[server]\nhttp = \"127.0.0.1:0\"\nsmtp = \"\"\nmetrics_token_env = \"TOCSIN_TEST_NO_SUCH_VARIABLE\"\n";
+    let config =
+        "[server]\nhttp = \"127.0.0.1:0\"\nsmtp = \"\"\nmetrics_token_env = \"TOCSIN_TEST_NO_SUCH_VARIABLE\"\n";
     std::fs::write(dir.path().join("tocsin.toml"), config).unwrap();
     let o = tocsin_exits(dir.path(), &["serve"], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));

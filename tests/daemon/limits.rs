@@ -65,11 +65,15 @@ async fn a_connection_that_sends_half_its_headers_is_closed_after_header_timeout
     let closed = tokio::time::timeout(PATIENCE, slow.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "a connection with half its headers was still open after {PATIENCE:?}");
     assert!(!String::from_utf8_lossy(&rest).contains(" 200 "), "{rest:?}");
-    // The server itself is fine, and a prompt client is served.
+    // The server itself is fine, and a prompt client is served; kept alive
+    // and then silent, its connection goes the same way.
     let c = TcpStream::connect(t.app().addr).await.unwrap();
     let mut r = BufReader::new(c);
     r.get_mut().write_all(b"GET /healthz HTTP/1.1\r\nHost: tocsin\r\n\r\n").await.unwrap();
     assert!(response(&mut r).await.starts_with("HTTP/1.1 200 "));
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(PATIENCE, r.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "an idle kept-alive connection was still open after {PATIENCE:?}");
 }
 
 #[tokio::test]
