@@ -122,7 +122,9 @@ struct Daemon {
 
 async fn daemon(args: &harness::Args, workers: Workers) -> anyhow::Result<Daemon> {
     let dir = tempfile::tempdir()?;
-    let config: Config = harness::config(args, dir.path());
+    let mut config: Config = harness::config(args, dir.path());
+    // The load comes from one client address, over many connections.
+    config.smtp.max_connections_per_ip = config.smtp.max_connections;
     let store = tocsin::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
     let listeners = Listeners {
         http: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
