@@ -18,6 +18,7 @@
 //! - [`limits`]: input sizes every door refuses alike.
 //! - [`rules`]: the rules folder's types, checked as one set.
 //! - [`case`]: cases and the decisions on them ([`case::decide`]).
+//! - [`delivery`]: what a provider's outcome does to a page.
 //! - [`command`]: the grammar of commands from phones.
 //! - [`digest`]: the managers' daily digest text.
 //! - [`mail`]: reading an inbound message, reply stripping.
@@ -26,6 +27,7 @@
 pub mod calendar;
 pub mod case;
 pub mod command;
+pub mod delivery;
 pub mod digest;
 pub mod escalation;
 pub mod limits;

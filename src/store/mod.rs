@@ -9,7 +9,10 @@
 //! "take what is due, with a lease", which each backend implements its own
 //! way (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `FOR UPDATE SKIP LOCKED`).
 
+mod body;
+mod dialect;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -23,7 +26,9 @@ use crate::escalation::Position;
 use crate::mail::Envelope;
 use crate::people::{ChannelKind, PersonId};
 use crate::token::{TokenInfo, TokenRole};
+pub use body::SqlStore;
 pub use tocsin_core::case::EventRecord;
+pub use tocsin_core::delivery::{Delivery, PageStatus};
 pub use tocsin_core::digest::DigestData;
 pub use tocsin_core::reports::{ReportCase, ReportData, ReportPage};
 
@@ -52,52 +57,6 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-/// A page's delivery state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PageStatus {
-    Queued,
-    Sending,
-    /// Handed to the provider.
-    Sent,
-    /// The provider reports it reached the phone.
-    Delivered,
-    /// The provider could not deliver it.
-    Undelivered,
-    Failed,
-    /// Superseded before it could go out (the case was acknowledged or
-    /// escalated past its step).
-    Cancelled,
-}
-
-impl PageStatus {
-    pub const ALL: [PageStatus; 7] = [
-        PageStatus::Queued,
-        PageStatus::Sending,
-        PageStatus::Sent,
-        PageStatus::Delivered,
-        PageStatus::Undelivered,
-        PageStatus::Failed,
-        PageStatus::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PageStatus::Queued => "queued",
-            PageStatus::Sending => "sending",
-            PageStatus::Sent => "sent",
-            PageStatus::Delivered => "delivered",
-            PageStatus::Undelivered => "undelivered",
-            PageStatus::Failed => "failed",
-            PageStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-}
-
 /// An outbox row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageRecord {
@@ -121,22 +80,6 @@ pub struct PageRecord {
     pub in_doubt: bool,
     /// When the earlier attempt was claimed.
     pub prev_claimed_at: Option<DateTime<Utc>>,
-}
-
-/// How a delivery attempt ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Delivery {
-    /// `message_id` is the email's Message-ID, recorded for threading.
-    Sent { provider_id: Option<String>, message_id: Option<String> },
-    /// A temporary failure: queue it again for `at`.
-    Retry { at: DateTime<Utc>, error: String },
-    /// Held back by a rate limit until `at`; not counted as an attempt.
-    Deferred { at: DateTime<Utc> },
-    /// It will not go out on this channel; `fallback` pages the same person
-    /// on their next channel.
-    Failed { error: String, fallback: Option<crate::case::NewPage> },
-    /// Superseded before it went out.
-    Cancelled { reason: String },
 }
 
 /// An on-call override as stored.

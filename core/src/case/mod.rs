@@ -197,6 +197,8 @@ pub enum EventKind {
     Snoozed,
     /// Mail from the customer (or an automatic message) joined the case.
     Mail,
+    /// A page did not reach its person ([`crate::delivery`]).
+    PageFailed,
 }
 
 impl EventKind {
@@ -217,6 +219,7 @@ impl EventKind {
             EventKind::Changed => "changed",
             EventKind::Snoozed => "snoozed",
             EventKind::Mail => "mail",
+            EventKind::PageFailed => "page_failed",
         }
     }
 }
