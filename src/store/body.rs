@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::{AssertSqlSafe, Database, Encode, Executor, Pool, QueryBuilder, Transaction, Type};
 
-use super::dialect::Dialect;
+use super::dialect::{Affected, Dialect};
 use super::rows::{self, CASE_COLUMNS, Columns, PAGE_COLUMNS, PAGE_FACT_COLUMNS, Value, ms};
 use super::{
     Counts, Delivery, DigestData, EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus, ReportData,
@@ -153,7 +153,7 @@ where
                 .bind(owner)
                 .execute(&mut *conn)
                 .await?;
-            if D::rows_affected(&gone) == 0 {
+            if gone.rows() == 0 {
                 return Err(StoreError::LostLease);
             }
         }
@@ -214,7 +214,7 @@ where
             .bind(filing.inbox_id)
             .execute(&mut *conn)
             .await?;
-            if D::rows_affected(&filed) == 0 {
+            if filed.rows() == 0 {
                 return Err(StoreError::AlreadyFiled);
             }
             if let Some(id) = &filing.message_id {
@@ -229,7 +229,7 @@ where
                 .bind(ms(tr.at))
                 .execute(&mut *conn)
                 .await?;
-                if D::rows_affected(&recorded) == 0 {
+                if recorded.rows() == 0 {
                     return Err(StoreError::Duplicate(format!("message {id}")));
                 }
             }
@@ -277,7 +277,7 @@ where
     for<'q> &'q [u8]: Encode<'q, D::DB> + Type<D::DB>,
 {
     async fn migrate(&self) -> Result<(), StoreError> {
-        D::migrate(&self.writer).await
+        Ok(D::MIGRATIONS.run(&self.writer).await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -455,7 +455,7 @@ where
             .bind(owner)
             .execute(&self.writer)
             .await?;
-        Ok(D::rows_affected(&done))
+        Ok(done.rows())
     }
 
     async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -590,7 +590,7 @@ where
         } else {
             sql::<D>("DELETE FROM sms_opt_outs WHERE person = ?").bind(person.as_str()).execute(&self.writer).await?
         };
-        Ok(D::rows_affected(&done) > 0)
+        Ok(done.rows() > 0)
     }
 
     async fn sms_opt_outs(&self) -> Result<BTreeSet<PersonId>, StoreError> {
@@ -693,7 +693,7 @@ where
 
     async fn delete_override(&self, id: i64) -> Result<bool, StoreError> {
         let done = sql::<D>("DELETE FROM overrides WHERE id = ?").bind(id).execute(&self.writer).await?;
-        Ok(D::rows_affected(&done) > 0)
+        Ok(done.rows() > 0)
     }
 
     async fn receive_mail(
@@ -742,7 +742,7 @@ where
             .bind(id)
             .execute(&self.writer)
             .await?;
-        Ok(D::rows_affected(&done) > 0)
+        Ok(done.rows() > 0)
     }
 
     async fn case_by_message_id(&self, ids: &[String]) -> Result<Option<CaseNumber>, StoreError> {
@@ -837,7 +837,7 @@ where
             .bind(day)
             .execute(&mut *tx)
             .await?;
-        if D::rows_affected(&first) == 0 {
+        if first.rows() == 0 {
             return Ok(false);
         }
         Self::insert_pages(&mut tx, None, std::slice::from_ref(page), now).await?;

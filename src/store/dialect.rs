@@ -10,15 +10,25 @@
 
 use std::borrow::Cow;
 
-use sqlx::{Database, IntoArguments, Pool};
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::postgres::PgQueryResult;
+use sqlx::sqlite::SqliteQueryResult;
+use sqlx::{Database, IntoArguments};
 
-use super::StoreError;
 use super::rows::Columns;
 
 /// One backend's SQL, as the store body needs it.
 pub trait Dialect: Send + Sync + 'static {
     /// The sqlx driver; its rows are read through [`Columns`].
-    type DB: Database<Row: Columns, Arguments: IntoArguments<Self::DB>>;
+    type DB: Database<
+            Row: Columns,
+            Arguments: IntoArguments<Self::DB>,
+            QueryResult: Affected,
+            Connection: Migrate,
+        >;
+
+    /// This backend's schema, as migrations from empty.
+    const MIGRATIONS: Migrator;
 
     /// Starts a transaction that writes. It must exclude other writers of
     /// the rows it reads before it writes them, or lock those rows.
@@ -43,12 +53,26 @@ pub trait Dialect: Send + Sync + 'static {
     /// searching by it (where its own choice would be a poor one).
     const UNINDEXED: &'static str;
 
-    /// `sql` with its `?` and `?N` placeholders in this backend's form.
-    fn placeholders(sql: Cow<'static, str>) -> Cow<'static, str>;
+    /// `sql` with its `?` and `?N` placeholders in this backend's form;
+    /// a backend that takes them as written keeps this default.
+    fn placeholders(sql: Cow<'static, str>) -> Cow<'static, str> {
+        sql
+    }
+}
 
-    /// How many rows a statement changed.
-    fn rows_affected(done: &<Self::DB as Database>::QueryResult) -> u64;
+/// How many rows a statement changed: each driver says so its own way.
+pub trait Affected {
+    fn rows(&self) -> u64;
+}
 
-    /// Applies this backend's pending migrations.
-    fn migrate(pool: &Pool<Self::DB>) -> impl Future<Output = Result<(), StoreError>> + Send;
+impl Affected for SqliteQueryResult {
+    fn rows(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl Affected for PgQueryResult {
+    fn rows(&self) -> u64 {
+        self.rows_affected()
+    }
 }

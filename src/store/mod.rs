@@ -27,6 +27,7 @@ use crate::mail::Envelope;
 use crate::people::{ChannelKind, PersonId};
 use crate::token::{TokenInfo, TokenRole};
 pub use body::SqlStore;
+use dialect::Dialect;
 pub use tocsin_core::case::EventRecord;
 pub use tocsin_core::delivery::{Delivery, PageStatus};
 pub use tocsin_core::digest::DigestData;

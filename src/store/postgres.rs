@@ -15,18 +15,12 @@
 //! the case before the timers of that case, so they cannot deadlock.
 
 use std::borrow::Cow;
-use std::str::FromStr;
-use std::time::Duration;
+use std::{str::FromStr, time::Duration};
 
-use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
-use sqlx::{Pool, Postgres as Driver};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::StoreError;
-use super::body::SqlStore;
-use super::dialect::Dialect;
-
-static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+use super::{Dialect, SqlStore, StoreError};
 
 /// PostgreSQL's SQL.
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +30,13 @@ pub struct Postgres;
 pub type PostgresStore = SqlStore<Postgres>;
 
 impl Dialect for Postgres {
-    type DB = Driver;
+    type DB = sqlx::Postgres;
+    /// sqlx's PostgreSQL migrator (0.9) takes `pg_advisory_lock` on one
+    /// connection, keyed by the database's name, before it even creates
+    /// `_sqlx_migrations`, and holds it until every migration ran: so
+    /// instances starting together wait for each other instead of racing
+    /// (tests/store_conformance.rs runs three at once).
+    const MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
     const BEGIN_WRITE: &'static str = "BEGIN";
     const BEGIN_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
@@ -85,26 +85,13 @@ impl Dialect for Postgres {
         }
         Cow::Owned(out)
     }
-
-    fn rows_affected(done: &PgQueryResult) -> u64 {
-        done.rows_affected()
-    }
-
-    /// sqlx's PostgreSQL migrator (0.9) takes `pg_advisory_lock` on one
-    /// connection, keyed by the database's name, before it even creates
-    /// `_sqlx_migrations`, and holds it until every migration ran: so
-    /// instances starting together wait for each other instead of racing
-    /// (tests/store_conformance.rs runs three at once).
-    async fn migrate(pool: &Pool<Driver>) -> Result<(), StoreError> {
-        Ok(MIGRATIONS.run(pool).await?)
-    }
 }
 
 impl PostgresStore {
     /// Connects to the database at `url` and applies migrations.
     pub async fn open(url: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
         let pool = Self::pool(url, busy_timeout).await?;
-        Postgres::migrate(&pool).await?;
+        Postgres::MIGRATIONS.run(&pool).await?;
         Ok(Self::new(pool.clone(), pool))
     }
 
@@ -115,7 +102,7 @@ impl PostgresStore {
         Ok(Self::new(pool.clone(), pool))
     }
 
-    async fn pool(url: &str, busy_timeout: Duration) -> Result<Pool<Driver>, StoreError> {
+    async fn pool(url: &str, busy_timeout: Duration) -> Result<PgPool, StoreError> {
         // `busy_timeout` means what it means on SQLite: how long a write
         // waits for a lock another instance holds before it fails.
         let wait = format!("{}ms", busy_timeout.as_millis());

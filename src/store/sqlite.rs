@@ -11,19 +11,11 @@
 //! WAL lets readers run beside the writer; `synchronous = FULL` makes every
 //! commit durable before Tocsin answers 201 or 250.
 
-use std::borrow::Cow;
-use std::str::FromStr;
-use std::time::Duration;
+use std::{str::FromStr, time::Duration};
 
-use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
-use sqlx::{Pool, Sqlite as Driver};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::StoreError;
-use super::body::SqlStore;
-use super::dialect::Dialect;
-
-static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+use super::{Dialect, SqlStore, StoreError};
 
 /// SQLite's SQL.
 #[derive(Debug, Clone, Copy)]
@@ -33,11 +25,13 @@ pub struct Sqlite;
 pub type SqliteStore = SqlStore<Sqlite>;
 
 impl Dialect for Sqlite {
-    type DB = Driver;
+    type DB = sqlx::Sqlite;
+    const MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const BEGIN_SNAPSHOT: &'static str = "BEGIN";
-    // One writer at a time holds the database: nothing to pass over or lock.
+    // The write lock is the whole database's: there is never a locked row
+    // to pass over, and a case row needs no lock of its own.
     const SKIP_LOCKED: &'static str = "";
     const LOCK_ROW: &'static str = "";
     const LOCK_NUMBERING: Option<&'static str> = None;
@@ -45,18 +39,6 @@ impl Dialect for Sqlite {
     // A unary `+` hides a column from SQLite's planner, which would
     // otherwise walk every sent page by status for a report.
     const UNINDEXED: &'static str = "+";
-
-    fn placeholders(sql: Cow<'static, str>) -> Cow<'static, str> {
-        sql
-    }
-
-    fn rows_affected(done: &SqliteQueryResult) -> u64 {
-        done.rows_affected()
-    }
-
-    async fn migrate(pool: &Pool<Driver>) -> Result<(), StoreError> {
-        Ok(MIGRATIONS.run(pool).await?)
-    }
 }
 
 impl SqliteStore {
@@ -72,7 +54,7 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         // Migrate before the readers connect: a read-only connection cannot
         // create the file or its WAL.
-        Sqlite::migrate(&writer).await?;
+        Sqlite::MIGRATIONS.run(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
         Ok(Self::new(writer, reader))
     }
