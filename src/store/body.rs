@@ -66,15 +66,19 @@ impl<D: Dialect> SqlStore<D> {
     }
 }
 
+// sqlx's driver traits: running a statement on a connection, and the Rust
+// types the body binds. Rust carries such bounds over from no trait, so
+// the two generic `impl`s below (these helpers, and the `Store` that calls
+// them) each name them.
 impl<D: Dialect> SqlStore<D>
 where
     for<'c> &'c mut Conn<D>: Executor<'c, Database = D::DB>,
     for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> Option<i64>: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> bool: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> Option<&'q str>: Encode<'q, D::DB> + Type<D::DB>,
-    for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> &'q [u8]: Encode<'q, D::DB> + Type<D::DB>,
 {
     fn push_value(q: &mut QueryBuilder<D::DB>, value: Value<'_>) {
@@ -237,6 +241,23 @@ where
         Self::insert_pages(conn, Some(number), &tr.pages, tr.at).await
     }
 
+    /// Pages that meet `condition` on two instants, newest first, at most
+    /// `limit`.
+    async fn newest_pages(
+        &self,
+        condition: &str,
+        (a, b): (DateTime<Utc>, DateTime<Utc>),
+        limit: u32,
+    ) -> Result<Vec<PageRecord>, StoreError> {
+        let rows = sql::<D>(format!("SELECT {PAGE_COLUMNS} FROM pages WHERE {condition} ORDER BY id DESC LIMIT ?"))
+            .bind(ms(a))
+            .bind(ms(b))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(rows::page).collect()
+    }
+
     /// Writes what the core decided a delivery outcome does beyond its
     /// page's row.
     async fn carry_out(conn: &mut Conn<D>, after: &Aftermath, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -271,9 +292,9 @@ where
     for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> Option<i64>: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> bool: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> Option<&'q str>: Encode<'q, D::DB> + Type<D::DB>,
-    for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> &'q [u8]: Encode<'q, D::DB> + Type<D::DB>,
 {
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -913,18 +934,9 @@ where
         stuck_before: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<PageRecord>, StoreError> {
-        let rows = sql::<D>(format!(
-            "SELECT {PAGE_COLUMNS} FROM pages
-             WHERE (status IN ('failed', 'undelivered') AND updated_at >= ?)
-                OR (status IN ('queued', 'sending') AND created_at < ?)
-             ORDER BY id DESC LIMIT ?"
-        ))
-        .bind(ms(since))
-        .bind(ms(stuck_before))
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(rows::page).collect()
+        let condition = "(status IN ('failed', 'undelivered') AND updated_at >= ?)
+                         OR (status IN ('queued', 'sending') AND created_at < ?)";
+        self.newest_pages(condition, (since, stuck_before), limit).await
     }
 
     async fn unconfirmed_sms(
@@ -933,17 +945,8 @@ where
         to: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<PageRecord>, StoreError> {
-        let rows = sql::<D>(format!(
-            "SELECT {PAGE_COLUMNS} FROM pages
-             WHERE channel = 'sms' AND status = 'sent' AND updated_at >= ? AND updated_at < ?
-             ORDER BY id DESC LIMIT ?"
-        ))
-        .bind(ms(from))
-        .bind(ms(to))
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(rows::page).collect()
+        let condition = "channel = 'sms' AND status = 'sent' AND updated_at >= ? AND updated_at < ?";
+        self.newest_pages(condition, (from, to), limit).await
     }
 
     async fn report_data(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<ReportData, StoreError> {
