@@ -195,8 +195,13 @@ fn failure(page: &PageFacts, mut text: String, fallback: Option<&NewPage>, now: 
     };
     Aftermath {
         event: page.case.map(|case| {
-            let event =
-                NewEvent { at: now, kind: EventKind::PageFailed, actor: Actor::System.to_string(), channel: Some(via), text };
+            let event = NewEvent {
+                at: now,
+                kind: EventKind::PageFailed,
+                actor: Actor::System.to_string(),
+                channel: Some(via),
+                text,
+            };
             (case, event)
         }),
         fallback: fallback.map(|next| (page.case, next.clone())),
@@ -263,7 +268,10 @@ mod tests {
         let (case, event) = after.event.expect("an event");
         assert_eq!(case, CaseNumber(1042));
         assert_eq!(event.text, "page to alice by sms failed: no such phone; falling back to email");
-        assert_eq!((event.kind.as_str(), event.actor.as_str(), event.channel), ("page_failed", "tocsin", Some(Via::Sms)));
+        assert_eq!(
+            (event.kind.as_str(), event.actor.as_str(), event.channel),
+            ("page_failed", "tocsin", Some(Via::Sms))
+        );
         assert_eq!(after.fallback, Some((Some(CaseNumber(1042)), by_email())));
         assert_eq!(after.reset_phone_errors, None);
     }
@@ -290,7 +298,10 @@ mod tests {
         assert_eq!(event.text, "page to alice by sms undelivered: no reason given; falling back to email");
         assert_eq!(after.fallback, Some((Some(CaseNumber(3)), by_email())));
         let failed = after_report(PageStatus::Failed, Some("Twilio error 30003"), None, &sms_page(Some(3)), now());
-        assert_eq!(failed.event.map(|(_, e)| e.text).as_deref(), Some("page to alice by sms failed: Twilio error 30003"));
+        assert_eq!(
+            failed.event.map(|(_, e)| e.text).as_deref(),
+            Some("page to alice by sms failed: Twilio error 30003")
+        );
     }
 
     #[test]
@@ -312,7 +323,13 @@ mod tests {
         let deferred = Delivery::Deferred { at };
         assert_eq!(
             deferred.settlement(),
-            Settlement { status: PageStatus::Queued, provider_id: None, error: None, retry_at: Some(at), counts: false }
+            Settlement {
+                status: PageStatus::Queued,
+                provider_id: None,
+                error: None,
+                retry_at: Some(at),
+                counts: false
+            }
         );
         let retry = Delivery::Retry { at, error: "busy".into() };
         assert_eq!((retry.settlement().error, retry.settlement().counts), (Some("busy"), true));

@@ -341,14 +341,16 @@ where
         q.push(")").build().execute(&mut *tx).await?;
         Self::insert_effects(&mut tx, CaseNumber(number), tr, true).await?;
         if let Some(r) = &tr.request {
-            sql::<D>("INSERT INTO request_keys (scope, key, fingerprint, case_number, created_at) VALUES (?, ?, ?, ?, ?)")
-                .bind(r.scope.as_str())
-                .bind(r.key.as_str())
-                .bind(r.fingerprint.as_str())
-                .bind(number)
-                .bind(ms(tr.at))
-                .execute(&mut *tx)
-                .await?;
+            sql::<D>(
+                "INSERT INTO request_keys (scope, key, fingerprint, case_number, created_at) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(r.scope.as_str())
+            .bind(r.key.as_str())
+            .bind(r.fingerprint.as_str())
+            .bind(number)
+            .bind(ms(tr.at))
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(Case { number: CaseNumber(number), version: 1, ..c.clone() })
@@ -584,8 +586,10 @@ where
     }
 
     async fn page(&self, id: i64) -> Result<Option<PageRecord>, StoreError> {
-        let row =
-            sql::<D>(format!("SELECT {PAGE_COLUMNS} FROM pages WHERE id = ?")).bind(id).fetch_optional(&self.reader).await?;
+        let row = sql::<D>(format!("SELECT {PAGE_COLUMNS} FROM pages WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
         row.as_ref().map(rows::page).transpose()
     }
 
@@ -829,7 +833,10 @@ where
         .fetch_all(&self.reader)
         .await?;
         Ok(DigestData {
-            by_status: by_status.iter().map(|r| Ok((r.text("status")?, r.int("n")?))).collect::<Result<_, StoreError>>()?,
+            by_status: by_status
+                .iter()
+                .map(|r| Ok((r.text("status")?, r.int("n")?)))
+                .collect::<Result<_, StoreError>>()?,
             breaches: breaches
                 .iter()
                 .map(|r| Ok((CaseNumber(r.int("case_number")?), r.text("text")?)))
@@ -902,7 +909,10 @@ where
             .fetch_one(&self.reader)
             .await?;
         Ok(Counts {
-            cases_by_status: cases.iter().map(|r| Ok((r.text("status")?, r.int("n")?))).collect::<Result<_, StoreError>>()?,
+            cases_by_status: cases
+                .iter()
+                .map(|r| Ok((r.text("status")?, r.int("n")?)))
+                .collect::<Result<_, StoreError>>()?,
             pages: pages
                 .iter()
                 .map(|r| Ok((r.text("channel")?, r.text("status")?, r.int("n")?)))

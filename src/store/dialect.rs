@@ -20,12 +20,7 @@ use super::rows::Columns;
 /// One backend's SQL, as the store body needs it.
 pub trait Dialect: Send + Sync + 'static {
     /// The sqlx driver; its rows are read through [`Columns`].
-    type DB: Database<
-            Row: Columns,
-            Arguments: IntoArguments<Self::DB>,
-            QueryResult: Affected,
-            Connection: Migrate,
-        >;
+    type DB: Database<Row: Columns, Arguments: IntoArguments<Self::DB>, QueryResult: Affected, Connection: Migrate>;
 
     /// This backend's schema, as migrations from empty.
     const MIGRATIONS: Migrator;

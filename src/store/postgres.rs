@@ -127,7 +127,10 @@ mod tests {
         let sql = |s: &'static str| Postgres::placeholders(s.into()).into_owned();
         assert_eq!(sql("SELECT 1"), "SELECT 1");
         assert_eq!(sql("WHERE a = ? AND b = ?"), "WHERE a = $1 AND b = $2");
-        assert_eq!(sql("SET o = ?1 WHERE d <= ?3 AND l <= ?3 LIMIT ?4"), "SET o = $1 WHERE d <= $3 AND l <= $3 LIMIT $4");
+        assert_eq!(
+            sql("SET o = ?1 WHERE d <= ?3 AND l <= ?3 LIMIT ?4"),
+            "SET o = $1 WHERE d <= $3 AND l <= $3 LIMIT $4"
+        );
         assert_eq!(sql("WHERE s = 'why?' AND a = ?"), "WHERE s = 'why?' AND a = $1");
     }
 }

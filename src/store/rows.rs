@@ -13,7 +13,9 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus, ReportCase, ReportPage, StoreError, role};
+use super::{
+    EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus, ReportCase, ReportPage, StoreError, role,
+};
 use crate::case::{Case, CaseNumber, Escalation, Timer};
 use crate::escalation::Position;
 use crate::mail::Envelope;
