@@ -1,13 +1,16 @@
-//! Storage: one [`Store`] trait of domain-level operations, implemented for
-//! SQLite ([`sqlite`]) and PostgreSQL ([`postgres`]); the backend is chosen
-//! once at start-up from the URL. The store carries out what the core
-//! decided; it holds no domain rule and no text a user reads, and imports
-//! no service or door.
+//! Storage: one [`Store`] trait of domain-level operations, implemented
+//! once ([`SqlStore`], in `body`) over two dialects, SQLite ([`sqlite`]) and
+//! PostgreSQL ([`postgres`]); the backend is chosen once at start-up from
+//! the URL. The store carries out what the core decided; it holds no domain
+//! rule and no text a user reads, and imports no service or door.
 //!
 //! The trait holds no SQL dialect: instants are `DateTime<Utc>` from the
-//! injected clock, changes arrive as whole [`Transition`]s, and claims are
-//! "take what is due, with a lease", which each backend implements its own
-//! way (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+//! injected clock, changes arrive as whole [`Transition`]s (and delivery
+//! outcomes as [`tocsin_core::delivery`] decides them), and claims are
+//! "take what is due, with a lease". `rows` maps rows for both backends;
+//! `dialect` is the seam where they differ (how transactions start and rows
+//! are locked, a few SQL words, placeholders, migrations); the backend
+//! modules set up their pools and fill that seam.
 
 mod body;
 mod dialect;

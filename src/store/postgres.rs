@@ -2,8 +2,9 @@
 //! instances on one database.
 //!
 //! Owns how a PostgreSQL pool is set up and what its SQL needs that
-//! SQLite's does not; the store itself is the shared body ([`super::body`]).
-//! Must hold no row mapping, no domain rule and no text a person reads.
+//! SQLite's does not; the store itself is the shared body
+//! ([`super::SqlStore`]). Must hold no row mapping, no domain rule and no
+//! text a person reads.
 //!
 //! The schema mirrors SQLite's (instants as BIGINT milliseconds), so the two
 //! backends convert the same way and agree to the millisecond. What differs

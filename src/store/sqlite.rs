@@ -2,8 +2,8 @@
 //!
 //! Owns how a SQLite database is opened and what its SQL needs that
 //! PostgreSQL's does not; the store itself is the shared body
-//! ([`super::body`]). Must hold no row mapping, no domain rule and no text a
-//! person reads.
+//! ([`super::SqlStore`]). Must hold no row mapping, no domain rule and no
+//! text a person reads.
 //!
 //! Writes go through a pool of one connection and start with
 //! `BEGIN IMMEDIATE`, so a transaction takes the write lock before it reads
