@@ -241,6 +241,29 @@ where
         Self::insert_pages(conn, Some(number), &tr.pages, tr.at).await
     }
 
+    /// Runs `claim`, which leases rows to `?1` (the owner) until `?2` (the
+    /// lease's end) from what is free at `?3` (now), at most `?4`, in a
+    /// write transaction of its own.
+    async fn claim(
+        &self,
+        claim: String,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+        limit: u32,
+    ) -> Result<Vec<<D::DB as Database>::Row>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let rows = sql::<D>(claim)
+            .bind(owner)
+            .bind(ms(now + lease))
+            .bind(ms(now))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
     /// Pages that meet `condition` on two instants, newest first, at most
     /// `limit`.
     async fn newest_pages(
@@ -448,21 +471,14 @@ where
         lease: TimeDelta,
         limit: u32,
     ) -> Result<Vec<Timer>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let rows = sql::<D>(format!(
+        let claim = format!(
             "UPDATE timers SET owner = ?1, lease_until = ?2
              WHERE id IN (SELECT id FROM timers WHERE due_at <= ?3 AND (owner IS NULL OR lease_until <= ?3)
                           ORDER BY due_at, id LIMIT ?4{})
              RETURNING id, case_number, kind, due_at, round, step",
             D::SKIP_LOCKED
-        ))
-        .bind(owner)
-        .bind(ms(now + lease))
-        .bind(ms(now))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        );
+        let rows = self.claim(claim, owner, now, lease, limit).await?;
         let mut timers = rows.iter().map(rows::timer).collect::<Result<Vec<_>, _>>()?;
         timers.sort_by_key(|t| (t.due, t.id));
         Ok(timers)
@@ -501,10 +517,9 @@ where
         lease: TimeDelta,
         limit: u32,
     ) -> Result<Vec<PageRecord>, StoreError> {
-        let mut tx = self.begin_write().await?;
         // SET reads the row as it was: a page still `sending` is one whose
         // earlier lease ran out mid-send, hence in doubt.
-        let rows = sql::<D>(format!(
+        let claim = format!(
             "UPDATE pages SET status = 'sending', owner = ?1, lease_until = ?2, attempts = attempts + 1, updated_at = ?3,
                  in_doubt = (status = 'sending'), prev_claimed_at = updated_at
              WHERE id IN (SELECT id FROM pages
@@ -513,14 +528,8 @@ where
                           ORDER BY id LIMIT ?4{})
              RETURNING {PAGE_COLUMNS}",
             D::SKIP_LOCKED
-        ))
-        .bind(owner)
-        .bind(ms(now + lease))
-        .bind(ms(now))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        );
+        let rows = self.claim(claim, owner, now, lease, limit).await?;
         let mut pages = rows.iter().map(rows::page).collect::<Result<Vec<_>, _>>()?;
         pages.sort_by_key(|p| p.id);
         Ok(pages)
