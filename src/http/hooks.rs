@@ -79,7 +79,7 @@ async fn email(
         crate::service::inbox::Outcome::Automatic { why, .. } => Some(why.clone()),
         _ => None,
     };
-    let filed = Filed { inbox, status: outcome.status().into(), case: outcome.case().map(|n| n.0), note };
+    let filed = Filed { inbox, status: outcome.status().as_str().into(), case: outcome.case().map(|n| n.0), note };
     Ok((StatusCode::ACCEPTED, Json(filed)))
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::{Notify, watch};
 use crate::case::decide::NewCase;
 use crate::case::{ActionError, Actor, CaseNumber, Filing, NewPage, PageKind, Via};
 use crate::clock::Clock;
-use crate::mail::{Envelope, Mail, read};
+use crate::mail::{Envelope, InboxStatus, Mail, read};
 use crate::notify::ids::{ReplyKey, constant_eq};
 use crate::people::{ChannelKind, PersonId};
 use crate::service::cases::{Action, CaseError, CaseService};
@@ -42,15 +42,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The word stored in the inbox and shown by the doors.
-    pub fn status(&self) -> &'static str {
+    /// What the inbox row becomes, as stored and shown by the doors.
+    pub fn status(&self) -> InboxStatus {
         match self {
-            Outcome::Opened(_) | Outcome::Joined(_) => "filed",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Automatic { .. } => "automatic",
-            Outcome::Unusable(_) => "unusable",
-            Outcome::Command { .. } => "command",
-            Outcome::Refused(_) => "refused",
+            Outcome::Opened(_) | Outcome::Joined(_) => InboxStatus::Filed,
+            Outcome::Duplicate => InboxStatus::Duplicate,
+            Outcome::Automatic { .. } => InboxStatus::Automatic,
+            Outcome::Unusable(_) => InboxStatus::Unusable,
+            Outcome::Command { .. } => InboxStatus::Command,
+            Outcome::Refused(_) => InboxStatus::Refused,
         }
     }
 
@@ -122,8 +122,8 @@ impl Inbox {
         let Some(record) = self.store.inbox(id).await? else {
             return Ok(Outcome::Unusable(format!("no inbox row {id}")));
         };
-        if record.status != "pending" {
-            return Ok(settled(&record.status, record.case, &record.note));
+        if record.status != InboxStatus::Pending {
+            return Ok(settled(record.status, record.case, &record.note));
         }
         let (raw, envelope) = (record.raw.clone(), record.envelope.clone());
         let parsed = tokio::task::spawn_blocking(move || read(&raw, &envelope)).await;
@@ -139,7 +139,7 @@ impl Inbox {
         match outcome {
             Err(CaseError::Store(StoreError::AlreadyFiled)) => {
                 let now = self.store.inbox(id).await?;
-                Ok(now.map_or(Outcome::Duplicate, |r| settled(&r.status, r.case, &r.note)))
+                Ok(now.map_or(Outcome::Duplicate, |r| settled(r.status, r.case, &r.note)))
             }
             Err(CaseError::Store(StoreError::Duplicate(_))) => self.settle(id, Outcome::Duplicate).await,
             // A message the rules cannot place must not block the inbox:
@@ -156,7 +156,7 @@ impl Inbox {
             _ => String::new(),
         };
         self.store.settle_mail(id, outcome.status(), &note, self.clock.now()).await?;
-        metrics::counter!("tocsin_mail_filed_total", "outcome" => outcome.status()).increment(1);
+        metrics::counter!("tocsin_mail_filed_total", "outcome" => outcome.status().as_str()).increment(1);
         Ok(outcome)
     }
 
@@ -235,8 +235,12 @@ impl Inbox {
             },
             Err(e) => crate::command::Command { case: Some(case), verb: crate::command::Verb::Note(e.to_string()) },
         };
-        let filing =
-            Filing { inbox_id: id, message_id: mail.message_id.clone(), status: "command", note: String::new() };
+        let filing = Filing {
+            inbox_id: id,
+            message_id: mail.message_id.clone(),
+            status: InboxStatus::Command,
+            note: String::new(),
+        };
         let answer =
             crate::service::commands::execute(&self.cases, who, &cmd, Via::Email, Some(case), Some(filing)).await?;
         let about = answer.case.unwrap_or(case);
@@ -255,7 +259,7 @@ impl Inbox {
         let outcome = Outcome::Command { case: about, ok: answer.ok };
         // Filed with the change it made; a command that changed nothing
         // (LIST, an error) is settled here.
-        if self.store.inbox(id).await?.is_some_and(|r| r.status == "pending") {
+        if self.store.inbox(id).await?.is_some_and(|r| r.status == InboxStatus::Pending) {
             self.store
                 .settle_mail(id, outcome.status(), answer.text.as_deref().unwrap_or_default(), self.clock.now())
                 .await?;
@@ -285,7 +289,7 @@ impl Inbox {
         let filing = Filing {
             inbox_id: id,
             message_id: mail.message_id.clone(),
-            status: if mail.automatic.is_some() { "automatic" } else { "filed" },
+            status: if mail.automatic.is_some() { InboxStatus::Automatic } else { InboxStatus::Filed },
             note: mail.automatic.clone().unwrap_or_default(),
         };
         let actor = Actor::Customer(mail.from.clone());
@@ -302,7 +306,7 @@ impl Inbox {
                         Some(why) => Outcome::Automatic { case: Some(n), why: why.clone() },
                         None => Outcome::Joined(n),
                     };
-                    metrics::counter!("tocsin_mail_filed_total", "outcome" => outcome.status()).increment(1);
+                    metrics::counter!("tocsin_mail_filed_total", "outcome" => outcome.status().as_str()).increment(1);
                     return Ok(outcome);
                 }
                 Err(CaseError::Refused(ActionError::TooOldToReopen(old))) => {
@@ -373,13 +377,13 @@ impl Inbox {
     }
 }
 
-fn settled(status: &str, case: Option<CaseNumber>, note: &str) -> Outcome {
+fn settled(status: InboxStatus, case: Option<CaseNumber>, note: &str) -> Outcome {
     match (status, case) {
-        ("filed", Some(n)) => Outcome::Joined(n),
-        ("automatic", case) => Outcome::Automatic { case, why: note.to_owned() },
-        ("unusable", _) => Outcome::Unusable(note.to_owned()),
-        ("refused", _) => Outcome::Refused(note.to_owned()),
-        ("command", Some(n)) => Outcome::Command { case: n, ok: true },
+        (InboxStatus::Filed, Some(n)) => Outcome::Joined(n),
+        (InboxStatus::Automatic, case) => Outcome::Automatic { case, why: note.to_owned() },
+        (InboxStatus::Unusable, _) => Outcome::Unusable(note.to_owned()),
+        (InboxStatus::Refused, _) => Outcome::Refused(note.to_owned()),
+        (InboxStatus::Command, Some(n)) => Outcome::Command { case: n, ok: true },
         _ => Outcome::Duplicate,
     }
 }

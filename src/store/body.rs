@@ -24,7 +24,7 @@ use super::{
 };
 use crate::case::{Case, CaseNumber, NewEvent, NewPage, Status, Timer, Transition};
 use crate::escalation::Position;
-use crate::mail::Envelope;
+use crate::mail::{Envelope, InboxStatus};
 use crate::people::{ChannelKind, PersonId};
 use crate::token::TokenInfo;
 use tocsin_core::delivery::{self, Aftermath};
@@ -210,7 +210,7 @@ where
             let filed = sql::<D>(
                 "UPDATE inbox SET status = ?, note = ?, case_number = ?, message_id = ?, filed_at = ? WHERE id = ? AND status = 'pending'",
             )
-            .bind(filing.status)
+            .bind(filing.status.as_str())
             .bind(filing.note.as_str())
             .bind(number.0)
             .bind(filing.message_id.as_deref())
@@ -768,9 +768,15 @@ where
         row.as_ref().map(rows::inbox).transpose()
     }
 
-    async fn settle_mail(&self, id: i64, status: &str, note: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn settle_mail(
+        &self,
+        id: i64,
+        status: InboxStatus,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let done = sql::<D>("UPDATE inbox SET status = ?, note = ?, filed_at = ? WHERE id = ? AND status = 'pending'")
-            .bind(status)
+            .bind(status.as_str())
             .bind(note)
             .bind(ms(now))
             .bind(id)

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::case::{Case, CaseNumber, PageKind, Status, Timer, Transition};
 use crate::escalation::Position;
-use crate::mail::Envelope;
+use crate::mail::{Envelope, InboxStatus};
 use crate::people::{ChannelKind, PersonId};
 use crate::token::{TokenInfo, TokenRole};
 pub use body::SqlStore;
@@ -107,7 +107,7 @@ pub struct InboxRecord {
     pub source: String,
     pub envelope: Envelope,
     pub raw: Vec<u8>,
-    pub status: String,
+    pub status: InboxStatus,
     pub case: Option<CaseNumber>,
     pub note: String,
 }
@@ -261,7 +261,13 @@ pub trait Store: Send + Sync + 'static {
     async fn inbox(&self, id: i64) -> Result<Option<InboxRecord>, StoreError>;
     /// Settles a pending row without a case change (duplicate, automatic,
     /// unusable). False if it was no longer pending.
-    async fn settle_mail(&self, id: i64, status: &str, note: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn settle_mail(
+        &self,
+        id: i64,
+        status: InboxStatus,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// The case of the first of `ids` Tocsin sent or received.
     async fn case_by_message_id(&self, ids: &[String]) -> Result<Option<CaseNumber>, StoreError>;
     /// Whether Tocsin received a message with this Message-ID before.

@@ -343,7 +343,7 @@ pub fn inbox(r: &impl Columns) -> Result<InboxRecord, StoreError> {
         source: r.text("source")?,
         envelope: Envelope { from: r.opt_text("envelope_from")?, to: r.json("envelope_to")? },
         raw: r.bytes("raw")?,
-        status: r.text("status")?,
+        status: r.parsed("status")?,
         case: r.opt_int("case_number")?.map(CaseNumber),
         note: r.text("note")?,
     })

@@ -325,7 +325,7 @@ async fn mail_received_but_not_filed_before_a_crash_is_filed_at_start() {
     let filed = tokio::time::timeout(std::time::Duration::from_secs(20), async {
         loop {
             let row = store.inbox(id).await.unwrap().unwrap();
-            if row.status != "pending" {
+            if row.status != tocsin::mail::InboxStatus::Pending {
                 return row;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -14,7 +14,7 @@ use tocsin::case::{
 };
 use tocsin::config::Database;
 use tocsin::escalation::Position;
-use tocsin::mail::Envelope;
+use tocsin::mail::{Envelope, InboxStatus};
 use tocsin::people::ChannelKind;
 use tocsin::sla::{Deadlines, SlaClock};
 use tocsin::store::{Delivery, OverrideRecord, PageStatus, Store, StoreError};
@@ -336,9 +336,9 @@ async fn commit_consumes_its_timer_all_or_nothing(b: &Backend) {
     let timer = s.claim_timers(due, "a", TimeDelta::seconds(30), 10).await.unwrap();
     let timer = timer.iter().find(|t| t.case == c.number).unwrap();
     let inbox = s.receive_mail(b"raw", &Envelope { from: None, to: vec![] }, "smtp", due).await.unwrap();
-    assert!(s.settle_mail(inbox, "duplicate", "", due).await.unwrap());
+    assert!(s.settle_mail(inbox, InboxStatus::Duplicate, "", due).await.unwrap());
     let mut tr = acked(&c, due);
-    tr.filing = Some(Filing { inbox_id: inbox, message_id: None, status: "filed", note: String::new() });
+    tr.filing = Some(Filing { inbox_id: inbox, message_id: None, status: InboxStatus::Filed, note: String::new() });
     tr.set_timer(TimerKind::Step, due + TimeDelta::minutes(10), Position { round: 0, step: 1 });
     assert!(matches!(s.commit(&tr, 1, Some((timer.id, "a"))).await, Err(StoreError::AlreadyFiled)));
     assert_eq!(s.case(c.number).await.unwrap().unwrap(), c);
@@ -400,9 +400,10 @@ async fn a_fired_batch_skips_only_the_timers_that_lost(b: &Backend) {
     }
     // An error other than a lost race fails the whole batch: nothing applies.
     let inbox = s.receive_mail(b"raw", &Envelope { from: None, to: vec![] }, "smtp", due).await.unwrap();
-    assert!(s.settle_mail(inbox, "duplicate", "", due).await.unwrap());
+    assert!(s.settle_mail(inbox, InboxStatus::Duplicate, "", due).await.unwrap());
     let mut filed = batch.clone();
-    filed[2].0.filing = Some(Filing { inbox_id: inbox, message_id: None, status: "filed", note: String::new() });
+    filed[2].0.filing =
+        Some(Filing { inbox_id: inbox, message_id: None, status: InboxStatus::Filed, note: String::new() });
     assert!(matches!(s.commit_fired(&filed, "a").await, Err(StoreError::AlreadyFiled)));
     assert_eq!(s.case(c3.number).await.unwrap().unwrap(), c3);
     // Done right: c3 fires; c1 and c2 are answered alone and untouched.
@@ -595,14 +596,18 @@ async fn inbox_receives_settles_and_files_once(b: &Backend) {
     let rec = s.inbox(one).await.unwrap().unwrap();
     assert_eq!((rec.raw.as_slice(), &rec.envelope, rec.received_at), (&raw[..], &env, t0()));
     assert_eq!((rec.status.as_str(), rec.source.as_str(), rec.case), ("pending", "smtp", None));
-    assert!(s.settle_mail(two, "automatic", "auto-reply", t0()).await.unwrap());
-    assert!(!s.settle_mail(two, "unusable", "again", t0()).await.unwrap(), "only a pending row settles");
+    assert!(s.settle_mail(two, InboxStatus::Automatic, "auto-reply", t0()).await.unwrap());
+    assert!(!s.settle_mail(two, InboxStatus::Unusable, "again", t0()).await.unwrap(), "only a pending row settles");
     assert_eq!(s.inbox(two).await.unwrap().unwrap().note, "auto-reply");
     // Filing with the case's creation.
     let c = case_at(t0());
     let mut tr = Transition::new(&c, t0());
-    tr.filing =
-        Some(Filing { inbox_id: one, message_id: Some("<in1@acme.com>".into()), status: "filed", note: String::new() });
+    tr.filing = Some(Filing {
+        inbox_id: one,
+        message_id: Some("<in1@acme.com>".into()),
+        status: InboxStatus::Filed,
+        note: String::new(),
+    });
     let c = s.create_case(&tr).await.unwrap();
     let rec = s.inbox(one).await.unwrap().unwrap();
     assert_eq!((rec.status.as_str(), rec.case), ("filed", Some(c.number)));
@@ -610,24 +615,25 @@ async fn inbox_receives_settles_and_files_once(b: &Backend) {
     assert_eq!(s.case_by_message_id(&["<in1@acme.com>".into()]).await.unwrap(), Some(c.number));
     // A second filing of the same row is refused whole.
     let mut tr = Transition::new(&c, t0());
-    tr.filing = Some(Filing { inbox_id: one, message_id: None, status: "filed", note: String::new() });
+    tr.filing = Some(Filing { inbox_id: one, message_id: None, status: InboxStatus::Filed, note: String::new() });
     assert!(matches!(s.commit(&tr, 1, None).await, Err(StoreError::AlreadyFiled)));
     // As is another message with a Message-ID seen before.
     let mut tr = Transition::new(&c, t0());
     tr.filing = Some(Filing {
         inbox_id: three,
         message_id: Some("<in1@acme.com>".into()),
-        status: "filed",
+        status: InboxStatus::Filed,
         note: String::new(),
     });
     assert!(matches!(s.commit(&tr, 1, None).await, Err(StoreError::Duplicate(_))));
-    assert_eq!(s.inbox(three).await.unwrap().unwrap().status, "pending", "rolled back");
+    assert_eq!(s.inbox(three).await.unwrap().unwrap().status, InboxStatus::Pending, "rolled back");
     assert_eq!(s.case(c.number).await.unwrap().unwrap().version, 1);
     assert_eq!(s.pending_mail(10).await.unwrap(), vec![three]);
     // An auto-reply joining the case keeps its own status and why.
     let four = s.receive_mail(raw, &env, "smtp", t0()).await.unwrap();
     let mut tr = Transition::new(&c, t0());
-    tr.filing = Some(Filing { inbox_id: four, message_id: None, status: "automatic", note: "auto-replied".into() });
+    tr.filing =
+        Some(Filing { inbox_id: four, message_id: None, status: InboxStatus::Automatic, note: "auto-replied".into() });
     s.commit(&tr, 1, None).await.unwrap();
     let rec = s.inbox(four).await.unwrap().unwrap();
     assert_eq!((rec.status.as_str(), rec.note.as_str(), rec.case), ("automatic", "auto-replied", Some(c.number)));

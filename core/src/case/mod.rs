@@ -401,9 +401,9 @@ pub struct Filing {
     pub inbox_id: i64,
     /// Its Message-ID, recorded for threading.
     pub message_id: Option<String>,
-    /// What the row becomes: `filed`, `automatic` (an auto-reply joined the
-    /// case) or `command` (an engineer's reply), with `note` (why).
-    pub status: &'static str,
+    /// What the row becomes: filed, automatic (an auto-reply joined the
+    /// case) or command (an engineer's reply), with `note` (why).
+    pub status: crate::mail::InboxStatus,
     pub note: String,
 }
 

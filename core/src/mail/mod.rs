@@ -15,6 +15,62 @@ use strip::strip_reply;
 /// kept whole).
 pub use crate::limits::MAX_TEXT;
 
+/// What became of an inbox row. Stored as its word ([`InboxStatus::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InboxStatus {
+    /// Committed, not filed yet: the inbox worker files it.
+    Pending,
+    /// It opened or joined a case.
+    Filed,
+    /// Its Message-ID was received before; nothing changed.
+    Duplicate,
+    /// An auto-reply, bounce or list mail: opened nothing.
+    Automatic,
+    /// It could not be read; kept raw and flagged.
+    Unusable,
+    /// An engineer's reply carrying a command.
+    Command,
+    /// A reply token used by someone it was not given to.
+    Refused,
+}
+
+impl InboxStatus {
+    pub const ALL: [InboxStatus; 7] = [
+        InboxStatus::Pending,
+        InboxStatus::Filed,
+        InboxStatus::Duplicate,
+        InboxStatus::Automatic,
+        InboxStatus::Unusable,
+        InboxStatus::Command,
+        InboxStatus::Refused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboxStatus::Pending => "pending",
+            InboxStatus::Filed => "filed",
+            InboxStatus::Duplicate => "duplicate",
+            InboxStatus::Automatic => "automatic",
+            InboxStatus::Unusable => "unusable",
+            InboxStatus::Command => "command",
+            InboxStatus::Refused => "refused",
+        }
+    }
+}
+
+impl std::fmt::Display for InboxStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for InboxStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| format!("unknown inbox status {s:?}"))
+    }
+}
+
 /// What the sending server said in the SMTP envelope.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Envelope {
