@@ -235,6 +235,18 @@ impl Inbox {
             },
             Err(e) => crate::command::Command { case: Some(case), verb: crate::command::Verb::Note(e.to_string()) },
         };
+        // A reply token speaks for one case: a command naming another is
+        // refused, so one leaked reply address cannot act on every case.
+        if let Some(named) = cmd.case.filter(|n| *n != case) {
+            let why = format!("the reply token of {person} for {case} named {named}");
+            tracing::warn!(%why, "reply refused");
+            let text = format!(
+                "This reply address acts on case {case} only; nothing was done to {named}. \
+                 Reply to a page of {named}, or text the command."
+            );
+            self.answer(who, case, text).await?;
+            return self.settle(id, Outcome::Refused(why)).await;
+        }
         let filing = Filing {
             inbox_id: id,
             message_id: mail.message_id.clone(),
@@ -244,17 +256,8 @@ impl Inbox {
         let answer =
             crate::service::commands::execute(&self.cases, who, &cmd, Via::Email, Some(case), Some(filing)).await?;
         let about = answer.case.unwrap_or(case);
-        if let Some(text) = &answer.text {
-            let page = NewPage {
-                person: Some(who.id.clone()),
-                address: who.email.clone(),
-                channel: ChannelKind::Email,
-                kind: PageKind::Confirmation,
-                position: None,
-                detail: text.clone(),
-            };
-            self.store.queue_pages(Some(about), &[page], self.clock.now()).await?;
-            self.cases.wake.dispatcher.notify_one();
+        if let Some(text) = answer.text.clone() {
+            self.answer(who, about, text).await?;
         }
         let outcome = Outcome::Command { case: about, ok: answer.ok };
         // Filed with the change it made; a command that changed nothing
@@ -265,6 +268,22 @@ impl Inbox {
                 .await?;
         }
         Ok(outcome)
+    }
+
+    /// Queues `text` by email to `who`, about `case`: the answer to their
+    /// reply.
+    async fn answer(&self, who: &crate::people::Person, case: CaseNumber, text: String) -> Result<(), StoreError> {
+        let page = NewPage {
+            person: Some(who.id.clone()),
+            address: who.email.clone(),
+            channel: ChannelKind::Email,
+            kind: PageKind::Confirmation,
+            position: None,
+            detail: text,
+        };
+        self.store.queue_pages(Some(case), &[page], self.clock.now()).await?;
+        self.cases.wake.dispatcher.notify_one();
+        Ok(())
     }
 
     /// The case a message answers: by Message-ID first, else by a subject

@@ -150,6 +150,16 @@ async fn email_replies_resolve_note_and_refuse_what_they_must() {
     let (_, r) = t.hook(&hook, &reply("ben@example.com", &to, "", "ACK")).await;
     assert_eq!(r["status"], "refused");
     assert_eq!(case(&t, &tok, n).await["status"], "open");
+    // Ana's reply token for this case does not act on another one.
+    let other = t.open_outage(&tok).await;
+    let (_, r) = t.hook(&hook, &reply("ana@example.com", &to, "", &format!("RES {other} done"))).await;
+    assert_eq!(r["status"], "refused", "{r}");
+    assert_eq!(case(&t, &tok, other).await["status"], "open");
+    assert_eq!(case(&t, &tok, n).await["status"], "open");
+    t.app().tick().await.unwrap();
+    let answers = t.outbox_texts("confirmation-email");
+    let refusal = format!("This reply address acts on case #{n} only; nothing was done to #{other}.");
+    assert!(answers.iter().any(|a| a.contains(&refusal)), "{answers:?}");
     // A reply that is not a command is a note.
     let (_, r) = t
         .hook(
