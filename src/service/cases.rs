@@ -20,6 +20,7 @@ use crate::people::PersonId;
 use crate::rules::Rules;
 use crate::sla::Priority;
 use crate::store::{Store, StoreError};
+use crate::token::{TokenInfo, TokenRole};
 
 /// How often a change is decided again after losing a race.
 const RETRIES: usize = 16;
@@ -107,6 +108,21 @@ impl CaseService {
         if !tr.pages.is_empty() {
             self.wake.dispatcher.notify_one();
         }
+    }
+
+    /// Whether `viewer` may see and change `case`: the one rule the API and
+    /// the dashboard share. Managers, admins and integrations see every
+    /// case; an engineer sees the cases assigned to them and those that
+    /// paged them; a token without a person sees none.
+    pub async fn visible_to(&self, viewer: &TokenInfo, case: &Case) -> Result<bool, StoreError> {
+        if !matches!(viewer.role, TokenRole::Engineer) {
+            return Ok(true);
+        }
+        let Some(me) = &viewer.person else { return Ok(false) };
+        if case.assignee.as_ref() == Some(me) {
+            return Ok(true);
+        }
+        Ok(self.store.pages_of(case.number).await?.iter().any(|p| p.person.as_ref() == Some(me)))
     }
 
     /// Who replied STOP to an SMS.

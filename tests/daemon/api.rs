@@ -47,6 +47,37 @@ async fn acting_for_someone_else_needs_an_admin_or_integration_token() {
 }
 
 #[tokio::test]
+async fn an_engineer_sees_and_changes_only_cases_that_paged_them_or_are_theirs() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let admin = t.token("ops", TokenRole::Admin, None).await;
+    let ana = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let ben = t.token("ben-phone", TokenRole::Engineer, Some("ben")).await;
+    let max = t.token("max", TokenRole::Manager, Some("max")).await;
+    // Ana is on call: the case pages her, not Ben.
+    let n = t.open_outage(&admin).await;
+    let path = format!("/api/v1/cases/{n}");
+    assert_eq!(t.get(&path, &ana).await.0, 200);
+    assert_eq!(t.get(&path, &max).await.0, 200);
+    // To Ben it does not exist: the same 404 as for a case that does not.
+    let (s, e) = t.get(&path, &ben).await;
+    assert_eq!((s, e["error"].as_str()), (404, Some(format!("no case #{n}").as_str())));
+    for action in ["ack", "notes", "resolve", "escalate", "wait"] {
+        let body = if action == "escalate" { json!({}) } else { json!({"text": "mine now"}) };
+        let (s, e) = t.post(&format!("{path}/{action}"), &ben, body).await;
+        assert_eq!(s, 404, "{action}: {e}");
+    }
+    let r = t.http.patch(t.url(&path)).bearer_auth(&ben).json(&json!({"priority": "P3"})).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let (_, list) = t.get("/api/v1/cases", &ben).await;
+    assert_eq!(list["cases"].as_array().map(Vec::len), Some(0), "{list}");
+    let (_, list) = t.get("/api/v1/cases", &ana).await;
+    assert_eq!(list["cases"].as_array().map(Vec::len), Some(1), "{list}");
+    // Nothing Ben tried changed the case.
+    let (_, case) = t.get(&path, &admin).await;
+    assert_eq!((case["status"].as_str(), case["priority"].as_str()), (Some("open"), Some("P1")), "{case}");
+}
+
+#[tokio::test]
 async fn malformed_requests_get_a_4xx_with_a_reason() {
     let t = TestApp::spawn(Workers::Manual).await;
     let tok = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;

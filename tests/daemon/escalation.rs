@@ -128,7 +128,9 @@ async fn a_restart_mid_wait_still_fires_the_step_once() {
 async fn two_acks_race_and_only_one_wins() {
     let t = TestApp::spawn(Workers::Manual).await;
     let ana = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
-    let ben = t.token("ben-phone", TokenRole::Engineer, Some("ben")).await;
+    // Ben is a manager here: an engineer who was not paged may not see the
+    // case at all.
+    let ben = t.token("ben-phone", TokenRole::Manager, Some("ben")).await;
     for _ in 0..5 {
         let n = t.open_outage(&ana).await;
         let path = format!("/api/v1/cases/{n}/ack");

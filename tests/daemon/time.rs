@@ -171,7 +171,7 @@ async fn overrides_win_over_the_rotation_for_their_time_and_survive_a_restart() 
     );
     // A case paged now reaches chen, not ana.
     let n = t.open_outage(&engineer).await;
-    assert_eq!(t.step_pages(n, &engineer).await, [("chen".to_owned(), 1, 0)]);
+    assert_eq!(t.step_pages(n, &manager).await, [("chen".to_owned(), 1, 0)]);
     // Stored: still there after a restart.
     t.stop().await;
     t.start(Workers::Manual).await;

@@ -351,12 +351,17 @@ async fn create_case(
     responses((status = 200, body = CaseList), (status = 400, description = "unknown status")))]
 async fn list_cases(
     State(state): State<AppState>,
-    _auth: Auth,
+    auth: Auth,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<CaseList>, ApiError> {
     let status = q.status.as_deref().map(str::parse::<Status>).transpose().map_err(ApiError::bad_request)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let cases = state.store.cases(status, limit).await?;
+    let mut cases = Vec::new();
+    for case in state.store.cases(status, limit).await? {
+        if state.cases.visible_to(&auth.0, &case).await? {
+            cases.push(case);
+        }
+    }
     Ok(Json(CaseList { cases: cases.into_iter().map(CaseView::summary).collect() }))
 }
 
@@ -365,17 +370,33 @@ async fn list_cases(
     security(("bearer" = [])), responses((status = 200, body = CaseView), (status = 404)))]
 async fn get_case(
     State(state): State<AppState>,
-    _auth: Auth,
+    auth: Auth,
     Path(raw): Path<String>,
 ) -> Result<Json<CaseView>, ApiError> {
-    let n = number(&raw)?;
-    let case =
-        state.store.case(n).await?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no case {n}")))?;
+    let case = visible(&state, &auth, number(&raw)?).await?;
     Ok(Json(detail(&state, case).await?))
 }
 
-async fn act(state: &AppState, raw: &str, action: Action, actor: Actor) -> Result<Json<CaseView>, ApiError> {
+/// Case `n` if `auth` may see it; otherwise the same 404 as for a case
+/// that does not exist, so an engineer learns nothing of other cases.
+async fn visible(state: &AppState, auth: &Auth, n: CaseNumber) -> Result<Case, ApiError> {
+    let missing = || ApiError::new(StatusCode::NOT_FOUND, format!("no case {n}"));
+    let case = state.store.case(n).await?.ok_or_else(missing)?;
+    if !state.cases.visible_to(&auth.0, &case).await? {
+        return Err(missing());
+    }
+    Ok(case)
+}
+
+async fn act(
+    state: &AppState,
+    auth: &Auth,
+    raw: &str,
+    action: Action,
+    actor: Actor,
+) -> Result<Json<CaseView>, ApiError> {
     let n = number(raw)?;
+    visible(state, auth, n).await?;
     let case = state.cases.act(n, &action, &actor, Via::Api).await?;
     Ok(Json(detail(state, case).await?))
 }
@@ -394,7 +415,7 @@ async fn ack_case(
     let Actor::Person(by) = actor.clone() else {
         return Err(ApiError::unprocessable(crate::case::ActionError::NeedsPerson.to_string()));
     };
-    act(&state, &raw, Action::Ack { by, text: text(b.text)? }, actor).await
+    act(&state, &auth, &raw, Action::Ack { by, text: text(b.text)? }, actor).await
 }
 
 /// Add an update; on an acknowledged case it restarts the update clock.
@@ -407,7 +428,7 @@ async fn note_case(
     ApiJson(b): ApiJson<ActionBody>,
 ) -> Result<Json<CaseView>, ApiError> {
     let actor = auth.actor(b.by.as_deref(), &state)?;
-    act(&state, &raw, Action::Note { text: text(b.text)?.unwrap_or_default() }, actor).await
+    act(&state, &auth, &raw, Action::Note { text: text(b.text)?.unwrap_or_default() }, actor).await
 }
 
 /// Resolve, with an optional note.
@@ -420,7 +441,7 @@ async fn resolve_case(
     MaybeJson(b): MaybeJson<ActionBody>,
 ) -> Result<Json<CaseView>, ApiError> {
     let actor = auth.actor(b.by.as_deref(), &state)?;
-    act(&state, &raw, Action::Resolve { text: text(b.text)? }, actor).await
+    act(&state, &auth, &raw, Action::Resolve { text: text(b.text)? }, actor).await
 }
 
 /// Reopen a resolved case: the policy runs again from its first step.
@@ -433,7 +454,7 @@ async fn reopen_case(
     MaybeJson(b): MaybeJson<ActionBody>,
 ) -> Result<Json<CaseView>, ApiError> {
     let actor = auth.actor(b.by.as_deref(), &state)?;
-    act(&state, &raw, Action::Reopen { text: text(b.text)? }, actor).await
+    act(&state, &auth, &raw, Action::Reopen { text: text(b.text)? }, actor).await
 }
 
 /// Escalate now to the next step.
@@ -449,17 +470,12 @@ async fn escalate_case(
     let from = match b.step {
         Some(0) => return Err(ApiError::unprocessable("step counts from 1")),
         Some(step) => {
-            let n = number(&raw)?;
-            let case = state
-                .store
-                .case(n)
-                .await?
-                .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no case {n}")))?;
+            let case = visible(&state, &auth, number(&raw)?).await?;
             Some(Position { round: case.escalation.at.round, step: step - 1 })
         }
         None => None,
     };
-    act(&state, &raw, Action::Escalate { from }, actor).await
+    act(&state, &auth, &raw, Action::Escalate { from }, actor).await
 }
 
 /// The case waits on the customer: the resolve clock pauses and the update
@@ -473,7 +489,7 @@ async fn wait_case(
     MaybeJson(b): MaybeJson<ActionBody>,
 ) -> Result<Json<CaseView>, ApiError> {
     let actor = auth.actor(b.by.as_deref(), &state)?;
-    act(&state, &raw, Action::Wait { text: text(b.text)? }, actor).await
+    act(&state, &auth, &raw, Action::Wait { text: text(b.text)? }, actor).await
 }
 
 /// Stop waiting: the resolve clock runs on, a new update window starts.
@@ -486,7 +502,7 @@ async fn resume_case(
     MaybeJson(b): MaybeJson<ActionBody>,
 ) -> Result<Json<CaseView>, ApiError> {
     let actor = auth.actor(b.by.as_deref(), &state)?;
-    act(&state, &raw, Action::Resume { text: text(b.text)? }, actor).await
+    act(&state, &auth, &raw, Action::Resume { text: text(b.text)? }, actor).await
 }
 
 /// Change the priority or plan; every deadline is recomputed from the
@@ -501,5 +517,5 @@ async fn change_case(
 ) -> Result<Json<CaseView>, ApiError> {
     let actor = auth.actor(b.by.as_deref(), &state)?;
     let priority = b.priority.map(|p| p.parse::<Priority>()).transpose().map_err(ApiError::unprocessable)?;
-    act(&state, &raw, Action::Change { priority, plan: b.plan }, actor).await
+    act(&state, &auth, &raw, Action::Change { priority, plan: b.plan }, actor).await
 }
