@@ -172,6 +172,23 @@ pub(crate) fn load_templates(config: &Config) -> anyhow::Result<Templates> {
     })
 }
 
+/// The override service on the configured store: all `override` and
+/// `oncall` need (no reply key, no inbox).
+pub(crate) async fn override_service(config: &Config) -> anyhow::Result<crate::service::overrides::OverrideService> {
+    let rules = std::sync::Arc::new(load_rules(config)?);
+    let store = crate::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
+    let clock = std::sync::Arc::new(crate::clock::SystemClock);
+    Ok(crate::service::overrides::OverrideService { store, rules, clock })
+}
+
+/// An override refused for a field is refused for the flag of that name.
+pub(crate) fn flag_error(e: crate::service::overrides::OverrideError) -> anyhow::Error {
+    match e {
+        crate::service::overrides::OverrideError::Invalid(field) => anyhow::anyhow!("--{field}"),
+        crate::service::overrides::OverrideError::Store(e) => e.into(),
+    }
+}
+
 pub(crate) fn parse_instant(s: &str, what: &str) -> anyhow::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))

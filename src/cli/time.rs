@@ -1,16 +1,12 @@
 //! `tocsin deadline` and `tocsin oncall`: the clock math and the on-call
 //! answer the daemon uses, from the command line.
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use chrono::{SecondsFormat, TimeDelta};
 
-use super::{load_rules, parse_instant};
-use crate::app::Services;
+use super::{flag_error, load_rules, override_service, parse_instant};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::service::overrides::OverrideError;
 
 /// Prints the deadline `within` of working time after `from` on `calendar`.
 pub fn deadline(config: &Config, calendar: &str, from: &str, within: &str) -> anyhow::Result<()> {
@@ -32,13 +28,9 @@ pub fn deadline(config: &Config, calendar: &str, from: &str, within: &str) -> an
 
 /// Prints `schedule<TAB>person` (`-` when nobody) for one or every schedule.
 pub async fn oncall(config: &Config, schedule: Option<&str>, at: Option<&str>) -> anyhow::Result<()> {
-    let rules = load_rules(config)?;
-    let services = Services::open(config, rules, Arc::new(SystemClock)).await?;
+    let overrides = override_service(config).await?;
     let at = at.map(|a| parse_instant(a, "--at")).transpose()?.unwrap_or_else(|| SystemClock.now());
-    let answers = services.overrides.on_call(schedule, at).await.map_err(|e| match e {
-        OverrideError::Invalid(field) => anyhow::anyhow!("--{field}"),
-        OverrideError::Store(e) => e.into(),
-    })?;
+    let answers = overrides.on_call(schedule, at).await.map_err(flag_error)?;
     for (name, who) in answers {
         println!("{name}\t{}", who.as_ref().map_or("-", |p| p.as_str()));
     }
