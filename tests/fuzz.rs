@@ -1,5 +1,5 @@
 //! Fuzzing: hostile bytes into mail intake, the command grammar, the rules
-//! loader and the Twilio signature checker. No panic on any input, and bad
+//! loader, the Twilio signature checker and the sign-in redirect. No panic on any input, and bad
 //! input loses nothing (PRODUCT.md, "hostile input").
 //!
 //! cargo-fuzz needs a nightly compiler (`-Z sanitizer`), and this project
@@ -543,6 +543,86 @@ fn signed_or_forged_hostile_sms_webhooks_get_an_answer_never_a_crash() {
             } else {
                 prop_assert!(status == 400 || status == 403, "a forged or malformed hook is refused, got {}", status);
             }
+            Ok(())
+        })
+    });
+    assert!(result.is_ok(), "{result:?}");
+}
+
+// ---- the sign-in redirect ------------------------------------------------
+
+/// Pieces that lead browsers off-site when a `Location` is read leniently
+/// (the WHATWG URL standard: TAB/CR/LF dropped, `\\` read as `/`, `//host`
+/// another site), raw and percent-escaped.
+const REDIRECT_TRICKS: &[&str] = &[
+    "/",
+    "//",
+    "\\",
+    "/\\",
+    "\t",
+    "\r",
+    "\n",
+    "%09",
+    "%0d%0a",
+    "%2f",
+    "%2F",
+    "%5c",
+    "%5C",
+    "%00",
+    "\u{7f}",
+    " ",
+    "evil.example",
+    "@evil.example",
+    ":",
+    "https:",
+    "javascript:",
+    "?",
+    "#",
+    "..",
+    "/now",
+    "/cases/1001",
+    "%25",
+    "\u{e9}",
+    "\u{3002}",
+    "\u{ff0f}",
+];
+
+/// Any `next` given to the sign-in form: the daemon answers 303, and where
+/// the browser goes, resolving the `Location` as browsers do (the `url`
+/// crate implements the WHATWG parser), is a page of this site.
+#[test]
+fn the_sign_in_redirect_never_leaves_the_site() {
+    use harness::web::{browser, hidden, set_cookie};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let t = rt.block_on(TestApp::spawn(Workers::Manual));
+    let token = rt.block_on(t.token("fuzz-manager", tocsin::token::TokenRole::Manager, None));
+    let base = url::Url::parse(&t.url("/login")).unwrap();
+    let next =
+        prop_oneof![vec(proptest::sample::select(REDIRECT_TRICKS), 0..8).prop_map(|p| p.concat()), any::<String>(),];
+    let mut runner = runner(300);
+    let result = runner.run(&next, |next| {
+        rt.block_on(async {
+            let b = browser();
+            let r = b.get(t.url("/login")).send().await.unwrap();
+            let (login, _) = set_cookie(&r, "tocsin_login").expect("login cookie");
+            let csrf = hidden(&r.text().await.unwrap(), "csrf");
+            let r = b
+                .post(t.url("/login"))
+                .header(reqwest::header::COOKIE, format!("tocsin_login={login}"))
+                .form(&[("token", token.as_str()), ("csrf", &csrf), ("next", &next)])
+                .send()
+                .await
+                .unwrap();
+            prop_assert_eq!(r.status().as_u16(), 303, "next {:?}", next);
+            let location = r.headers()[reqwest::header::LOCATION].to_str().unwrap().to_owned();
+            let to = base.join(&location).unwrap();
+            prop_assert_eq!(
+                (to.scheme(), to.host_str(), to.port()),
+                (base.scheme(), base.host_str(), base.port()),
+                "next {:?} sent the browser to {}",
+                next,
+                to
+            );
             Ok(())
         })
     });
