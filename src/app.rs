@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::audit::Throttle;
 use crate::clock::Clock;
 use crate::config::{Config, parse_size};
 use crate::http::hooks::TwilioHooks;
@@ -26,11 +27,13 @@ use crate::notify::templates::Live;
 use crate::notify::twilio::Twilio;
 use crate::rules::Rules;
 use crate::scheduler::Scheduler;
+use crate::service::audit::Audit;
 use crate::service::cases::{CaseService, Wakers};
 use crate::service::digest::Digester;
 use crate::service::inbox::{Inbox, ReplyAddresses, Settings as InboxSettings};
 use crate::service::overrides::OverrideService;
 use crate::service::phone::Phone;
+use crate::service::tokens::TokenService;
 use crate::smtp::{SmtpServer, tls_acceptor};
 use crate::store::Store;
 
@@ -270,11 +273,22 @@ impl App {
             None => store.clone(),
         };
         let web = Arc::new(crate::http::web::Web::new(reports, config).map_err(anyhow::Error::msg)?);
+        let tokens = Arc::new(TokenService {
+            store: store.clone(),
+            clock: clock.clone(),
+            sign_in_limit: Throttle {
+                max: config.dashboard.sign_in_failures,
+                window: TimeDelta::from_std(config.dashboard.sign_in_window)?,
+            },
+        });
+        let audit = Arc::new(Audit { store: store.clone(), clock: clock.clone() });
         let state = AppState {
             inbox: inbox.clone(),
             cases,
             overrides,
             phone,
+            tokens,
+            audit,
             store,
             rules,
             clock,
