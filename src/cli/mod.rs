@@ -81,7 +81,7 @@ pub enum Command {
         /// RFC 3339 instant, inclusive; default a week before --to.
         #[arg(long)]
         from: Option<String>,
-        /// RFC 3339 instant, exclusive; default now.
+        /// RFC 3339 instant, inclusive; default now.
         #[arg(long)]
         to: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Text)]

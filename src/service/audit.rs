@@ -57,8 +57,9 @@ impl Audit {
         append(self.store.as_ref(), entry).await;
     }
 
-    /// The entries in `[from, to)`: `to` defaults to now and `from` to a
-    /// week before `to`. At most [`MAX_ENTRIES`], oldest first.
+    /// The entries from `from` to `to`, both included: `to` defaults to
+    /// now and `from` to a week before `to`. At most [`MAX_ENTRIES`],
+    /// oldest first.
     pub async fn between(
         &self,
         from: Option<DateTime<Utc>>,
@@ -66,9 +67,9 @@ impl Audit {
     ) -> Result<(DateTime<Utc>, DateTime<Utc>, Vec<AuditEntry>), AuditError> {
         let to = to.unwrap_or_else(|| self.clock.now());
         let from = from.unwrap_or(to - DEFAULT_SPAN);
-        if from >= to {
+        if from > to {
             return Err(AuditError::Window(format!(
-                "from ({}) must come before to ({})",
+                "from ({}) must not come after to ({})",
                 from.to_rfc3339(),
                 to.to_rfc3339()
             )));

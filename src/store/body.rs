@@ -1111,7 +1111,7 @@ where
 
     async fn audit(&self, from: DateTime<Utc>, to: DateTime<Utc>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sql::<D>(
-            "SELECT at, actor, action, subject, detail, client FROM audit WHERE at >= ? AND at < ? ORDER BY at, id LIMIT ?",
+            "SELECT at, actor, action, subject, detail, client FROM audit WHERE at >= ? AND at <= ? ORDER BY at, id LIMIT ?",
         )
         .bind(ms(from))
         .bind(ms(to))

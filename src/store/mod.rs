@@ -349,7 +349,7 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Appends an entry to the audit log.
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
-    /// Audit entries in `[from, to)`, oldest first, at most `limit`.
+    /// Audit entries in `[from, to]`, oldest first, at most `limit`.
     async fn audit(&self, from: DateTime<Utc>, to: DateTime<Utc>, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
     /// When `action` was recorded for client `client` since `since`,
     /// oldest first (what the sign-in limit counts).

@@ -24,7 +24,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub struct AuditQuery {
     /// RFC 3339 instant, inclusive; default a week before `to`.
     from: Option<String>,
-    /// RFC 3339 instant, exclusive; default now.
+    /// RFC 3339 instant, inclusive; default now.
     to: Option<String>,
 }
 
@@ -69,7 +69,7 @@ fn bound(raw: Option<&str>, field: &str) -> Result<Option<DateTime<Utc>>, ApiErr
 /// Admin tokens only.
 #[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), security(("bearer" = [])),
     responses((status = 200, body = AuditList), (status = 403, description = "not an admin token"),
-        (status = 422, description = "a bound is not an RFC 3339 instant, or from is not before to")))]
+        (status = 422, description = "a bound is not an RFC 3339 instant, or from is after to")))]
 async fn audit(
     State(state): State<AppState>,
     auth: Auth,

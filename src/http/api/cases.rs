@@ -407,7 +407,7 @@ async fn act(
         let what = format!("{} as {p}", action.name());
         state
             .audit
-            .record(&format!("token:{}", auth.0.name), AuditAction::ActedFor, &format!("case {n}"), &what, None)
+            .record(&format!("token:{}", auth.0.name), AuditAction::ActedFor, &format!("case {}", n.0), &what, None)
             .await;
     }
     Ok(Json(detail(state, case).await?))
