@@ -133,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
     let name = format!("bench-api-{}", &token::hash(&secret)[..8]);
     store
         .insert_token(
-            &TokenInfo { name, role: TokenRole::Admin, person: None },
+            &TokenInfo::new(name, TokenRole::Admin, None),
             &token::hash(&secret),
             chrono::Utc::now(),
         )
