@@ -12,7 +12,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::audit::Throttle;
 use crate::clock::Clock;
 use crate::config::{Config, parse_size};
 use crate::http::hooks::TwilioHooks;
@@ -273,14 +272,7 @@ impl App {
             None => store.clone(),
         };
         let web = Arc::new(crate::http::web::Web::new(reports, config).map_err(anyhow::Error::msg)?);
-        let tokens = Arc::new(TokenService {
-            store: store.clone(),
-            clock: clock.clone(),
-            sign_in_limit: Throttle {
-                max: config.dashboard.sign_in_failures,
-                window: TimeDelta::from_std(config.dashboard.sign_in_window)?,
-            },
-        });
+        let tokens = Arc::new(TokenService::new(store.clone(), clock.clone(), &config.dashboard)?);
         let audit = Arc::new(Audit { store: store.clone(), clock: clock.clone() });
         let state = AppState {
             inbox: inbox.clone(),

@@ -4,11 +4,10 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Format, load_rules, parse_instant};
-use crate::audit::Throttle;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::service::audit::{Audit, AuditError};
@@ -19,14 +18,7 @@ const CLI: &str = "cli";
 
 async fn service(config: &Config) -> anyhow::Result<TokenService> {
     let store = crate::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
-    Ok(TokenService {
-        store,
-        clock: Arc::new(SystemClock),
-        sign_in_limit: Throttle {
-            max: config.dashboard.sign_in_failures,
-            window: TimeDelta::from_std(config.dashboard.sign_in_window)?,
-        },
-    })
+    Ok(TokenService::new(store, Arc::new(SystemClock), &config.dashboard)?)
 }
 
 pub async fn create(config: &Config, new: NewToken) -> anyhow::Result<()> {

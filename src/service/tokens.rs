@@ -76,9 +76,33 @@ pub struct TokenService {
     pub clock: Arc<dyn Clock>,
     /// Failed dashboard sign-ins one client address may make in a window.
     pub sign_in_limit: Throttle,
+    /// Held from counting a client's failures to recording this attempt's
+    /// outcome, so a burst of attempts sent at once cannot all pass the
+    /// count before the first failure is recorded. Sign-ins are rare; one
+    /// at a time per instance costs nothing. (Instances sharing a database
+    /// each hold their own: a burst spread over n instances may get n - 1
+    /// attempts past the limit.)
+    pub sign_ins: tokio::sync::Mutex<()>,
 }
 
 impl TokenService {
+    /// The service over `store`, with the sign-in limit of `[dashboard]`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        dashboard: &crate::config::Dashboard,
+    ) -> Result<TokenService, chrono::OutOfRangeError> {
+        Ok(TokenService {
+            store,
+            clock,
+            sign_in_limit: Throttle {
+                max: dashboard.sign_in_failures,
+                window: TimeDelta::from_std(dashboard.sign_in_window)?,
+            },
+            sign_ins: tokio::sync::Mutex::new(()),
+        })
+    }
+
     /// Checks `new` against `rules`, stores it, and returns the secret (to
     /// be shown once) and what was stored. `by` is who asked (`cli`).
     pub async fn create(&self, new: NewToken, rules: &Rules, by: &str) -> Result<(String, TokenInfo), TokenError> {
@@ -168,6 +192,7 @@ impl TokenService {
     /// key, [`crate::audit::client_key`]): refused while the client is over
     /// the limit; every outcome logged and audited, never the secret.
     pub async fn sign_in(&self, secret: &str, client: Option<&str>) -> Result<TokenInfo, SignInError> {
+        let _one_at_a_time = self.sign_ins.lock().await;
         let now = self.clock.now();
         if let Some(client) = client {
             let failures =

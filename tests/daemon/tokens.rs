@@ -277,3 +277,29 @@ async fn audit_records_tokens_sign_ins_overrides_and_actions_taken_for_someone_e
     );
     assert!(has("cli", "token_revoked", "max-web"), "{log:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_sign_ins_sent_at_once_gets_no_more_guesses_than_the_limit() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let attacker = browser_from("127.0.0.1");
+    // Each attempt fetches its form first, then all twenty posts go at once.
+    let mut forms = Vec::new();
+    for _ in 0..20 {
+        let r = attacker.get(t.url("/login")).send().await.unwrap();
+        let (login, _) = set_cookie(&r, "tocsin_login").unwrap();
+        forms.push((login, hidden(&r.text().await.unwrap(), "csrf")));
+    }
+    let mut burst = tokio::task::JoinSet::new();
+    for (i, (login, csrf)) in forms.into_iter().enumerate() {
+        let (b, url) = (attacker.clone(), t.url("/login"));
+        burst.spawn(async move {
+            let guess = format!("tocsin_guess{i}");
+            let form = [("token", guess.as_str()), ("csrf", &csrf), ("next", "/now")];
+            let r = b.post(url).header(header::COOKIE, format!("tocsin_login={login}")).form(&form).send().await;
+            r.unwrap().status().as_u16()
+        });
+    }
+    let mut statuses = burst.join_all().await;
+    statuses.sort_unstable();
+    assert_eq!(statuses, [[401; 10], [429; 10]].concat(), "ten guesses, however they are sent");
+}
