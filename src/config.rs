@@ -560,6 +560,22 @@ mod tests {
     }
 
     #[test]
+    fn the_sign_in_limit_defaults_to_ten_failures_in_fifteen_minutes_and_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tocsin.toml");
+        std::fs::write(&path, "").unwrap();
+        let d = Config::load(Some(&path)).unwrap().dashboard;
+        assert_eq!((d.sign_in_failures, d.sign_in_window.as_secs()), (10, 900));
+        std::fs::write(&path, "[dashboard]\nsign_in_failures = 3\nsign_in_window = \"1h\"\n").unwrap();
+        let d = Config::load(Some(&path)).unwrap().dashboard;
+        assert_eq!((d.sign_in_failures, d.sign_in_window.as_secs()), (3, 3600));
+        std::fs::write(&path, "[dashboard]\nsign_in_failures = 0\n").unwrap();
+        assert!(Config::load(Some(&path)).unwrap_err().contains("[dashboard] sign_in_failures must be at least 1"));
+        std::fs::write(&path, "[dashboard]\nsign_in_window = \"2d\"\n").unwrap();
+        assert!(Config::load(Some(&path)).unwrap_err().contains("[dashboard] sign_in_window must be between"));
+    }
+
+    #[test]
     fn smtp_credentials_need_a_transport_that_encrypts_as_lettre_reads_it() {
         let email = |transport: &str| Email {
             transport: transport.into(),
