@@ -132,11 +132,7 @@ async fn main() -> anyhow::Result<()> {
     let secret = token::generate();
     let name = format!("bench-api-{}", &token::hash(&secret)[..8]);
     store
-        .insert_token(
-            &TokenInfo { name, role: TokenRole::Admin, person: None },
-            &token::hash(&secret),
-            chrono::Utc::now(),
-        )
+        .insert_token(&TokenInfo::new(name, TokenRole::Admin, None), &token::hash(&secret), chrono::Utc::now())
         .await?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
     let base = format!("http://{}", app.addr);

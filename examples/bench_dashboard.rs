@@ -143,11 +143,11 @@ async fn main() -> anyhow::Result<()> {
     let app =
         App::start(&config, rules, templates, store.clone(), Arc::new(SystemClock), listeners, Workers::Manual).await?;
     let secret = token::generate();
-    let info = TokenInfo {
-        name: format!("bench-{}", &token::hash(&secret)[..8]),
-        role: TokenRole::Manager,
-        person: Some("max".parse().map_err(anyhow::Error::msg)?),
-    };
+    let info = TokenInfo::new(
+        format!("bench-{}", &token::hash(&secret)[..8]),
+        TokenRole::Manager,
+        Some("max".parse().map_err(anyhow::Error::msg)?),
+    );
     store.insert_token(&info, &token::hash(&secret), now).await?;
     let session = token::generate();
     store.create_session(&token::hash(&session), &token::hash(&secret), "csrf", now + TimeDelta::hours(1), now).await?;

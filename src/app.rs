@@ -26,11 +26,13 @@ use crate::notify::templates::Live;
 use crate::notify::twilio::Twilio;
 use crate::rules::Rules;
 use crate::scheduler::Scheduler;
+use crate::service::audit::Audit;
 use crate::service::cases::{CaseService, Wakers};
 use crate::service::digest::Digester;
 use crate::service::inbox::{Inbox, ReplyAddresses, Settings as InboxSettings};
 use crate::service::overrides::OverrideService;
 use crate::service::phone::Phone;
+use crate::service::tokens::TokenService;
 use crate::smtp::{SmtpServer, tls_acceptor};
 use crate::store::Store;
 
@@ -270,11 +272,15 @@ impl App {
             None => store.clone(),
         };
         let web = Arc::new(crate::http::web::Web::new(reports, config).map_err(anyhow::Error::msg)?);
+        let tokens = Arc::new(TokenService::new(store.clone(), clock.clone(), &config.dashboard)?);
+        let audit = Arc::new(Audit { store: store.clone(), clock: clock.clone() });
         let state = AppState {
             inbox: inbox.clone(),
             cases,
             overrides,
             phone,
+            tokens,
+            audit,
             store,
             rules,
             clock,

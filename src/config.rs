@@ -259,11 +259,23 @@ pub struct Dashboard {
     /// Times and report weeks for tokens that belong to no person (a
     /// person's session uses their own time zone).
     pub time_zone: String,
+    // --- sign-in limits (issue 13) ---
+    /// Failed sign-ins one client address (IPv6: one /64) may make within
+    /// `sign_in_window`; the next attempt gets 429 until the oldest leaves
+    /// the window.
+    pub sign_in_failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub sign_in_window: std::time::Duration,
 }
 
 impl Default for Dashboard {
     fn default() -> Self {
-        Self { session_ttl: std::time::Duration::from_secs(12 * 3600), time_zone: "UTC".into() }
+        Self {
+            session_ttl: std::time::Duration::from_secs(12 * 3600),
+            time_zone: "UTC".into(),
+            sign_in_failures: 10,
+            sign_in_window: std::time::Duration::from_secs(15 * 60),
+        }
     }
 }
 
@@ -441,6 +453,12 @@ impl Config {
         if self.dashboard.session_ttl.as_secs() < 60 {
             return Err(format!("{at}: [dashboard] session_ttl must be at least a minute"));
         }
+        if self.dashboard.sign_in_failures == 0 {
+            return Err(format!("{at}: [dashboard] sign_in_failures must be at least 1"));
+        }
+        if self.dashboard.sign_in_window.as_secs() < 1 || self.dashboard.sign_in_window.as_secs() > 86_400 {
+            return Err(format!("{at}: [dashboard] sign_in_window must be between 1s and 24h"));
+        }
         if self.server.drain_timeout > MAX_DRAIN_TIMEOUT {
             return Err(format!(
                 "{at}: [server] drain_timeout {} is too long: use at most {} (and keep your service manager's stop timeout above it)",
@@ -539,6 +557,22 @@ mod tests {
         assert!(Config::load(Some(&path)).unwrap_err().contains("[server] drain_timeout 2h is too long"));
         std::fs::write(&path, "[server]\ndrain_timeout = \"soon\"\n").unwrap();
         assert!(Config::load(Some(&path)).unwrap_err().contains("drain_timeout"));
+    }
+
+    #[test]
+    fn the_sign_in_limit_defaults_to_ten_failures_in_fifteen_minutes_and_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tocsin.toml");
+        std::fs::write(&path, "").unwrap();
+        let d = Config::load(Some(&path)).unwrap().dashboard;
+        assert_eq!((d.sign_in_failures, d.sign_in_window.as_secs()), (10, 900));
+        std::fs::write(&path, "[dashboard]\nsign_in_failures = 3\nsign_in_window = \"1h\"\n").unwrap();
+        let d = Config::load(Some(&path)).unwrap().dashboard;
+        assert_eq!((d.sign_in_failures, d.sign_in_window.as_secs()), (3, 3600));
+        std::fs::write(&path, "[dashboard]\nsign_in_failures = 0\n").unwrap();
+        assert!(Config::load(Some(&path)).unwrap_err().contains("[dashboard] sign_in_failures must be at least 1"));
+        std::fs::write(&path, "[dashboard]\nsign_in_window = \"2d\"\n").unwrap();
+        assert!(Config::load(Some(&path)).unwrap_err().contains("[dashboard] sign_in_window must be between"));
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! [`app`] wires them together.
 
 pub use tocsin_core::{
-    calendar, case, command, digest, escalation, limits, mail, overrides, people, reports, routing, schedule, sla,
+    audit, calendar, case, command, digest, escalation, limits, mail, overrides, people, reports, routing, schedule,
+    sla,
 };
 
 pub mod app;

@@ -652,3 +652,28 @@ async fn an_automatic_mail_joining_a_case_is_stored_as_automatic() {
     // Filing the row again reports what the first answer said.
     assert_eq!(t.app().inbox.file(id).await.unwrap().status().as_str(), "automatic");
 }
+
+// ---- tokens (issue 13) ------------------------------------------------
+
+/// Text like what operators pass to `--expires`, and worse.
+fn expires_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "[0-9]{0,25}[smhdwy ]{0,4}[0-9]{0,6}[a-z]{0,3}",
+        "[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,12})?(Z|[+-][0-9]{2}:[0-9]{2}))?",
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    /// `--expires` answers any text with an instant in the future or a
+    /// message, never a panic or an overflow.
+    #[test]
+    fn any_expires_text_is_a_future_instant_or_refused(raw in expires_text(), secs in 0i64..5_000_000_000) {
+        let now = chrono::DateTime::from_timestamp(secs, 0).unwrap();
+        if let Ok(at) = tocsin::token::expiry(&raw, now) {
+            prop_assert!(at > now);
+        }
+    }
+}

@@ -8,6 +8,7 @@
 //! core in services and adapters: the store carries out the transitions
 //! decided here, the doors translate requests into calls on it.
 //!
+//! - [`audit`]: the audit log's action names, and the sign-in limit.
 //! - [`calendar`]: working time, holidays, deadlines.
 //! - [`sla`]: plans, priorities, customers, the SLA clocks of a case.
 //! - [`schedule`]: on-call rotations, layers and overrides.
@@ -24,6 +25,7 @@
 //! - [`mail`]: reading an inbound message, reply stripping.
 //! - [`reports`]: report figures (compliance, MTTA/MTTR, breaches, pages).
 
+pub mod audit;
 pub mod calendar;
 pub mod case;
 pub mod command;

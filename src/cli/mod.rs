@@ -67,10 +67,25 @@ pub enum Command {
     },
     /// Apply database migrations (serve also does this).
     Migrate,
-    /// Manage API tokens.
+    /// Manage API tokens: create (with an expiry, or feed-only), list,
+    /// revoke.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Print the audit log: token creation and revocation, dashboard
+    /// sign-ins and failed sign-ins, overrides added and removed, actions
+    /// an admin or integration token took for someone else. Oldest first;
+    /// text is `at<TAB>actor<TAB>action<TAB>subject<TAB>client<TAB>detail`.
+    Audit {
+        /// RFC 3339 instant, inclusive; default a week before --to.
+        #[arg(long)]
+        from: Option<String>,
+        /// RFC 3339 instant, inclusive; default now.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Print the deadline a clock started at --from reaches after --within
     /// of working time in calendar --calendar (RFC 3339, calendar's offset).
@@ -129,20 +144,49 @@ pub enum OverrideCommand {
     Remove { id: i64 },
 }
 
+/// How a listing is printed.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// Tab-separated lines under a header line.
+    Text,
+    /// One JSON array.
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create a token and print it once; only its hash is stored.
     Create {
-        /// A unique name for the token (who or what uses it).
+        /// A unique name for the token (who or what uses it); revoke and
+        /// list name it.
         #[arg(long)]
         name: String,
-        /// engineer, manager, admin or integration.
+        /// engineer, manager, admin, integration, or feed (reads one
+        /// calendar feed only: give --person or --schedule).
         #[arg(long)]
         role: String,
-        /// The person (id from rules/people.toml) the token acts as.
+        /// The person (id from rules/people.toml) the token acts as; for a
+        /// feed token, whose feed it opens.
         #[arg(long)]
         person: Option<String>,
+        /// Feed tokens only: the schedule whose feed it opens.
+        #[arg(long)]
+        schedule: Option<String>,
+        /// When the token stops working: a duration from now (90d, 12h), an
+        /// RFC 3339 instant (2027-01-31T18:00:00Z) or a date (2027-01-31,
+        /// that day's start, UTC). Default: never.
+        #[arg(long, value_name = "DURATION|DATE")]
+        expires: Option<String>,
     },
+    /// List tokens: name, role, scope (person or schedule), created,
+    /// expires, revoked. Never a secret or a hash.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Revoke a token by name: from now on every request with it gets 401,
+    /// and its dashboard sessions end at once.
+    Revoke { name: String },
 }
 
 fn init_logs(format: LogFormat) {
@@ -232,9 +276,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied to {}", crate::store::redacted(&config.database.url));
             Ok(())
         }
-        Command::Token { command: TokenCommand::Create { name, role, person } } => {
-            token::create(&config, name, role, person).await
+        Command::Token { command: TokenCommand::Create { name, role, person, schedule, expires } } => {
+            token::create(&config, crate::service::tokens::NewToken { name, role, person, schedule, expires }).await
         }
+        Command::Token { command: TokenCommand::List { format } } => token::list(&config, format).await,
+        Command::Token { command: TokenCommand::Revoke { name } } => token::revoke(&config, &name).await,
+        Command::Audit { from, to, format } => token::audit(&config, from.as_deref(), to.as_deref(), format).await,
         Command::Deadline { calendar, from, within } => time::deadline(&config, &calendar, &from, &within),
         Command::Override { command } => overrides::run(&config, command).await,
         Command::Oncall { schedule, at } => time::oncall(&config, schedule.as_deref(), at.as_deref()).await,

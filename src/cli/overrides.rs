@@ -23,7 +23,7 @@ pub async fn run(config: &Config, command: OverrideCommand) -> anyhow::Result<()
             }
         }
         OverrideCommand::Remove { id } => {
-            if !overrides.remove(id).await? {
+            if !overrides.remove(id, "cli").await? {
                 anyhow::bail!("no override {id}; see `tocsin override list`");
             }
             println!("removed override {id}");

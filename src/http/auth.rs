@@ -12,14 +12,15 @@ use super::error::ApiError;
 use crate::case::Actor;
 use crate::notify::ids::constant_eq;
 use crate::people::PersonId;
-use crate::token::{self, TokenInfo, TokenRole};
+use crate::service::tokens;
+use crate::token::{self, Feed, TokenInfo, TokenRole};
 
 /// The caller, as its token says.
 #[derive(Debug, Clone)]
 pub struct Auth(pub TokenInfo);
 
 /// 401 with the challenge RFC 6750 asks for.
-pub struct Unauthorized(&'static str);
+pub struct Unauthorized(std::borrow::Cow<'static, str>);
 
 impl IntoResponse for Unauthorized {
     fn into_response(self) -> Response {
@@ -31,6 +32,9 @@ impl IntoResponse for Unauthorized {
 
 pub enum AuthError {
     Missing(Unauthorized),
+    /// A known token that may not use this route (a feed token off its
+    /// feed).
+    Forbidden(ApiError),
     Store(ApiError),
 }
 
@@ -38,7 +42,16 @@ impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         match self {
             AuthError::Missing(u) => u.into_response(),
-            AuthError::Store(e) => e.into_response(),
+            AuthError::Forbidden(e) | AuthError::Store(e) => e.into_response(),
+        }
+    }
+}
+
+impl From<tokens::AuthError> for AuthError {
+    fn from(e: tokens::AuthError) -> Self {
+        match e {
+            tokens::AuthError::Refused(r) => AuthError::Missing(Unauthorized(r.to_string().into())),
+            tokens::AuthError::Store(e) => AuthError::Store(e.into()),
         }
     }
 }
@@ -49,21 +62,31 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).map(str::trim)
 }
 
+/// The token of a bearer header, if it may be used now, whatever its role.
+async fn bearer_token(parts: &Parts, state: &AppState) -> Result<TokenInfo, AuthError> {
+    let missing = "send Authorization: Bearer <token>; make one with `tocsin token create --name N --role R`";
+    let Some(secret) = bearer(&parts.headers) else {
+        return Err(AuthError::Missing(Unauthorized(missing.into())));
+    };
+    Ok(state.tokens.authenticate(secret).await?)
+}
+
 impl FromRequestParts<AppState> for Auth {
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
-        let missing = "send Authorization: Bearer <token>; make one with `tocsin token create --name N --role R`";
-        let Some(secret) = bearer(&parts.headers) else {
-            return Err(AuthError::Missing(Unauthorized(missing)));
-        };
-        match state.store.token(&token::hash(secret)).await {
-            Ok(Some(info)) => Ok(Auth(info)),
-            Ok(None) => {
-                Err(AuthError::Missing(Unauthorized("this token is not known; make one with `tocsin token create`")))
-            }
-            Err(e) => Err(AuthError::Store(e.into())),
+        let info = bearer_token(parts, state).await?;
+        if info.role == TokenRole::Feed {
+            return Err(AuthError::Forbidden(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "token {:?} is a feed token: it opens only {} (GET /api/v1/…/NAME.ics); use an API token here",
+                    info.name,
+                    info.scope()
+                ),
+            )));
         }
+        Ok(Auth(info))
     }
 }
 
@@ -78,13 +101,16 @@ pub fn metrics_scrape(state: &AppState, headers: &HeaderMap) -> Result<(), Unaut
         Ok(())
     } else {
         Err(Unauthorized(
-            "/metrics needs Authorization: Bearer <the value of the variable [server] metrics_token_env names>",
+            "/metrics needs Authorization: Bearer <the value of the variable [server] metrics_token_env names>".into(),
         ))
     }
 }
 
-/// Authentication for calendar feeds: a bearer token, or `?token=` in the
-/// URL, because calendar apps subscribe by URL and send no headers.
+/// Authentication for calendar feeds: a bearer token of any role, or
+/// `?token=` in the URL, because calendar apps subscribe by URL and send no
+/// headers. Calendar services store those URLs, so `?token=` takes feed
+/// tokens only (`--role feed`): a full API token there gets 401. Which feed
+/// a token may open is [`TokenInfo::may_read_feed`]'s answer.
 #[derive(Debug, Clone)]
 pub struct FeedAuth(pub TokenInfo);
 
@@ -94,16 +120,30 @@ impl FromRequestParts<AppState> for FeedAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
         let from_query =
             parts.uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")).map(|t| t.to_owned()));
-        match from_query {
-            Some(secret) => match state.store.token(&token::hash(&secret)).await {
-                Ok(Some(info)) => Ok(FeedAuth(info)),
-                Ok(None) => Err(AuthError::Missing(Unauthorized(
-                    "this token is not known; make one with `tocsin token create`",
-                ))),
-                Err(e) => Err(AuthError::Store(e.into())),
-            },
-            None => Auth::from_request_parts(parts, state).await.map(|Auth(info)| FeedAuth(info)),
+        let Some(secret) = from_query else {
+            return bearer_token(parts, state).await.map(FeedAuth);
+        };
+        let secret = percent_encoding::percent_decode_str(&secret).decode_utf8_lossy().into_owned();
+        let info = state.tokens.authenticate(&secret).await?;
+        if info.role != TokenRole::Feed {
+            return Err(AuthError::Missing(Unauthorized(
+                format!(
+                    "a {} token may not go in a feed URL: calendar services store URLs, so ?token= takes only feed \
+                     tokens; make one with `tocsin token create --name N --role feed --person P` (or --schedule S), \
+                     and revoke this one (`tocsin token revoke {}`) if the URL was shared",
+                    info.role, info.name
+                )
+                .into(),
+            )));
         }
+        Ok(FeedAuth(info))
+    }
+}
+
+impl FeedAuth {
+    /// Refuses (403) a feed this token may not open.
+    pub fn may_read(&self, feed: &Feed) -> Result<(), ApiError> {
+        self.0.may_read_feed(feed).map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e))
     }
 }
 

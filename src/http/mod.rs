@@ -28,10 +28,12 @@ use tower_http::trace::TraceLayer;
 use self::error::ApiError;
 use crate::clock::Clock;
 use crate::rules::Rules;
+use crate::service::audit::Audit;
 use crate::service::cases::CaseService;
 use crate::service::inbox::Inbox;
 use crate::service::overrides::OverrideService;
 use crate::service::phone::Phone;
+use crate::service::tokens::TokenService;
 use crate::store::Store;
 
 pub use self::server::{Limits, serve};
@@ -46,6 +48,10 @@ pub struct AppState {
     pub cases: Arc<CaseService>,
     pub overrides: Arc<OverrideService>,
     pub phone: Arc<Phone>,
+    /// Whether a token may be used now; sign-in limits.
+    pub tokens: Arc<TokenService>,
+    /// The audit log.
+    pub audit: Arc<Audit>,
     pub store: Arc<dyn Store>,
     pub rules: Arc<Rules>,
     pub clock: Arc<dyn Clock>,

@@ -12,6 +12,10 @@
 //!   client gets 408.
 //! - At most `[server] max_connections` connections are served at once;
 //!   the next one waits in the kernel's accept queue until a slot is free.
+//! - Each request carries its connection's peer address (axum's
+//!   [`ConnectInfo`]), which [`ClientAddr`] reads: the sign-in limit counts
+//!   by it. It is the TCP peer: behind a reverse proxy, the proxy's address
+//!   (we trust no forwarded-for header).
 //!
 //! Shaped like the SMTP listener (and tokio-rs/mini-redis): it takes a
 //! bound listener, counts connections with a semaphore, and stops through
@@ -22,8 +26,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper::server::conn::http1;
@@ -32,6 +37,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
+use tower_http::add_extension::AddExtension;
 
 use super::error::ApiError;
 use super::hooks::MAIL_HOOK;
@@ -86,7 +92,8 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, mut sh
                 continue;
             }
         };
-        let (http, service, mut stop) = (http.clone(), TowerToHyperService::new(router.clone()), shutdown.clone());
+        let service = TowerToHyperService::new(AddExtension::new(router.clone(), ConnectInfo(peer)));
+        let (http, mut stop) = (http.clone(), shutdown.clone());
         connections.spawn(async move {
             let _permit = permit;
             let conn = http.serve_connection(TokioIo::new(stream), service);
@@ -143,5 +150,18 @@ pub async fn time_limit(State(limits): State<Limits>, request: Request, next: Ne
             )
             .into_response()
         }
+    }
+}
+
+/// The client's address, when the request came through [`serve`] (a
+/// router called some other way, as in unit tests, has none).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| *a)))
     }
 }

@@ -72,6 +72,24 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The action's name, as the API's routes and the audit log call it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Ack { .. } => "ack",
+            Action::Note { .. } => "note",
+            Action::Resolve { .. } => "resolve",
+            Action::Reopen { .. } => "reopen",
+            Action::Escalate { .. } => "escalate",
+            Action::Wait { .. } => "wait",
+            Action::Resume { .. } => "resume",
+            Action::Change { .. } => "change",
+            Action::Snooze { .. } => "snooze",
+            Action::Mail { .. } => "mail",
+        }
+    }
+}
+
 /// Why the case service could not do it.
 #[derive(Debug, thiserror::Error)]
 pub enum CaseError {
@@ -113,10 +131,13 @@ impl CaseService {
     /// Whether `viewer` may see and change `case`: the one rule the API and
     /// the dashboard share. Managers, admins and integrations see every
     /// case; an engineer sees the cases assigned to them and those that
-    /// paged them; a token without a person sees none.
+    /// paged them; a token without a person, or a feed token, sees none.
     pub async fn visible_to(&self, viewer: &TokenInfo, case: &Case) -> Result<bool, StoreError> {
-        if !matches!(viewer.role, TokenRole::Engineer) {
-            return Ok(true);
+        match viewer.role {
+            TokenRole::Manager | TokenRole::Admin | TokenRole::Integration => return Ok(true),
+            // A feed token reads one calendar feed and no case.
+            TokenRole::Feed => return Ok(false),
+            TokenRole::Engineer => {}
         }
         let Some(me) = &viewer.person else { return Ok(false) };
         if case.assignee.as_ref() == Some(me) {

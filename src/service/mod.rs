@@ -9,13 +9,17 @@
 //! - [`overrides`]: on-call overrides and who is on call.
 //! - [`phone`]: SMS from engineers' phones and Twilio's delivery reports.
 //! - [`digest`]: the managers' daily digest.
+//! - [`tokens`]: API tokens, whether one may be used now, sign-in limits.
+//! - [`audit`]: the audit log.
 //!
 //! Services may use the core, the store, `notify` and `clock`; they never
 //! import `http`, `smtp` or `cli`.
 
+pub mod audit;
 pub mod cases;
 pub mod commands;
 pub mod digest;
 pub mod inbox;
 pub mod overrides;
 pub mod phone;
+pub mod tokens;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::audit::{AuditAction, AuditEntry};
 use crate::clock::Clock;
 use crate::escalation::Overrides;
 use crate::overrides::{FieldError, OverrideRequest};
@@ -48,6 +49,14 @@ impl OverrideService {
         };
         let stored = self.store.insert_override(&record).await?;
         tracing::info!(id = stored.id, schedule = %stored.schedule, person = %stored.person, by = created_by, "override created");
+        let detail = format!(
+            "{} on call on {} from {} to {}",
+            stored.person,
+            stored.schedule,
+            stored.start.to_rfc3339(),
+            stored.end.to_rfc3339()
+        );
+        self.record(created_by, AuditAction::OverrideAdded, stored.id, detail).await;
         Ok(stored)
     }
 
@@ -58,13 +67,27 @@ impl OverrideService {
         Ok(all)
     }
 
-    /// Removes override `id`; false when there was none.
-    pub async fn remove(&self, id: i64) -> Result<bool, StoreError> {
+    /// Removes override `id` for `by` (a person id, a token name or
+    /// "cli"); false when there was none.
+    pub async fn remove(&self, id: i64, by: &str) -> Result<bool, StoreError> {
         let removed = self.store.delete_override(id).await?;
         if removed {
-            tracing::info!(id, "override removed");
+            tracing::info!(id, by, "override removed");
+            self.record(by, AuditAction::OverrideRemoved, id, String::new()).await;
         }
         Ok(removed)
+    }
+
+    async fn record(&self, by: &str, action: AuditAction, id: i64, detail: String) {
+        let entry = AuditEntry {
+            at: self.clock.now(),
+            actor: by.to_owned(),
+            action,
+            subject: format!("override {id}"),
+            detail,
+            client: None,
+        };
+        super::audit::append(self.store.as_ref(), entry).await;
     }
 
     /// The overrides that matter from `from` on, by schedule.

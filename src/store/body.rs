@@ -17,16 +17,17 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::{AssertSqlSafe, Database, Encode, Executor, Pool, QueryBuilder, Transaction, Type};
 
 use super::dialect::{Affected, Dialect};
-use super::rows::{self, CASE_COLUMNS, Columns, PAGE_COLUMNS, PAGE_FACT_COLUMNS, Value, ms};
+use super::rows::{self, CASE_COLUMNS, Columns, PAGE_COLUMNS, PAGE_FACT_COLUMNS, TOKEN_COLUMNS, Value, ms};
 use super::{
     Counts, Delivery, DigestData, EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus, ReportData,
     SessionRecord, Store, StoreError,
 };
+use crate::audit::{AuditAction, AuditEntry};
 use crate::case::{Case, CaseNumber, NewEvent, NewPage, Status, Timer, Transition};
 use crate::escalation::Position;
 use crate::mail::{Envelope, InboxStatus};
 use crate::people::{ChannelKind, PersonId};
-use crate::token::TokenInfo;
+use crate::token::{TokenInfo, TokenRecord};
 use tocsin_core::delivery::{self, Aftermath};
 
 type Conn<D> = <<D as Dialect>::DB as Database>::Connection;
@@ -889,12 +890,16 @@ where
     }
 
     async fn insert_token(&self, info: &TokenInfo, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let result = sql::<D>("INSERT INTO tokens (name, hash, role, person, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(info.name.as_str())
-            .bind(hash)
-            .bind(info.role.as_str())
-            .bind(info.person.as_ref().map(PersonId::as_str))
-            .bind(ms(now))
+        let result = sql::<D>(
+            "INSERT INTO tokens (name, hash, role, person, schedule, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(info.name.as_str())
+        .bind(hash)
+        .bind(info.role.as_str())
+        .bind(info.person.as_ref().map(PersonId::as_str))
+        .bind(info.schedule.as_deref())
+        .bind(info.expires_at.map(ms))
+        .bind(ms(now))
             .execute(&self.writer)
             .await;
         match result {
@@ -906,8 +911,8 @@ where
         }
     }
 
-    async fn token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError> {
-        let row = sql::<D>("SELECT name, role, person FROM tokens WHERE hash = ?")
+    async fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sql::<D>(format!("SELECT {TOKEN_COLUMNS} FROM tokens t WHERE t.hash = ?"))
             .bind(hash)
             .fetch_optional(&self.reader)
             .await?;
@@ -1039,16 +1044,20 @@ where
     }
 
     async fn session(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<SessionRecord>, StoreError> {
-        let row = sql::<D>(
-            "SELECT t.name, t.role, t.person, s.csrf, s.expires_at FROM sessions s
-             JOIN tokens t ON t.hash = s.token_hash WHERE s.hash = ? AND s.expires_at > ?",
-        )
+        let row = sql::<D>(format!(
+            "SELECT {TOKEN_COLUMNS}, s.csrf, s.expires_at AS session_expires_at FROM sessions s
+             JOIN tokens t ON t.hash = s.token_hash WHERE s.hash = ? AND s.expires_at > ?"
+        ))
         .bind(hash)
         .bind(ms(now))
         .fetch_optional(&self.reader)
         .await?;
         let Some(r) = row else { return Ok(None) };
-        Ok(Some(SessionRecord { token: rows::token(&r)?, csrf: r.text("csrf")?, expires_at: r.instant("expires_at")? }))
+        Ok(Some(SessionRecord {
+            token: rows::token(&r)?,
+            csrf: r.text("csrf")?,
+            expires_at: r.instant("session_expires_at")?,
+        }))
     }
 
     async fn delete_session(&self, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -1058,5 +1067,74 @@ where
             .execute(&self.writer)
             .await?;
         Ok(())
+    }
+
+    // --- tokens and audit (issue 13) ---
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sql::<D>(format!("SELECT {TOKEN_COLUMNS} FROM tokens t ORDER BY t.created_at, t.id"))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(rows::token).collect()
+    }
+
+    async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let found = sql::<D>("UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE name = ?")
+            .bind(ms(now))
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        if found.rows() == 0 {
+            return Ok(false);
+        }
+        sql::<D>("DELETE FROM sessions WHERE token_hash IN (SELECT hash FROM tokens WHERE name = ?)")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        sql::<D>("INSERT INTO audit (at, actor, action, subject, detail, client) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(ms(entry.at))
+            .bind(entry.actor.as_str())
+            .bind(entry.action.as_str())
+            .bind(entry.subject.as_str())
+            .bind(entry.detail.as_str())
+            .bind(entry.client.as_deref())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn audit(&self, from: DateTime<Utc>, to: DateTime<Utc>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sql::<D>(
+            "SELECT at, actor, action, subject, detail, client FROM audit WHERE at >= ? AND at <= ? ORDER BY at, id LIMIT ?",
+        )
+        .bind(ms(from))
+        .bind(ms(to))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(rows::audit).collect()
+    }
+
+    async fn audit_times(
+        &self,
+        action: AuditAction,
+        client: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        // Read from the writer: a limit must see the failure just recorded,
+        // which a replica or a lagging reader might not yet.
+        let rows = sql::<D>("SELECT at FROM audit WHERE action = ? AND client = ? AND at > ? ORDER BY at, id")
+            .bind(action.as_str())
+            .bind(client)
+            .bind(ms(since))
+            .fetch_all(&self.writer)
+            .await?;
+        rows.iter().map(|r| r.instant("at")).collect()
     }
 }

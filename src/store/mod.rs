@@ -24,11 +24,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
+use crate::audit::{AuditAction, AuditEntry};
 use crate::case::{Case, CaseNumber, PageKind, Status, Timer, Transition};
 use crate::escalation::Position;
 use crate::mail::{Envelope, InboxStatus};
 use crate::people::{ChannelKind, PersonId};
-use crate::token::{TokenInfo, TokenRole};
+use crate::token::{TokenInfo, TokenRecord, TokenRole};
 pub use body::SqlStore;
 use dialect::Dialect;
 pub use tocsin_core::case::EventRecord;
@@ -116,7 +117,9 @@ pub struct InboxRecord {
 /// secret every form must echo.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRecord {
-    pub token: TokenInfo,
+    /// Its token as stored: the session lasts only while the token may be
+    /// used (`TokenService` checks).
+    pub token: TokenRecord,
     pub csrf: String,
     pub expires_at: DateTime<Utc>,
 }
@@ -289,8 +292,11 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Stores a new token (its expiry and scope in `info`); `Duplicate`
+    /// when its name is taken.
     async fn insert_token(&self, info: &TokenInfo, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
-    async fn token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError>;
+    /// The token stored under `hash`, revoked or expired ones included.
+    async fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
 
     async fn counts(&self, now: DateTime<Utc>) -> Result<Counts, StoreError>;
 
@@ -328,10 +334,31 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// The session whose cookie hashes to `hash`, unless it expired by `now`
-    /// or its token is gone.
+    /// or its token is gone. Its token comes as stored, revoked or expired.
     async fn session(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<SessionRecord>, StoreError>;
     /// Ends a session (sign-out), and forgets every session expired by `now`.
     async fn delete_session(&self, hash: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    // --- tokens and audit (issue 13) ---
+
+    /// Every token, oldest first, revoked and expired ones included.
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Marks the token named `name` revoked at `now` (a second revocation
+    /// keeps the first instant) and deletes its dashboard sessions, in one
+    /// transaction. False when no token has that name.
+    async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Appends an entry to the audit log.
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// Audit entries in `[from, to]`, oldest first, at most `limit`.
+    async fn audit(&self, from: DateTime<Utc>, to: DateTime<Utc>, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// When `action` was recorded for client `client` since `since`,
+    /// oldest first (what the sign-in limit counts).
+    async fn audit_times(
+        &self,
+        action: AuditAction,
+        client: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError>;
 }
 
 /// Opens the store `[database]` names: `sqlite://PATH` (created if missing)

@@ -16,11 +16,12 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use super::{
     EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus, ReportCase, ReportPage, StoreError, role,
 };
+use crate::audit::AuditEntry;
 use crate::case::{Case, CaseNumber, Escalation, Timer};
 use crate::escalation::Position;
 use crate::mail::Envelope;
 use crate::sla::Deadlines;
-use crate::token::TokenInfo;
+use crate::token::{TokenInfo, TokenRecord};
 use tocsin_core::delivery::PageFacts;
 
 /// The columns [`case`] reads.
@@ -271,8 +272,32 @@ pub fn event(r: &impl Columns) -> Result<EventRecord, StoreError> {
     })
 }
 
-pub fn token(r: &impl Columns) -> Result<TokenInfo, StoreError> {
-    Ok(TokenInfo { name: r.text("name")?, role: role(&r.text("role")?)?, person: r.opt_parsed("person")? })
+/// The columns [`token`] reads, of table `tokens` as `t`.
+pub const TOKEN_COLUMNS: &str = "t.name, t.role, t.person, t.schedule, t.expires_at, t.created_at, t.revoked_at";
+
+pub fn token(r: &impl Columns) -> Result<TokenRecord, StoreError> {
+    Ok(TokenRecord {
+        info: TokenInfo {
+            name: r.text("name")?,
+            role: role(&r.text("role")?)?,
+            person: r.opt_parsed("person")?,
+            schedule: r.opt_text("schedule")?,
+            expires_at: r.opt_instant("expires_at")?,
+        },
+        created_at: r.instant("created_at")?,
+        revoked_at: r.opt_instant("revoked_at")?,
+    })
+}
+
+pub fn audit(r: &impl Columns) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        at: r.instant("at")?,
+        actor: r.text("actor")?,
+        action: r.parsed("action")?,
+        subject: r.text("subject")?,
+        detail: r.text("detail")?,
+        client: r.opt_text("client")?,
+    })
 }
 
 pub fn override_record(r: &impl Columns) -> Result<OverrideRecord, StoreError> {

@@ -114,6 +114,66 @@ fn token_create_prints_a_token_once_and_refuses_bad_input() {
 }
 
 #[test]
+fn tokens_are_created_with_an_expiry_or_for_one_feed_listed_without_secrets_and_revoked() {
+    let dir = broken_copy();
+    let create = |args: &[&str]| {
+        let mut all = vec!["token", "create"];
+        all.extend_from_slice(args);
+        tocsin(dir.path(), &all)
+    };
+    let o = create(&["--name", "ana-phone", "--role", "engineer", "--person", "ana", "--expires", "90d"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let secret = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    assert!(create(&["--name", "ops", "--role", "admin", "--expires", "2099-01-31"]).status.success());
+    assert!(create(&["--name", "ana-cal", "--role", "feed", "--person", "ana"]).status.success());
+    assert!(create(&["--name", "primary-cal", "--role", "feed", "--schedule", "primary"]).status.success());
+    for (args, want) in [
+        (&["--name", "x", "--role", "engineer", "--expires", "yesterday"][..], "--expires: \"yesterday\" is neither"),
+        (&["--name", "x", "--role", "engineer", "--expires", "2020-01-01"], "--expires: \"2020-01-01\" is"),
+        (&["--name", "x", "--role", "feed"], "exactly one of --person or --schedule"),
+        (&["--name", "x", "--role", "feed", "--person", "ana", "--schedule", "primary"], "exactly one of"),
+        (&["--name", "x", "--role", "feed", "--schedule", "tertiary"], "--schedule: unknown schedule \"tertiary\""),
+        (&["--name", "x", "--role", "admin", "--schedule", "primary"], "only feed tokens name a schedule"),
+        (&["--name", "ana-phone", "--role", "admin"], "a token named \"ana-phone\" already exists"),
+    ] {
+        let o = create(args);
+        assert!(!o.status.success() && text(&o).contains(want), "{args:?}: {}", text(&o));
+    }
+
+    let o = tocsin(dir.path(), &["token", "list"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "name\trole\tscope\tcreated\texpires\trevoked");
+    assert_eq!(lines.len(), 5, "{out}");
+    assert!(lines[1].starts_with("ana-phone\tengineer\tperson ana\t"), "{out}");
+    assert!(lines[2].starts_with("ops\tadmin\t-\t") && lines[2].contains("\t2099-01-31T00:00:00Z\t-"), "{out}");
+    assert!(lines[4].starts_with("primary-cal\tfeed\tschedule primary\t") && lines[4].ends_with("\t-\t-"), "{out}");
+    assert!(!out.contains(&secret) && !out.contains("tocsin_"), "no secret in the list: {out}");
+
+    assert!(tocsin(dir.path(), &["token", "revoke", "ana-phone"]).status.success());
+    let o = tocsin(dir.path(), &["token", "revoke", "zoe-phone"]);
+    assert!(!o.status.success() && text(&o).contains("no token named \"zoe-phone\""), "{}", text(&o));
+    let o = tocsin(dir.path(), &["token", "list", "--format", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list[0]["name"], "ana-phone");
+    assert!(list[0]["revoked_at"].is_string() && list[0]["expires_at"].is_string(), "{list}");
+    assert!(list[3]["revoked_at"].is_null() && list[3]["schedule"] == "primary", "{list}");
+    assert!(!o.stdout.windows(secret.len()).any(|w| w == secret.as_bytes()));
+
+    let o = tocsin(dir.path(), &["audit"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains("\tcli\ttoken_created\tana-phone\t-\trole engineer, person ana, expires "), "{out}");
+    assert!(out.contains("\tcli\ttoken_revoked\tana-phone\t"), "{out}");
+    let o = tocsin(dir.path(), &["audit", "--format", "json", "--from", "2020-01-01T00:00:00Z"]);
+    let log: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(log.as_array().unwrap().len(), 5, "{log}");
+    let o = tocsin(dir.path(), &["audit", "--from", "last week"]);
+    assert!(!o.status.success() && text(&o).contains("--from"), "{}", text(&o));
+}
+
+#[test]
 fn every_subcommand_takes_config_and_a_bad_config_names_its_line() {
     let dir = broken_copy();
     std::fs::write(dir.path().join("custom.toml"), "[server]\nhttp = \"127.0.0.1:0\"\nsmpt = \"x\"\n").unwrap();

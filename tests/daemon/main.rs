@@ -27,4 +27,5 @@ mod phone;
 mod sms;
 mod smtp;
 mod time;
+mod tokens;
 mod upgrade;

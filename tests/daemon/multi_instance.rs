@@ -257,7 +257,7 @@ impl Cluster {
         }
         let store = tocsin::store::open(&Database { url: db.url.clone(), ..Database::default() }).await.unwrap();
         let token = token::generate();
-        let info = TokenInfo { name: "load".into(), role: TokenRole::Admin, person: None };
+        let info = TokenInfo::new("load", TokenRole::Admin, None);
         store.insert_token(&info, &token::hash(&token), Utc::now()).await.unwrap();
         Some(Cluster { instances, store, dir, outbox, token, http, _db: db })
     }

@@ -3,7 +3,7 @@
 use chrono::TimeDelta;
 use serde_json::{Value, json};
 use tocsin::app::Workers;
-use tocsin::token::TokenRole;
+use tocsin::token::{TokenInfo, TokenRole};
 
 use crate::harness::*;
 
@@ -218,7 +218,13 @@ async fn oncall_names_the_next_handoff() {
 #[tokio::test]
 async fn schedule_and_person_feeds_are_icalendar() {
     let t = TestApp::spawn(Workers::Manual).await;
-    let tok = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    // Calendar apps subscribe by URL, so feed URLs carry feed tokens.
+    let tok = t
+        .token_of(TokenInfo {
+            schedule: Some("primary".into()),
+            ..TokenInfo::new("primary-cal", TokenRole::Feed, None)
+        })
+        .await;
     let r = t.http.get(t.url(&format!("/api/v1/schedules/primary.ics?token={tok}"))).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/calendar; charset=utf-8");
@@ -229,16 +235,12 @@ async fn schedule_and_person_feeds_are_icalendar() {
     assert!(ics.lines().all(|l| l.len() <= 75), "lines must be folded at 75 octets");
     let events = ics.matches("BEGIN:VEVENT").count();
     assert!(events > 50, "67 days of shifts with evening cover: {events}");
+    let dana = t.token("dana-cal", TokenRole::Feed, Some("dana")).await;
     let person =
-        t.http.get(t.url(&format!("/api/v1/people/dana.ics?token={tok}"))).send().await.unwrap().text().await.unwrap();
+        t.http.get(t.url(&format!("/api/v1/people/dana.ics?token={dana}"))).send().await.unwrap().text().await.unwrap();
     assert!(person.contains("SUMMARY:On call: Dana Novak (primary)") && !person.contains("Ana Lima"), "{person}");
     assert_eq!(t.http.get(t.url("/api/v1/schedules/primary.ics")).send().await.unwrap().status(), 401);
-    assert_eq!(
-        t.http.get(t.url(&format!("/api/v1/schedules/nope.ics?token={tok}"))).send().await.unwrap().status(),
-        404
-    );
-    assert_eq!(
-        t.http.get(t.url(&format!("/api/v1/schedules/primary?token={tok}"))).send().await.unwrap().status(),
-        404
-    );
+    let max = t.token("max", TokenRole::Manager, Some("max")).await;
+    assert_eq!(t.http.get(t.url("/api/v1/schedules/nope.ics")).bearer_auth(&max).send().await.unwrap().status(), 404);
+    assert_eq!(t.http.get(t.url("/api/v1/schedules/primary")).bearer_auth(&max).send().await.unwrap().status(), 404);
 }

@@ -159,8 +159,12 @@ impl TestApp {
     }
 
     pub async fn token(&self, name: &str, role: TokenRole, person: Option<&str>) -> String {
+        self.token_of(TokenInfo::new(name, role, person.map(|p| p.parse().unwrap()))).await
+    }
+
+    /// Stores a token as `info` says (expiry, schedule) and returns it.
+    pub async fn token_of(&self, info: TokenInfo) -> String {
         let secret = token::generate();
-        let info = TokenInfo { name: name.into(), role, person: person.map(|p| p.parse().unwrap()) };
         self.store().insert_token(&info, &token::hash(&secret), self.clock_now()).await.unwrap();
         secret
     }

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use tocsin::audit::{AuditAction, AuditEntry};
 use tocsin::case::{
     Case, CaseNumber, Escalation, EventKind, Filing, NewEvent, NewPage, PageKind, RequestKey, Status, TimerKind,
     Transition, Via,
@@ -18,7 +19,7 @@ use tocsin::mail::{Envelope, InboxStatus};
 use tocsin::people::ChannelKind;
 use tocsin::sla::{Deadlines, SlaClock};
 use tocsin::store::{Delivery, OverrideRecord, PageStatus, Store, StoreError};
-use tocsin::token::{TokenInfo, TokenRole};
+use tocsin::token::{TokenInfo, TokenRecord, TokenRole};
 
 use crate::harness::at;
 use crate::harness::pg::{FreshDb, admin_url};
@@ -98,6 +99,8 @@ conformance!(
     failed_pages_fall_back_and_retries_wait,
     inbox_receives_settles_and_files_once,
     tokens_and_sessions,
+    tokens_expire_are_listed_and_revoked_with_their_sessions,
+    audit_is_appended_read_by_window_and_counted_per_client,
     overrides_settings_and_opt_outs,
     report_data_and_dashboard_lists,
     migrate_twice_and_from_three_instances_at_once,
@@ -641,19 +644,20 @@ async fn inbox_receives_settles_and_files_once(b: &Backend) {
 
 async fn tokens_and_sessions(b: &Backend) {
     let s = &*b.store;
-    let info = TokenInfo { name: "ana-phone".into(), role: TokenRole::Engineer, person: Some("ana".parse().unwrap()) };
+    let info = TokenInfo::new("ana-phone", TokenRole::Engineer, Some("ana".parse().unwrap()));
     s.insert_token(&info, "h1", t0()).await.unwrap();
-    assert_eq!(s.token("h1").await.unwrap(), Some(info.clone()));
+    let stored = TokenRecord { info: info.clone(), created_at: t0(), revoked_at: None };
+    assert_eq!(s.token("h1").await.unwrap(), Some(stored.clone()));
     assert_eq!(s.token("h2").await.unwrap(), None);
     assert!(matches!(s.insert_token(&info, "h2", t0()).await, Err(StoreError::Duplicate(_))));
-    let admin = TokenInfo { name: "ops".into(), role: TokenRole::Admin, person: None };
+    let admin = TokenInfo::new("ops", TokenRole::Admin, None);
     s.insert_token(&admin, "h3", t0()).await.unwrap();
     let until = t0() + TimeDelta::hours(8);
     s.create_session("s1", "h1", "csrf1", until, t0()).await.unwrap();
     s.create_session("s2", "h3", "csrf2", t0() + TimeDelta::minutes(1), t0()).await.unwrap();
     s.create_session("s3", "gone", "csrf3", until, t0()).await.unwrap();
     let got = s.session("s1", t0()).await.unwrap().unwrap();
-    assert_eq!((got.token, got.csrf.as_str(), got.expires_at), (info, "csrf1", until));
+    assert_eq!((got.token, got.csrf.as_str(), got.expires_at), (stored, "csrf1", until));
     assert!(s.session("s3", t0()).await.unwrap().is_none(), "its token is gone");
     let later = t0() + TimeDelta::minutes(1);
     assert!(s.session("s2", later).await.unwrap().is_none(), "expired");
@@ -661,6 +665,70 @@ async fn tokens_and_sessions(b: &Backend) {
     s.delete_session("s1", later).await.unwrap();
     assert!(s.session("s1", t0()).await.unwrap().is_none(), "signed out");
     assert!(s.session("s2", t0()).await.unwrap().is_none(), "expired sessions are forgotten");
+}
+
+async fn tokens_expire_are_listed_and_revoked_with_their_sessions(b: &Backend) {
+    let s = &*b.store;
+    let expires = t0() + TimeDelta::days(90);
+    let feed = TokenInfo {
+        schedule: Some("primary".into()),
+        expires_at: Some(expires),
+        ..TokenInfo::new("primary-cal", TokenRole::Feed, None)
+    };
+    s.insert_token(&feed, "hf", t0()).await.unwrap();
+    let ana = TokenInfo::new("ana-phone", TokenRole::Engineer, Some("ana".parse().unwrap()));
+    s.insert_token(&ana, "ha", t0() + TimeDelta::seconds(1)).await.unwrap();
+    let got = s.token("hf").await.unwrap().unwrap();
+    assert_eq!((got.info, got.created_at, got.revoked_at), (feed.clone(), t0(), None), "expiry and scope kept");
+    let names: Vec<_> = s.tokens().await.unwrap().into_iter().map(|t| t.info.name).collect();
+    assert_eq!(names, ["primary-cal", "ana-phone"], "oldest first");
+
+    s.create_session("sa", "ha", "c", t0() + TimeDelta::hours(8), t0()).await.unwrap();
+    s.create_session("sf", "hf", "c", t0() + TimeDelta::hours(8), t0()).await.unwrap();
+    let revoked_at = t0() + TimeDelta::minutes(5);
+    assert!(s.revoke_token("ana-phone", revoked_at).await.unwrap());
+    assert!(s.session("sa", t0()).await.unwrap().is_none(), "its sessions ended");
+    assert!(s.session("sf", t0()).await.unwrap().is_some(), "other tokens' sessions stay");
+    assert_eq!(s.token("ha").await.unwrap().unwrap().revoked_at, Some(revoked_at));
+    assert!(s.revoke_token("ana-phone", revoked_at + TimeDelta::hours(1)).await.unwrap());
+    assert_eq!(s.token("ha").await.unwrap().unwrap().revoked_at, Some(revoked_at), "the first revocation stands");
+    assert!(!s.revoke_token("zoe-phone", revoked_at).await.unwrap(), "no such token");
+}
+
+async fn audit_is_appended_read_by_window_and_counted_per_client(b: &Backend) {
+    let s = &*b.store;
+    let entry = |at: DateTime<Utc>, action: AuditAction, client: Option<&str>| AuditEntry {
+        at,
+        actor: "cli".into(),
+        action,
+        subject: "ana-phone".into(),
+        detail: "role engineer".into(),
+        client: client.map(str::to_owned),
+    };
+    let first = entry(t0(), AuditAction::TokenCreated, None);
+    s.append_audit(&first).await.unwrap();
+    for i in 0..3 {
+        let at = t0() + TimeDelta::minutes(i);
+        s.append_audit(&entry(at, AuditAction::SignInFailed, Some("192.0.2.7"))).await.unwrap();
+    }
+    s.append_audit(&entry(t0(), AuditAction::SignInFailed, Some("192.0.2.8"))).await.unwrap();
+    s.append_audit(&entry(t0() + TimeDelta::minutes(1), AuditAction::SignIn, Some("192.0.2.7"))).await.unwrap();
+
+    let all = s.audit(t0(), t0() + TimeDelta::hours(1), 100).await.unwrap();
+    assert_eq!(all.len(), 6);
+    assert_eq!(all[0], first, "round trips to the millisecond");
+    assert!(all.windows(2).all(|w| w[0].at <= w[1].at), "oldest first");
+    assert_eq!(
+        s.audit(t0() + TimeDelta::minutes(1), t0() + TimeDelta::minutes(2), 100).await.unwrap().len(),
+        3,
+        "both ends included"
+    );
+    assert_eq!(s.audit(t0(), t0() + TimeDelta::hours(1), 2).await.unwrap().len(), 2, "limited");
+
+    let times = s.audit_times(AuditAction::SignInFailed, "192.0.2.7", t0()).await.unwrap();
+    assert_eq!(times, [t0() + TimeDelta::minutes(1), t0() + TimeDelta::minutes(2)], "after `since`, this client only");
+    let times = s.audit_times(AuditAction::SignInFailed, "192.0.2.7", t0() - TimeDelta::seconds(1)).await.unwrap();
+    assert_eq!(times.len(), 3);
 }
 
 async fn overrides_settings_and_opt_outs(b: &Backend) {

@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiJson, MaybeJson};
+use crate::audit::AuditAction;
 use crate::case::decide::NewCase;
 use crate::case::{Actor, Case, CaseNumber, RequestKey, Status, Via};
 use crate::escalation::Position;
@@ -398,6 +399,17 @@ async fn act(
     let n = number(raw)?;
     visible(state, auth, n).await?;
     let case = state.cases.act(n, &action, &actor, Via::Api).await?;
+    // Every case action of the API passes here, once: an admin or
+    // integration token that acted for a person (`"by"`) is audited.
+    if let Actor::Person(p) = &actor
+        && auth.0.person.as_ref() != Some(p)
+    {
+        let what = format!("{} as {p}", action.name());
+        state
+            .audit
+            .record(&format!("token:{}", auth.0.name), AuditAction::ActedFor, &format!("case {}", n.0), &what, None)
+            .await;
+    }
     Ok(Json(detail(state, case).await?))
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP API: JSON under `/api/v1`, bearer tokens with roles, errors as
 //! `{"error": "…"}` with a 4xx status that says what to fix.
 
+pub mod audit;
 pub mod cases;
 pub mod health;
 pub mod reports;
@@ -87,4 +88,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(schedules::routes())
         .merge(reports::routes())
         .merge(health::routes())
+        .merge(audit::routes())
 }

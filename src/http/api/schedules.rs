@@ -18,7 +18,7 @@ use crate::http::error::ApiError;
 use crate::overrides::OverrideRequest;
 use crate::people::PersonId;
 use crate::store::OverrideRecord;
-use crate::token::TokenRole;
+use crate::token::{Feed, TokenRole};
 
 /// How far ahead `until` and the feeds look.
 const HORIZON_DAYS: i64 = 60;
@@ -195,7 +195,8 @@ async fn delete_override(
 ) -> Result<StatusCode, ApiError> {
     manager(&auth)?;
     let id: i64 = raw.parse().map_err(|_| ApiError::bad_request(format!("{raw:?} is not an override id")))?;
-    if state.overrides.remove(id).await? {
+    let by = auth.actor(None, &state)?.to_string();
+    if state.overrides.remove(id, &by).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(StatusCode::NOT_FOUND, format!("no override {id}; list them with GET /api/v1/overrides")))
@@ -240,15 +241,21 @@ fn ics(body: String) -> impl IntoResponse {
 }
 
 /// A schedule's shifts as an iCalendar feed (a week back, 60 days ahead).
-/// Calendar apps cannot send headers, so `?token=` is accepted here.
-#[utoipa::path(get, path = "/api/v1/schedules/{name}", params(("name" = String, Path, description = "schedule name and .ics, e.g. primary.ics")),
-    responses((status = 200, content_type = "text/calendar"), (status = 404)))]
+/// Calendar apps cannot send headers, so `?token=` is accepted here, for
+/// feed tokens only (`tocsin token create --role feed --schedule NAME`).
+/// A bearer token of another role reads it too (any role's token: every
+/// schedule's feed).
+#[utoipa::path(get, path = "/api/v1/schedules/{name}", params(("name" = String, Path, description = "schedule name and .ics, e.g. primary.ics"),
+        ("token" = Option<String>, Query, description = "a feed token (role feed) for this feed; other tokens go in the Authorization header")),
+    responses((status = 200, content_type = "text/calendar"), (status = 401, description = "no usable token, or a non-feed token in ?token="),
+        (status = 403, description = "this token may not open this feed"), (status = 404)))]
 async fn schedule_feed(
     State(state): State<AppState>,
-    _auth: FeedAuth,
+    auth: FeedAuth,
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let name = feed_name(&raw)?;
+    auth.may_read(&Feed::Schedule(name.to_owned()))?;
     let schedule = state
         .rules
         .schedules
@@ -265,15 +272,21 @@ async fn schedule_feed(
     Ok(ics(calendar(&state, &format!("On call: {name}"), shifts, now)))
 }
 
-/// One person's shifts on every schedule, as an iCalendar feed.
-#[utoipa::path(get, path = "/api/v1/people/{id}", params(("id" = String, Path, description = "person id and .ics, e.g. ana.ics")),
-    responses((status = 200, content_type = "text/calendar"), (status = 404)))]
+/// One person's shifts on every schedule, as an iCalendar feed. `?token=`
+/// takes feed tokens only (`tocsin token create --role feed --person ID`);
+/// a bearer token reads it if it is that person's, or a manager's or
+/// admin's.
+#[utoipa::path(get, path = "/api/v1/people/{id}", params(("id" = String, Path, description = "person id and .ics, e.g. ana.ics"),
+        ("token" = Option<String>, Query, description = "a feed token (role feed) for this feed; other tokens go in the Authorization header")),
+    responses((status = 200, content_type = "text/calendar"), (status = 401, description = "no usable token, or a non-feed token in ?token="),
+        (status = 403, description = "this token may not open this feed"), (status = 404)))]
 async fn person_feed(
     State(state): State<AppState>,
-    _auth: FeedAuth,
+    auth: FeedAuth,
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: PersonId = feed_name(&raw)?.parse().map_err(|e: String| ApiError::new(StatusCode::NOT_FOUND, e))?;
+    auth.may_read(&Feed::Person(id.clone()))?;
     let person =
         state.rules.people.get(&id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no person {id:?}")))?;
     let now = state.clock.now();

@@ -17,10 +17,13 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::WebError;
+use crate::audit::client_key;
 use crate::http::AppState;
+use crate::http::server::ClientAddr;
 use crate::notify::ids::constant_eq;
 use crate::people::PersonId;
-use crate::token::{self, TokenInfo, TokenRole};
+use crate::service::tokens::SignInError;
+use crate::token::{self, Refusal, TokenInfo, TokenRole};
 
 /// The session cookie.
 pub const COOKIE: &str = "tocsin_session";
@@ -153,18 +156,20 @@ impl FromRequestParts<AppState> for Session {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, SignIn> {
         let here = parts.uri.path_and_query().map_or("/now", |p| p.as_str());
+        // A session lasts while its token may be used: a revoked or expired
+        // token's sessions end at once.
         let found = match cookie(&parts.headers, COOKIE) {
-            Some(v) => state.store.session(&token::hash(v), state.clock.now()).await,
+            Some(v) => state.tokens.session(&token::hash(v)).await,
             None => Ok(None),
         };
         match found {
-            Ok(Some(s)) => {
-                let person = s.token.person.as_ref().and_then(|p| state.rules.people.get(p));
+            Ok(Some((info, s))) => {
+                let person = info.person.as_ref().and_then(|p| state.rules.people.get(p));
                 Ok(Session {
                     zone: person.map_or(state.web.zone, |p| p.timezone),
-                    name: person.map_or_else(|| s.token.name.clone(), |p| p.name.clone()),
+                    name: person.map_or_else(|| info.name.clone(), |p| p.name.clone()),
                     hash: cookie(&parts.headers, COOKIE).map(token::hash).unwrap_or_default(),
-                    token: s.token,
+                    token: info,
                     csrf: s.csrf,
                 })
             }
@@ -233,7 +238,7 @@ fn login_form(state: &AppState, next: &str, error: Option<&str>, status: StatusC
 pub async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<NextQuery>) -> Response {
     let next = safe_next(q.next.as_deref());
     if let Some(v) = cookie(&headers, COOKIE)
-        && let Ok(Some(_)) = state.store.session(&token::hash(v), state.clock.now()).await
+        && let Ok(Some(_)) = state.tokens.session(&token::hash(v)).await
     {
         return Redirect::to(&next).into_response();
     }
@@ -247,8 +252,15 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-/// `POST /login`: token in, session cookie out.
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+/// `POST /login`: token in, session cookie out. Failures are limited per
+/// client address (`[dashboard] sign_in_failures` per `sign_in_window`;
+/// then 429 with `Retry-After`), logged and audited by the token service.
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddr(peer): ClientAddr,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let next = safe_next(f.next.as_deref());
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
     if expected.is_empty() || !constant_eq(expected.as_bytes(), f.csrf.as_bytes()) {
@@ -260,10 +272,20 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): F
         );
     }
     let secret = f.token.trim();
-    let hash = token::hash(secret);
-    let info = match state.store.token(&hash).await {
-        Ok(Some(info)) => info,
-        Ok(None) => {
+    let client = peer.map(|p| client_key(p.ip()));
+    match state.tokens.sign_in(secret, client.as_deref()).await {
+        Ok(_) => {}
+        Err(SignInError::Limited(wait)) => {
+            let minutes = (wait.num_seconds() + 59) / 60;
+            let message = format!(
+                "Too many failed sign-ins from your address. Wait {minutes} minute{} and try again.",
+                if minutes == 1 { "" } else { "s" }
+            );
+            let mut r = login_form(&state, &next, Some(&message), StatusCode::TOO_MANY_REQUESTS);
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.num_seconds().max(1)));
+            return r;
+        }
+        Err(SignInError::Refused(Refusal::Unknown)) => {
             return login_form(
                 &state,
                 &next,
@@ -271,23 +293,18 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): F
                 StatusCode::UNAUTHORIZED,
             );
         }
-        Err(e) => return WebError::from(e).into_response(),
-    };
-    if info.role == TokenRole::Integration {
-        return login_form(
-            &state,
-            &next,
-            Some("Integration tokens are for machines and cannot sign in; use a manager, admin or engineer token."),
-            StatusCode::FORBIDDEN,
-        );
+        Err(SignInError::Refused(r)) => {
+            return login_form(&state, &next, Some(&r.to_string()), StatusCode::UNAUTHORIZED);
+        }
+        Err(SignInError::Role(message)) => return login_form(&state, &next, Some(message), StatusCode::FORBIDDEN),
+        Err(SignInError::Store(e)) => return WebError::from(e).into_response(),
     }
     let (id, csrf) = (random(), random());
     let now = state.clock.now();
-    if let Err(e) = state.store.create_session(&token::hash(&id), &hash, &csrf, now + state.web.session_ttl, now).await
-    {
+    let (session, token) = (token::hash(&id), token::hash(secret));
+    if let Err(e) = state.store.create_session(&session, &token, &csrf, now + state.web.session_ttl, now).await {
         return WebError::from(e).into_response();
     }
-    tracing::info!(token = %info.name, role = %info.role, "dashboard sign-in");
     let mut r = Redirect::to(&next).into_response();
     let secure = state.web.secure_cookies;
     set_cookie(&mut r, build(COOKIE, id, "/", secure, state.web.session_ttl.num_seconds()));
