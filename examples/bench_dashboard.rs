@@ -53,6 +53,7 @@ async fn seed(store: &dyn Store, rules: &Rules, n: usize, now: DateTime<Utc>) ->
             actor: Actor::Token("bench".into()),
             via: Via::Api,
             receipt: true,
+            unverified: None,
         };
         let tr = facts(t).open(new).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut case: Case = store.create_case(&tr).await?;

@@ -114,6 +114,7 @@ pub async fn seed_open_cases(store: &dyn Store, rules: &Rules, n: usize, at: Dat
             actor: Actor::Token("harness".into()),
             via: Via::Api,
             receipt: false,
+            unverified: None,
         });
         store.create_case(&tr.map_err(|e| anyhow::anyhow!("{e}"))?).await?;
         if (i + 1) % 20_000 == 0 {

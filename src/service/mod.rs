@@ -19,3 +19,4 @@ pub mod digest;
 pub mod inbox;
 pub mod overrides;
 pub mod phone;
+pub mod verify;

@@ -135,6 +135,7 @@ fn case_at(opened: DateTime<Utc>) -> Case {
         warned: BTreeSet::new(),
         snoozed_until: None,
         escalation: Escalation { at: Position { round: 0, step: 0 }, running: true },
+        unverified: false,
         version: 0,
     }
 }

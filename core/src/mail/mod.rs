@@ -1,6 +1,7 @@
 //! Reading one inbound message: who sent it, what it answers, what it says,
 //! and whether a machine sent it. Pure: bytes in, facts out.
 
+pub mod auth;
 pub mod strip;
 
 use std::sync::LazyLock;
@@ -97,6 +98,10 @@ pub struct Mail {
     /// Why this message is automatic (an auto-reply, a bounce, list mail),
     /// if it is. Such mail never opens a case nor gets a receipt.
     pub automatic: Option<String>,
+    /// The values of the topmost run of `Authentication-Results` headers
+    /// (from the first one down to the next header of another name), as
+    /// the MTA in front added them: see [`auth::trusted_results`].
+    pub auth_results: Vec<String>,
 }
 
 impl Mail {
@@ -163,6 +168,12 @@ pub fn read(raw: &[u8], envelope: &Envelope) -> Result<Mail, Unusable> {
         })
         .collect();
     let automatic = automatic(&headers, &from, envelope);
+    let auth_results = headers
+        .iter()
+        .skip_while(|(n, _)| n != "authentication-results")
+        .take_while(|(n, _)| n == "authentication-results")
+        .map(|(_, v)| v.clone())
+        .collect();
     let body = message.body_text(0).map(|b| b.into_owned()).unwrap_or_default();
     let mut text = strip_reply(&body);
     if text.chars().count() > MAX_TEXT {
@@ -176,6 +187,7 @@ pub fn read(raw: &[u8], envelope: &Envelope) -> Result<Mail, Unusable> {
         subject: message.subject().unwrap_or("(no subject)").trim().to_owned(),
         text,
         automatic,
+        auth_results,
     })
 }
 

@@ -314,6 +314,7 @@ async fn create_case(
         actor,
         via: Via::Api,
         receipt: true,
+        unverified: None,
     };
     let (case, replayed) = match key {
         None => (state.cases.open(new).await?, false),
