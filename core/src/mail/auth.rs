@@ -226,23 +226,23 @@ pub fn parse_authentication_results(value: &str) -> Option<AuthResults> {
     Some(AuthResults { authserv_id, results })
 }
 
-/// The verdict of the `Authentication-Results` headers a mail carries,
-/// topmost first. Only the first run of them (from the first one to the
-/// next header of another name) is read, as the MTA in front adds its
-/// results on top of what the sender wrote; and of those only the ones
-/// whose authserv-id is `trusted`. A pass is `dkim=pass` with `header.d`
-/// (or the domain of `header.i`) aligned with `from_domain`, or
-/// `dmarc=pass` with `header.from` equal to it.
-pub fn trusted_results(topmost: &[String], trusted: &str, from_domain: &str) -> Verification {
+/// The verdict of the `Authentication-Results` headers a mail carries, as
+/// runs of adjacent headers, topmost first ([`crate::mail::Mail`]). The
+/// MTA in front adds its results on top of the message, above everything
+/// the sender wrote; so only the first run that holds a header with the
+/// `trusted` authserv-id is read, and in it only those headers. One the
+/// sender forged further down, even with the trusted id, is below the
+/// MTA's own (separated from it by at least the MTA's `Received` line) and
+/// is never read. A pass is `dkim=pass` with `header.d` (or the domain of
+/// `header.i`) aligned with `from_domain`, or `dmarc=pass` with
+/// `header.from` equal to it.
+pub fn trusted_results(runs: &[Vec<String>], trusted: &str, from_domain: &str) -> Verification {
     let trusted = trusted.trim().to_ascii_lowercase();
-    let mut seen = false;
+    let ours = |value: &String| parse_authentication_results(value).filter(|ar| ar.authserv_id == trusted);
+    let run = runs.iter().find(|run| run.iter().any(|v| ours(v).is_some()));
+    let seen = run.is_some();
     let mut found = Vec::new();
-    for value in topmost {
-        let Some(ar) = parse_authentication_results(value) else { continue };
-        if ar.authserv_id != trusted {
-            continue;
-        }
-        seen = true;
+    for ar in run.into_iter().flatten().filter_map(ours) {
         for r in &ar.results {
             let pass = r.result == "pass";
             let how = match r.method.as_str() {
@@ -345,7 +345,7 @@ mod tests {
     #[test]
     fn only_a_trusted_aligned_pass_verifies() {
         let v = |headers: &[&str], from: &str| {
-            trusted_results(&headers.iter().map(|h| h.to_string()).collect::<Vec<_>>(), "mx.example.com", from)
+            trusted_results(&[headers.iter().map(|h| h.to_string()).collect::<Vec<_>>()], "mx.example.com", from)
         };
         assert!(matches!(v(&["mx.example.com; dkim=pass header.d=acme.com"], "acme.com"), Verification::Verified { .. }));
         assert!(matches!(v(&["MX.Example.com; dmarc=pass header.from=acme.com"], "acme.com"), Verification::Verified { .. }));
@@ -363,5 +363,20 @@ mod tests {
             assert!(verdict.refusal().is_some(), "{headers:?}: {verdict:?}");
         }
         assert_eq!(Verification::NotChecked.refusal(), None);
+    }
+
+    #[test]
+    fn a_forged_header_below_the_mtas_own_is_not_read() {
+        let runs = vec![
+            vec!["mx.example.com; dkim=none".to_owned()],
+            vec!["mx.example.com; dkim=pass header.d=acme.com".to_owned()],
+        ];
+        assert!(trusted_results(&runs, "mx.example.com", "acme.com").refusal().is_some());
+        // Another host's results above ours do not hide ours.
+        let runs = vec![
+            vec!["mx.elsewhere.org; dkim=fail".to_owned()],
+            vec!["mx.example.com; dkim=pass header.d=acme.com".to_owned()],
+        ];
+        assert!(trusted_results(&runs, "mx.example.com", "acme.com").refusal().is_none());
     }
 }

@@ -153,6 +153,11 @@ pub struct CaseView {
     resolved_at: Option<DateTime<Utc>>,
     deadlines: DeadlinesView,
     escalation: EscalationView,
+    /// True when the case was opened by mail whose From could not be
+    /// verified (`[email] verify` is on and the mail had no aligned DKIM
+    /// signature, nor a trusted `Authentication-Results` pass): the sender
+    /// may not be who they say. Its timeline says why.
+    unverified: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -192,6 +197,7 @@ impl CaseView {
                 round: c.escalation.at.round,
                 running: c.escalation.running,
             },
+            unverified: c.unverified,
             body: None,
             timeline: None,
             pages: None,
