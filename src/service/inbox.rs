@@ -381,7 +381,13 @@ impl Inbox {
         self.open(mail, mail.text.clone(), filing, verdict).await
     }
 
-    async fn open(&self, mail: &Mail, body: String, filing: Filing, verdict: &Verification) -> Result<Outcome, CaseError> {
+    async fn open(
+        &self,
+        mail: &Mail,
+        body: String,
+        filing: Filing,
+        verdict: &Verification,
+    ) -> Result<Outcome, CaseError> {
         let unverified = match (verdict.refusal(), mail.subject_tag()) {
             (None, _) => None,
             (Some(why), Some(tag)) => Some(format!("{why}; so it did not join {tag} by its subject tag")),

@@ -27,3 +27,4 @@ mod phone;
 mod sms;
 mod smtp;
 mod time;
+mod verify;

@@ -247,10 +247,8 @@ pub fn trusted_results(runs: &[Vec<String>], trusted: &str, from_domain: &str) -
             let pass = r.result == "pass";
             let how = match r.method.as_str() {
                 "dkim" => {
-                    let signer = r
-                        .prop("header.d")
-                        .map(str::to_owned)
-                        .or_else(|| r.prop("header.i").and_then(domain_of_auid));
+                    let signer =
+                        r.prop("header.d").map(str::to_owned).or_else(|| r.prop("header.i").and_then(domain_of_auid));
                     match signer {
                         Some(d) if pass && aligned(&d, from_domain) => {
                             return Verification::Verified { how: format!("{trusted}: dkim=pass header.d={d}") };
@@ -347,9 +345,18 @@ mod tests {
         let v = |headers: &[&str], from: &str| {
             trusted_results(&[headers.iter().map(|h| h.to_string()).collect::<Vec<_>>()], "mx.example.com", from)
         };
-        assert!(matches!(v(&["mx.example.com; dkim=pass header.d=acme.com"], "acme.com"), Verification::Verified { .. }));
-        assert!(matches!(v(&["MX.Example.com; dmarc=pass header.from=acme.com"], "acme.com"), Verification::Verified { .. }));
-        assert!(matches!(v(&["mx.example.com; dkim=pass header.i=@acme.com"], "eu.acme.com"), Verification::Verified { .. }));
+        assert!(matches!(
+            v(&["mx.example.com; dkim=pass header.d=acme.com"], "acme.com"),
+            Verification::Verified { .. }
+        ));
+        assert!(matches!(
+            v(&["MX.Example.com; dmarc=pass header.from=acme.com"], "acme.com"),
+            Verification::Verified { .. }
+        ));
+        assert!(matches!(
+            v(&["mx.example.com; dkim=pass header.i=@acme.com"], "eu.acme.com"),
+            Verification::Verified { .. }
+        ));
         for (headers, from) in [
             (&["mx.evil.com; dkim=pass header.d=acme.com"][..], "acme.com"),
             (&["mx.example.com; dkim=pass header.d=evil.com"], "acme.com"),
