@@ -27,6 +27,12 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     println!("config: {source}");
     errors += reply_key(config);
     println!("email verify: {}", config.email.verify.as_str());
+    if config.email.verify == crate::mail::auth::VerifyMode::Dkim
+        && let Err(e) = crate::service::verify::SystemDns::new()
+    {
+        println!("error: {e}");
+        errors += 1;
+    }
     if errors > 0 {
         bail!("{errors} error(s)");
     }

@@ -56,7 +56,7 @@ pub fn weakness(key: &[u8]) -> Option<String> {
     if distinct < 10 {
         return Some(format!("it uses only {distinct} distinct characters; use a random one (`openssl rand -hex 32`)"));
     }
-    if let Some(period) = (1..=key.len() / 4).find(|p| key.chunks(*p).all(|c| key.starts_with(c))) {
+    if let Some(period) = (1..=key.len() / 2).find(|p| key.chunks(*p).all(|c| key.starts_with(c))) {
         return Some(format!("it repeats a pattern of {period} characters; use a random one (`openssl rand -hex 32`)"));
     }
     None

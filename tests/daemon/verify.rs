@@ -328,3 +328,53 @@ async fn postgres_without_a_shared_reply_key_is_refused_with_the_fix() {
     config.secrets.reply_key_file = Some("/etc/tocsin/reply-key".into());
     assert_eq!(tocsin::app::reply_key_path(&config).unwrap(), Some("/etc/tocsin/reply-key".into()));
 }
+
+/// Runs `tocsin check` in `dir`, without a reply key in the environment.
+fn check(dir: &std::path::Path) -> (Option<i32>, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .arg("check")
+        .current_dir(dir)
+        .env_remove("TOCSIN_REPLY_KEY")
+        .output()
+        .unwrap();
+    (o.status.code(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+#[test]
+fn check_warns_of_a_weak_or_readable_key_and_refuses_what_cannot_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = format!(
+        "[database]\nurl = \"sqlite://t.db\"\n[paths]\nrules = \"{}\"\ntemplates = \"{}\"\n",
+        repo().join("rules").display(),
+        repo().join("templates").display()
+    );
+    std::fs::write(dir.path().join("tocsin.toml"), &base).unwrap();
+    let (code, out) = check(dir.path());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("t.db.reply-key (generated at the first start)"), "{out}");
+    // A short key, readable by everyone.
+    let key = dir.path().join("t.db.reply-key");
+    std::fs::write(&key, "hunter2\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let (code, out) = check(dir.path());
+    assert_eq!(code, Some(0), "warnings only: {out}");
+    assert!(out.contains("warning: the reply key in") && out.contains("7 bytes long"), "{out}");
+    #[cfg(unix)]
+    assert!(out.contains("readable by others (mode 644): run `chmod 600"), "{out}");
+    // Trusting Authentication-Results needs to know whose.
+    std::fs::write(dir.path().join("tocsin.toml"), format!("{base}[email]\nverify = \"authentication-results\"\n"))
+        .unwrap();
+    let (code, out) = check(dir.path());
+    assert_ne!(code, Some(0));
+    assert!(out.contains("needs trusted_authserv_id"), "{out}");
+    // PostgreSQL without a shared key.
+    let pg = base.replace("sqlite://t.db", "postgres://tocsin@127.0.0.1:1/tocsin");
+    std::fs::write(dir.path().join("tocsin.toml"), pg).unwrap();
+    let (code, out) = check(dir.path());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("error: the reply key") && out.contains("TOCSIN_REPLY_KEY"), "{out}");
+}
