@@ -378,3 +378,44 @@ fn check_warns_of_a_weak_or_readable_key_and_refuses_what_cannot_work() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("error: the reply key") && out.contains("TOCSIN_REPLY_KEY"), "{out}");
 }
+
+/// A resolver that is down.
+struct Down;
+
+#[async_trait::async_trait]
+impl TxtLookup for Down {
+    async fn txt(&self, _: &str) -> Result<Vec<Vec<u8>>, tocsin::service::verify::DnsFailure> {
+        Err(tocsin::service::verify::DnsFailure::Temporary("SERVFAIL".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_dns_failure_leaves_signed_mail_unverified_but_filed() {
+    let key = DkimKey::new();
+    let dns: Arc<dyn TxtLookup> = Arc::new(Down);
+    let t = TestApp::spawn_with_dns(
+        Workers::Manual,
+        START,
+        &repo().join("rules"),
+        |c| c.email.verify = VerifyMode::Dkim,
+        Some(dns),
+    )
+    .await;
+    let tok = t.token("ops", TokenRole::Admin, None).await;
+    let raw = key.sign(
+        "acme.com",
+        &message("ops@acme.com", "help@support.example.com", "Checkout is down", "d1@acme.com", "", "All 500s."),
+    );
+    smtp_send(&t, "ops@acme.com", "help@support.example.com", &raw).await;
+    let (_, list) = t.get("/api/v1/cases", &tok).await;
+    let c = list["cases"].as_array().unwrap().first().expect("the mail opened a case: not lost").clone();
+    assert_eq!(c["unverified"], true, "{c}");
+    let timeline = case(&t, &tok, c["number"].as_i64().unwrap()).await["timeline"].clone();
+    let why = timeline.as_array().unwrap().iter().find(|e| e["kind"] == "unverified").unwrap()["text"].clone();
+    assert!(why.as_str().unwrap().contains("temperror"), "{why}");
+    // The field is in the published schema.
+    let spec: Value = t.http.get(t.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let field = &spec["components"]["schemas"]["CaseView"]["properties"]["unverified"];
+    assert_eq!(field["type"], "boolean", "{field}");
+    assert!(field["description"].as_str().unwrap_or_default().contains("could not be"), "{field}");
+}
