@@ -125,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
     config.paths.rules = root.join("rules");
     config.paths.templates = root.join("templates");
     config.paths.outbox = dir.path().join("outbox");
+    config.secrets.reply_key_file = Some(dir.path().join("reply-key"));
     let rules = tocsin::rules::load(&config.paths.rules).map_err(|d| anyhow::anyhow!("{d:?}"))?;
     let store = tocsin::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
     let now = SystemClock.now();
