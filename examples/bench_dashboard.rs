@@ -53,6 +53,7 @@ async fn seed(store: &dyn Store, rules: &Rules, n: usize, now: DateTime<Utc>) ->
             actor: Actor::Token("bench".into()),
             via: Via::Api,
             receipt: true,
+            unverified: None,
         };
         let tr = facts(t).open(new).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut case: Case = store.create_case(&tr).await?;
@@ -124,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
     config.paths.rules = root.join("rules");
     config.paths.templates = root.join("templates");
     config.paths.outbox = dir.path().join("outbox");
+    config.secrets.reply_key_file = Some(dir.path().join("reply-key"));
     let rules = tocsin::rules::load(&config.paths.rules).map_err(|d| anyhow::anyhow!("{d:?}"))?;
     let store = tocsin::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
     let now = SystemClock.now();

@@ -69,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
                 actor: Actor::Token("harness".into()),
                 via: Via::Api,
                 receipt: false,
+                unverified: None,
             })
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let case = store.create_case(&tr).await?;

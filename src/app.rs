@@ -33,6 +33,7 @@ use crate::service::inbox::{Inbox, ReplyAddresses, Settings as InboxSettings};
 use crate::service::overrides::OverrideService;
 use crate::service::phone::Phone;
 use crate::service::tokens::TokenService;
+use crate::service::verify::{SystemDns, TxtLookup, Verifier};
 use crate::smtp::{SmtpServer, tls_acceptor};
 use crate::store::Store;
 
@@ -114,6 +115,7 @@ impl Services {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         key: ReplyKey,
+        verifier: Arc<Verifier>,
     ) -> anyhow::Result<Services> {
         let wake = Wakers::default();
         let cases = Arc::new(CaseService { store: store.clone(), rules: rules.clone(), clock: clock.clone(), wake });
@@ -133,6 +135,7 @@ impl Services {
                 max_size: parse_size(&config.email.max_size).map_err(anyhow::Error::msg)?,
             },
             wake: Arc::new(Notify::new()),
+            verifier,
         });
         let overrides = Arc::new(OverrideService { store, rules, clock });
         let phone = Arc::new(Phone { cases: cases.clone() });
@@ -144,23 +147,133 @@ impl Services {
     pub async fn open(config: &Config, rules: Rules, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
         let store = crate::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
         let key = reply_key(config, store.as_ref()).await?;
-        Services::build(config, Arc::new(rules), store, clock, key)
+        Services::build(config, Arc::new(rules), store, clock, key, Arc::new(verifier(config, None)?))
     }
 }
 
-/// The reply-signing key: the environment variable `[secrets]
-/// reply_key_env` names, else one generated once and kept in the database
-/// (so signatures survive restarts).
+/// The mail checker `[email] verify` asks for; `dns` replaces the system
+/// resolver (tests hand over DKIM keys this way).
+pub fn verifier(config: &Config, dns: Option<Arc<dyn TxtLookup>>) -> anyhow::Result<Verifier> {
+    let mode = config.email.verify;
+    let dns: Arc<dyn TxtLookup> = match dns {
+        Some(dns) => dns,
+        None if mode == crate::mail::auth::VerifyMode::Dkim => Arc::new(SystemDns::new().map_err(anyhow::Error::msg)?),
+        None => return Ok(Verifier { mode, authserv_id: trusted_id(config), ..Verifier::none() }),
+    };
+    Ok(Verifier { mode, authserv_id: trusted_id(config), dns, timeout: config.email.dns_timeout })
+}
+
+fn trusted_id(config: &Config) -> String {
+    config.email.trusted_authserv_id.clone().unwrap_or_default()
+}
+
+/// The reply-signing key (issue 13): the environment variable `[secrets]
+/// reply_key_env` names, else the key file ([`reply_key_path`]), generated
+/// once with mode 0600. Never the database: a key an older Tocsin kept in
+/// the `settings` table is moved into the file and the row deleted, so
+/// reply addresses already sent keep working.
 pub async fn reply_key(config: &Config, store: &dyn Store) -> anyhow::Result<ReplyKey> {
-    if let Ok(secret) = std::env::var(&config.secrets.reply_key_env)
-        && !secret.is_empty()
-    {
+    if let Some(secret) = reply_key_from_env(config) {
         return Ok(ReplyKey::new(secret.as_bytes()));
     }
-    let mut fresh = [0u8; 32];
-    rand::rng().fill_bytes(&mut fresh);
-    let stored = store.setting("reply_key", &hex::encode(fresh)).await?;
-    Ok(ReplyKey::new(stored.as_bytes()))
+    let Some(path) = reply_key_path(config).map_err(anyhow::Error::msg)? else {
+        // An in-memory database: nothing outlives the process, the key
+        // neither.
+        let mut fresh = [0u8; 32];
+        rand::rng().fill_bytes(&mut fresh);
+        return Ok(ReplyKey::new(hex::encode(fresh).as_bytes()));
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let key = text.trim().to_owned();
+            if key.is_empty() {
+                anyhow::bail!(
+                    "{}: the reply key file is empty: restore it from a backup, or delete it to have a new key \
+                     generated (reply addresses already sent then stop working)",
+                    path.display()
+                );
+            }
+            // A crash between writing the file and deleting the row left it.
+            if store.read_setting(OLD_KEY_SETTING).await?.is_some() {
+                store.delete_setting(OLD_KEY_SETTING).await?;
+            }
+            return Ok(ReplyKey::new(key.as_bytes()));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => anyhow::bail!("{}: cannot read the reply key ({e})", path.display()),
+    }
+    let key = match store.read_setting(OLD_KEY_SETTING).await? {
+        Some(old) => {
+            tracing::info!(file = %path.display(), "moving the reply key out of the database into its file");
+            old
+        }
+        None => {
+            let mut fresh = [0u8; 32];
+            rand::rng().fill_bytes(&mut fresh);
+            hex::encode(fresh)
+        }
+    };
+    let key = match write_key_file(&path, &key) {
+        Ok(()) => key,
+        // Another process starting beside this one wrote it first.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(&path)?.trim().to_owned(),
+        Err(e) => anyhow::bail!(
+            "{}: cannot write the reply key ({e}); set [secrets] reply_key_file to a writable path, or the \
+             environment variable {}",
+            path.display(),
+            config.secrets.reply_key_env
+        ),
+    };
+    store.delete_setting(OLD_KEY_SETTING).await?;
+    Ok(ReplyKey::new(key.as_bytes()))
+}
+
+/// The `settings` row older versions kept the reply key in.
+const OLD_KEY_SETTING: &str = "reply_key";
+
+/// The reply key from the environment, if the variable is set.
+pub fn reply_key_from_env(config: &Config) -> Option<String> {
+    std::env::var(&config.secrets.reply_key_env).ok().filter(|s| !s.is_empty())
+}
+
+/// Where the reply key file is: `[secrets] reply_key_file`, else beside the
+/// SQLite database (`tocsin.db` → `tocsin.db.reply-key`); `None` for an
+/// in-memory database. PostgreSQL serves several instances, which must
+/// all sign alike: it needs the variable or a file named in the config.
+pub fn reply_key_path(config: &Config) -> Result<Option<std::path::PathBuf>, String> {
+    if let Some(path) = &config.secrets.reply_key_file {
+        return Ok(Some(path.clone()));
+    }
+    let url = &config.database.url;
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return Err(format!(
+            "the reply key: with {} every instance must sign reply addresses with the same key; set the \
+             environment variable {} (e.g. to the output of `openssl rand -hex 32`), or [secrets] reply_key_file \
+             to a file all instances read",
+            url.split(':').next().unwrap_or("this database"),
+            config.secrets.reply_key_env
+        ));
+    };
+    let file = rest.split('?').next().unwrap_or_default();
+    if file.is_empty() || file.contains(":memory:") || file.starts_with("file::memory:") {
+        return Ok(None);
+    }
+    let mut path = std::ffi::OsString::from(file);
+    path.push(".reply-key");
+    Ok(Some(path.into()))
+}
+
+/// Writes a new key file, readable by its owner only; fails if one exists.
+fn write_key_file(path: &std::path::Path, key: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(key.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
 }
 
 /// A name for this process in leases: unique across restarts and hosts.
@@ -225,10 +338,27 @@ impl App {
         listeners: Listeners,
         workers: Workers,
     ) -> anyhow::Result<App> {
+        Self::start_with(config, rules, templates, store, clock, listeners, workers, None).await
+    }
+
+    /// As [`App::start`], with `dns` in place of the system's resolver for
+    /// DKIM keys (tests).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_with(
+        config: &Config,
+        rules: Rules,
+        templates: Templates,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        listeners: Listeners,
+        workers: Workers,
+        dns: Option<Arc<dyn TxtLookup>>,
+    ) -> anyhow::Result<App> {
         let Listeners { http: listener, smtp } = listeners;
         let rules = Arc::new(rules);
         let key = reply_key(config, store.as_ref()).await?;
-        let services = Services::build(config, rules.clone(), store.clone(), clock.clone(), key.clone())?;
+        let verifier = Arc::new(verifier(config, dns)?);
+        let services = Services::build(config, rules.clone(), store.clone(), clock.clone(), key.clone(), verifier)?;
         let Services { cases, inbox, overrides, phone } = services;
         let wake = cases.wake.clone();
         let owner = worker_id();

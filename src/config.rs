@@ -117,6 +117,19 @@ pub struct Email {
     /// server wants them.
     pub smtp_user_env: Option<String>,
     pub smtp_password_env: Option<String>,
+    // --- mail verification (issue 13) ---
+    /// Whether inbound mail's From is checked before it may give an
+    /// engineer's command or join a case by its `[#n]` subject tag:
+    /// `"none"`, `"dkim"` (Tocsin checks DKIM itself) or
+    /// `"authentication-results"` (an MTA in front checked).
+    pub verify: crate::mail::auth::VerifyMode,
+    /// The authserv-id of the MTA whose `Authentication-Results` headers
+    /// are trusted (`verify = "authentication-results"`).
+    pub trusted_authserv_id: Option<String>,
+    /// How long the DNS lookups of one DKIM check may take; past it the
+    /// mail counts as unverified (a temporary error), and is still filed.
+    #[serde(with = "humantime_serde")]
+    pub dns_timeout: std::time::Duration,
 }
 
 impl Email {
@@ -163,6 +176,9 @@ impl Default for Email {
             receipts_per_hour: 5,
             smtp_user_env: None,
             smtp_password_env: None,
+            verify: crate::mail::auth::VerifyMode::None,
+            trusted_authserv_id: None,
+            dns_timeout: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -215,11 +231,17 @@ impl Default for Paths {
 pub struct Secrets {
     /// Signs reply addresses and Message-IDs.
     pub reply_key_env: String,
+    // --- mail verification (issue 13) ---
+    /// Where the reply key is kept when the environment variable is unset:
+    /// generated once, mode 0600. Default: `tocsin.reply-key` beside the
+    /// SQLite database. PostgreSQL (several instances) needs this or the
+    /// variable, the same for every instance.
+    pub reply_key_file: Option<PathBuf>,
 }
 
 impl Default for Secrets {
     fn default() -> Self {
-        Self { reply_key_env: "TOCSIN_REPLY_KEY".into() }
+        Self { reply_key_env: "TOCSIN_REPLY_KEY".into(), reply_key_file: None }
     }
 }
 
@@ -389,6 +411,7 @@ impl Config {
             .into_iter()
             .chain(config.smtp.tls_cert.as_mut())
             .chain(config.smtp.tls_key.as_mut())
+            .chain(config.secrets.reply_key_file.as_mut())
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -486,6 +509,17 @@ impl Config {
             if n == 0 {
                 return Err(format!("{at}: [smtp] {key} must be at least 1"));
             }
+        }
+        if self.email.verify == crate::mail::auth::VerifyMode::AuthenticationResults
+            && self.email.trusted_authserv_id.as_deref().is_none_or(|id| id.trim().is_empty())
+        {
+            return Err(format!(
+                "{at}: [email] verify = \"authentication-results\" needs trusted_authserv_id: the authserv-id your MTA \
+                 writes first in its Authentication-Results headers, e.g. trusted_authserv_id = \"mx.example.com\""
+            ));
+        }
+        if self.email.dns_timeout.is_zero() {
+            return Err(format!("{at}: [email] dns_timeout must be longer than 0s"));
         }
         if self.scheduler.batch == 0 {
             return Err(format!("{at}: [scheduler] batch must be at least 1"));

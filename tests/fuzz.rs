@@ -677,3 +677,70 @@ proptest! {
         }
     }
 }
+
+// ---- mail verification (issue 13) ---------------------------------------
+
+const AUTH_RESULTS: &[&str] = &[
+    "mx.example.com; dkim=pass (2048-bit key; secure) header.d=acme.com header.i=@acme.com header.b=\"AbC=\"",
+    "mx.example.com 1; spf=pass smtp.mailfrom=ops@acme.com; dmarc/1=pass (p=reject) header.from=acme.com",
+    "mx.example.com; none",
+    "mx.example.com; dkim=fail reason=\"bad (sig)\" header.d=acme.com; dkim=pass header.d=evil.com",
+    "mx.evil.com; dkim=pass header.d=acme.com (\\) nested (comments))",
+];
+
+/// The `Authentication-Results` reader answers any text, the same each
+/// time, and nothing but the trusted host's aligned pass ever verifies.
+#[test]
+fn any_authentication_results_text_is_read_or_refused_without_panic() {
+    use tocsin::mail::auth::{Verification, parse_authentication_results, trusted_results};
+    let seeds: Vec<Vec<u8>> = AUTH_RESULTS.iter().map(|s| s.as_bytes().to_vec()).collect();
+    let mut runner = runner(5000);
+    let result = runner.run(&vec(hostile(seeds), 0..4), |values| {
+        let values: Vec<String> = values.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect();
+        for v in &values {
+            let parsed = parse_authentication_results(v);
+            prop_assert_eq!(&parsed, &parse_authentication_results(v), "reading is deterministic");
+        }
+        let verdict = trusted_results(std::slice::from_ref(&values), "mx.example.com", "acme.com");
+        if let Verification::Verified { .. } = verdict {
+            let trusted = values.iter().filter_map(|v| parse_authentication_results(v)).any(|ar| {
+                ar.authserv_id == "mx.example.com"
+                    && ar.results.iter().any(|r| r.result == "pass" && (r.method == "dkim" || r.method == "dmarc"))
+            });
+            prop_assert!(trusted, "verified only by a trusted pass: {values:?}");
+        }
+        Ok(())
+    });
+    assert!(result.is_ok(), "{result:?}");
+}
+
+/// The DKIM check takes any bytes (signed or not, with any DNS answer) and
+/// gives a verdict; hostile mail never verifies.
+#[test]
+fn the_dkim_check_answers_any_mail() {
+    use tocsin::mail::auth::{Verification, VerifyMode};
+    use tocsin::service::verify::{StaticDns, Verifier};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dns = StaticDns(std::collections::HashMap::from([(
+        "sel._domainkey.acme.com".to_owned(),
+        vec!["v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".to_owned()],
+    )]));
+    let verifier = Verifier {
+        mode: VerifyMode::Dkim,
+        authserv_id: String::new(),
+        dns: Arc::new(dns),
+        timeout: std::time::Duration::from_secs(5),
+    };
+    let mut seeds = mail_seeds();
+    seeds.push(
+        b"DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=acme.com; s=sel; h=From:Subject; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA\r\nFrom: ops@acme.com\r\nSubject: x\r\n\r\n".to_vec(),
+    );
+    let mut runner = runner(300);
+    let result = runner.run(&hostile(seeds), |raw| {
+        let Ok(mail) = read(&raw, &Envelope::default()) else { return Ok(()) };
+        let verdict = rt.block_on(verifier.check(&raw, &mail));
+        prop_assert!(!matches!(verdict, Verification::Verified { .. }), "{verdict:?}");
+        Ok(())
+    });
+    assert!(result.is_ok(), "{result:?}");
+}

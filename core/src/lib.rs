@@ -22,7 +22,8 @@
 //! - [`delivery`]: what a provider's outcome does to a page.
 //! - [`command`]: the grammar of commands from phones.
 //! - [`digest`]: the managers' daily digest text.
-//! - [`mail`]: reading an inbound message, reply stripping.
+//! - [`mail`]: reading an inbound message, reply stripping, judging its
+//!   sender (`mail::auth`).
 //! - [`reports`]: report figures (compliance, MTTA/MTTR, breaches, pages).
 
 pub mod audit;

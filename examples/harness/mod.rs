@@ -79,6 +79,8 @@ pub fn config(args: &Args, dir: &Path) -> Config {
     config.paths.rules = repo().join("rules");
     config.paths.templates = repo().join("templates");
     config.paths.outbox = dir.join("outbox");
+    // The reply key is never in the database; PostgreSQL needs it named.
+    config.secrets.reply_key_file = Some(dir.join("reply-key"));
     config
 }
 
@@ -114,6 +116,7 @@ pub async fn seed_open_cases(store: &dyn Store, rules: &Rules, n: usize, at: Dat
             actor: Actor::Token("harness".into()),
             via: Via::Api,
             receipt: false,
+            unverified: None,
         });
         store.create_case(&tr.map_err(|e| anyhow::anyhow!("{e}"))?).await?;
         if (i + 1) % 20_000 == 0 {
@@ -200,10 +203,12 @@ pub fn write_config(
     let text = format!(
         "[server]\nhttp = \"127.0.0.1:{http}\"\nsmtp = \"127.0.0.1:{smtp}\"\npublic_url = \"http://127.0.0.1:{http}\"\n\
          [database]\nurl = \"{database}\"\n\
-         [paths]\nrules = \"{rules}\"\ntemplates = \"{templates}\"\noutbox = \"{outbox}\"\n{extra}",
+         [paths]\nrules = \"{rules}\"\ntemplates = \"{templates}\"\noutbox = \"{outbox}\"\n\
+         [secrets]\nreply_key_file = \"{key}\"\n{extra}",
         rules = rules.display(),
         templates = repo().join("templates").display(),
         outbox = dir.join("outbox").display(),
+        key = dir.join("reply-key").display(),
     );
     let path = dir.join("tocsin.toml");
     std::fs::write(&path, text)?;

@@ -25,9 +25,71 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         }
     }
     println!("config: {source}");
+    errors += reply_key(config);
+    println!("email verify: {}", config.email.verify.as_str());
+    if config.email.verify == crate::mail::auth::VerifyMode::Dkim
+        && let Err(e) = crate::service::verify::SystemDns::new()
+    {
+        println!("error: {e}");
+        errors += 1;
+    }
     if errors > 0 {
         bail!("{errors} error(s)");
     }
     println!("ok");
     Ok(())
+}
+
+/// Where the reply key comes from, and whether it is safe (issue 13):
+/// warnings for a weak key or a key file others may read; an error when
+/// no key can be had (PostgreSQL without a shared one). The count of
+/// errors.
+fn reply_key(config: &Config) -> usize {
+    let weak = |key: &[u8], whence: &str| {
+        if let Some(why) = crate::notify::ids::weakness(key) {
+            println!("warning: the reply key in {whence} is weak: {why}");
+        }
+    };
+    if let Some(key) = crate::app::reply_key_from_env(config) {
+        println!("reply key: the environment variable {}", config.secrets.reply_key_env);
+        weak(key.as_bytes(), &format!("${}", config.secrets.reply_key_env));
+        return 0;
+    }
+    let path = match crate::app::reply_key_path(config) {
+        Ok(Some(path)) => path,
+        Ok(None) => {
+            println!("reply key: generated per process (in-memory database)");
+            return 0;
+        }
+        Err(e) => {
+            println!("error: {e}");
+            return 1;
+        }
+    };
+    match std::fs::read(&path) {
+        Ok(key) => {
+            println!("reply key: {}", path.display());
+            weak(String::from_utf8_lossy(&key).trim().as_bytes(), &path.display().to_string());
+            #[cfg(unix)]
+            if let Ok(meta) = std::fs::metadata(&path) {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    println!(
+                        "warning: the reply key file {} is readable by others (mode {mode:o}): run `chmod 600 {}`",
+                        path.display(),
+                        path.display()
+                    );
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("reply key: {} (generated at the first start)", path.display());
+        }
+        Err(e) => {
+            println!("error: cannot read the reply key file {}: {e}", path.display());
+            return 1;
+        }
+    }
+    0
 }

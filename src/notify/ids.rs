@@ -44,6 +44,24 @@ impl ReplyKey {
     }
 }
 
+/// Why `key` is a weak reply key, if it is (`tocsin check` warns): shorter
+/// than 32 bytes, or obviously low in entropy (few distinct characters, or
+/// a short pattern repeated), so it could be guessed and reply addresses
+/// minted with it.
+pub fn weakness(key: &[u8]) -> Option<String> {
+    if key.len() < 32 {
+        return Some(format!("it is {} bytes long; use at least 32 (e.g. `openssl rand -hex 32`)", key.len()));
+    }
+    let distinct = key.iter().collect::<std::collections::BTreeSet<_>>().len();
+    if distinct < 10 {
+        return Some(format!("it uses only {distinct} distinct characters; use a random one (`openssl rand -hex 32`)"));
+    }
+    if let Some(period) = (1..=key.len() / 2).find(|p| key.chunks(*p).all(|c| key.starts_with(c))) {
+        return Some(format!("it repeats a pattern of {period} characters; use a random one (`openssl rand -hex 32`)"));
+    }
+    None
+}
+
 /// Equality of two secrets in time that does not depend on where they
 /// differ.
 pub fn constant_eq(a: &[u8], b: &[u8]) -> bool {
@@ -77,5 +95,13 @@ mod tests {
             ReplyKey::new(b"two").message_id(CaseNumber(1042), 7, "x.com")
         );
         assert_ne!(a.message_id(CaseNumber(1042), 7, "x.com"), a.message_id(CaseNumber(1043), 7, "x.com"));
+    }
+
+    #[test]
+    fn short_and_patterned_keys_are_weak() {
+        assert!(weakness(b"secret").unwrap().contains("6 bytes"));
+        assert!(weakness(&[b'a'; 64]).unwrap().contains("distinct"));
+        assert!(weakness(b"0123456789abcdef0123456789abcdef0123456789abcdef").unwrap().contains("pattern"));
+        assert_eq!(weakness(b"9f2c41d07be85a3e6c1f0d94b27a58e3c06d1b7f4e29a853d0c6e1b74f9a2d58"), None);
     }
 }

@@ -181,6 +181,7 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
         warned: Default::default(),
         snoozed_until: None,
         escalation: Escalation { at: Position::FIRST, running: true },
+        unverified: false,
         version: 1,
     };
     let person = Person {

@@ -15,10 +15,12 @@ use tokio::sync::{Notify, watch};
 use crate::case::decide::NewCase;
 use crate::case::{ActionError, Actor, CaseNumber, Filing, NewPage, PageKind, Via};
 use crate::clock::Clock;
+use crate::mail::auth::Verification;
 use crate::mail::{Envelope, InboxStatus, Mail, read};
 use crate::notify::ids::{ReplyKey, constant_eq};
 use crate::people::{ChannelKind, PersonId};
 use crate::service::cases::{Action, CaseError, CaseService};
+use crate::service::verify::Verifier;
 use crate::store::{Store, StoreError};
 
 /// What became of one message.
@@ -92,6 +94,8 @@ pub struct Inbox {
     pub settings: Settings,
     /// Signalled when a message is received.
     pub wake: Arc<Notify>,
+    /// Checks each mail's From (`[email] verify`), once, before filing.
+    pub verifier: Arc<Verifier>,
 }
 
 impl Inbox {
@@ -132,9 +136,12 @@ impl Inbox {
             Ok(Err(why)) => return self.settle(id, Outcome::Unusable(why.to_string())).await,
             Err(panic) => return self.settle(id, Outcome::Unusable(format!("the parser failed: {panic}"))).await,
         };
+        // The verdict on the From, computed once and handed to what
+        // decides (issue 13).
+        let verdict = self.verifier.check(&record.raw, &mail).await;
         let outcome = match self.engineer(&mail, &record.envelope).await? {
-            Some((case, person)) => self.engineer_reply(id, &mail, case, &person).await,
-            None => self.file_mail(id, &mail).await,
+            Some((case, person)) => self.engineer_reply(id, &mail, case, &person, &verdict).await,
+            None => self.file_mail(id, &mail, &verdict).await,
         };
         match outcome {
             Err(CaseError::Store(StoreError::AlreadyFiled)) => {
@@ -184,22 +191,32 @@ impl Inbox {
                 return Ok(Some((CaseNumber(n), p.clone())));
             }
         }
-        for id in &mail.refs {
-            let Some((local, domain)) = id.rsplit_once('@') else { continue };
-            let parts: Vec<&str> = local.split('.').collect();
-            let ["tocsin", n, page, sig] = parts[..] else { continue };
-            let (Ok(n), Ok(page)) = (n.parse::<i64>(), page.parse::<i64>()) else { continue };
-            if domain != r.domain
-                || !constant_eq(r.key.message_id(CaseNumber(n), page, domain).as_bytes(), id.as_bytes())
-            {
-                continue;
-            }
-            let _ = sig;
+        for (n, page) in self.signed_refs(mail) {
             if let Some(p) = self.store.page(page).await?.and_then(|p| p.person) {
-                return Ok(Some((CaseNumber(n), p)));
+                return Ok(Some((n, p)));
             }
         }
         Ok(None)
+    }
+
+    /// The case and outbox row of each Message-ID this mail answers that
+    /// Tocsin signed (`tocsin.<case>.<page>.<sig>@reply_domain`): proof the
+    /// sender saw that mail, as nobody can make one without the reply key.
+    fn signed_refs(&self, mail: &Mail) -> Vec<(CaseNumber, i64)> {
+        let r = &self.replies;
+        let mut found = Vec::new();
+        for id in &mail.refs {
+            let Some((local, domain)) = id.rsplit_once('@') else { continue };
+            let parts: Vec<&str> = local.split('.').collect();
+            let ["tocsin", n, page, _sig] = parts[..] else { continue };
+            let (Ok(n), Ok(page)) = (n.parse::<i64>(), page.parse::<i64>()) else { continue };
+            if domain == r.domain
+                && constant_eq(r.key.message_id(CaseNumber(n), page, domain).as_bytes(), id.as_bytes())
+            {
+                found.push((CaseNumber(n), page));
+            }
+        }
+        found
     }
 
     /// An engineer's reply: its first line is the command; if that is not
@@ -212,6 +229,7 @@ impl Inbox {
         mail: &Mail,
         case: CaseNumber,
         person: &PersonId,
+        verdict: &Verification,
     ) -> Result<Outcome, CaseError> {
         let Some(who) = self.cases.rules.people.get(person) else {
             return self.settle(id, Outcome::Refused(format!("{person} is no longer in the rules"))).await;
@@ -224,6 +242,21 @@ impl Inbox {
         if !who.email.eq_ignore_ascii_case(&mail.from) {
             let why = format!("the reply token of {person} for {case} came from {}, not from {}", mail.from, who.email);
             tracing::warn!(%why, "reply refused");
+            return self.settle(id, Outcome::Refused(why)).await;
+        }
+        // With `[email] verify` on, a From header is not enough: anyone can
+        // write one. The answer goes to the person's own address from the
+        // rules, never to an address the mail named, so a forgery cannot
+        // turn Tocsin into a source of backscatter.
+        if let Some(failed) = verdict.refusal() {
+            let why = format!("the reply of {person} for {case} could not be verified: {failed}");
+            tracing::warn!(%why, "reply refused");
+            let text = format!(
+                "A reply about case {case} from your address was not carried out: it could not be verified \
+                 ({failed}). Email commands need mail signed by your domain (DKIM); reply from your usual \
+                 mail account, or text the command."
+            );
+            self.answer(who, case, text).await?;
             return self.settle(id, Outcome::Refused(why)).await;
         }
         let first = mail.text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
@@ -287,8 +320,14 @@ impl Inbox {
     }
 
     /// The case a message answers: by Message-ID first, else by a subject
-    /// tag if the sender is the case's requester or of its customer.
-    async fn thread(&self, mail: &Mail) -> Result<Option<CaseNumber>, CaseError> {
+    /// tag if the sender is the case's requester or of its customer. Mail
+    /// whose From failed verification threads only by a Message-ID Tocsin
+    /// signed (it answers mail Tocsin sent): never by a subject tag, nor by
+    /// a customer's own Message-ID, which others may have seen.
+    async fn thread(&self, mail: &Mail, verdict: &Verification) -> Result<Option<CaseNumber>, CaseError> {
+        if verdict.refusal().is_some() {
+            return Ok(self.signed_refs(mail).first().map(|(n, _)| *n));
+        }
         if let Some(n) = self.store.case_by_message_id(&mail.refs).await? {
             return Ok(Some(n));
         }
@@ -299,7 +338,7 @@ impl Inbox {
         Ok(theirs.then_some(n))
     }
 
-    async fn file_mail(&self, id: i64, mail: &Mail) -> Result<Outcome, CaseError> {
+    async fn file_mail(&self, id: i64, mail: &Mail, verdict: &Verification) -> Result<Outcome, CaseError> {
         if let Some(message_id) = &mail.message_id
             && self.store.received_before(message_id).await?
         {
@@ -312,7 +351,7 @@ impl Inbox {
             note: mail.automatic.clone().unwrap_or_default(),
         };
         let actor = Actor::Customer(mail.from.clone());
-        if let Some(n) = self.thread(mail).await? {
+        if let Some(n) = self.thread(mail, verdict).await? {
             let action = Action::Mail {
                 from: mail.from.clone(),
                 text: mail.text.clone(),
@@ -331,7 +370,7 @@ impl Inbox {
                 Err(CaseError::Refused(ActionError::TooOldToReopen(old))) => {
                     let text =
                         format!("Follow-up to {old}, which was resolved too long ago to reopen.\n\n{}", mail.text);
-                    return self.open(mail, text, filing).await;
+                    return self.open(mail, text, filing, verdict).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -339,10 +378,21 @@ impl Inbox {
         if let Some(why) = &mail.automatic {
             return self.settle(id, Outcome::Automatic { case: None, why: why.clone() }).await;
         }
-        self.open(mail, mail.text.clone(), filing).await
+        self.open(mail, mail.text.clone(), filing, verdict).await
     }
 
-    async fn open(&self, mail: &Mail, body: String, filing: Filing) -> Result<Outcome, CaseError> {
+    async fn open(
+        &self,
+        mail: &Mail,
+        body: String,
+        filing: Filing,
+        verdict: &Verification,
+    ) -> Result<Outcome, CaseError> {
+        let unverified = match (verdict.refusal(), mail.subject_tag()) {
+            (None, _) => None,
+            (Some(why), Some(tag)) => Some(format!("{why}; so it did not join {tag} by its subject tag")),
+            (Some(why), None) => Some(why.to_owned()),
+        };
         let since = self.clock.now() - TimeDelta::hours(1);
         let receipt = self.store.receipts_since(&mail.from, since).await? < i64::from(self.settings.receipts_per_hour);
         let subject: String = mail.subject.chars().take(crate::limits::MAX_SUBJECT).collect();
@@ -354,6 +404,7 @@ impl Inbox {
             actor: Actor::Customer(mail.from.clone()),
             via: Via::Email,
             receipt,
+            unverified,
         };
         let case = self.cases.open_filing(new, Some(filing)).await?;
         metrics::counter!("tocsin_mail_filed_total", "outcome" => "filed").increment(1);

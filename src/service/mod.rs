@@ -23,3 +23,4 @@ pub mod inbox;
 pub mod overrides;
 pub mod phone;
 pub mod tokens;
+pub mod verify;

@@ -1137,4 +1137,15 @@ where
             .await?;
         rows.iter().map(|r| r.instant("at")).collect()
     }
+
+    // --- mail verification (issue 13) ---
+    async fn read_setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let row = sql::<D>("SELECT value FROM settings WHERE name = ?").bind(name).fetch_optional(&self.writer).await?;
+        row.map(|r| r.text("value")).transpose()
+    }
+
+    async fn delete_setting(&self, name: &str) -> Result<(), StoreError> {
+        sql::<D>("DELETE FROM settings WHERE name = ?").bind(name).execute(&self.writer).await?;
+        Ok(())
+    }
 }

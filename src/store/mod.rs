@@ -359,6 +359,13 @@ pub trait Store: Send + Sync + 'static {
         client: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<DateTime<Utc>>, StoreError>;
+
+    // --- mail verification (issue 13) ---
+    /// A setting Tocsin kept for itself, if it is there (none is stored).
+    async fn read_setting(&self, name: &str) -> Result<Option<String>, StoreError>;
+    /// Deletes a setting: the reply key once it has moved out of the
+    /// database into its file.
+    async fn delete_setting(&self, name: &str) -> Result<(), StoreError>;
 }
 
 /// Opens the store `[database]` names: `sqlite://PATH` (created if missing)

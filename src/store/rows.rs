@@ -25,7 +25,7 @@ use crate::token::{TokenInfo, TokenRecord};
 use tocsin_core::delivery::PageFacts;
 
 /// The columns [`case`] reads.
-pub const CASE_COLUMNS: &str = "number, subject, body, customer, requester, priority, plan, policy, status, assignee, opened_at, acked_at, resolved_at, respond_due, update_due, resolve_due, esc_round, esc_step, esc_running, version, respond_from, update_from, pauses, warned, snoozed_until";
+pub const CASE_COLUMNS: &str = "number, subject, body, customer, requester, priority, plan, policy, status, assignee, opened_at, acked_at, resolved_at, respond_due, update_due, resolve_due, esc_round, esc_step, esc_running, version, respond_from, update_from, pauses, warned, snoozed_until, unverified";
 /// The columns [`page`] reads.
 pub const PAGE_COLUMNS: &str = "id, case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at, attempts, provider_id, error, in_doubt, prev_claimed_at";
 /// The columns [`page_facts`] reads.
@@ -80,13 +80,14 @@ pub fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
 }
 
 /// The columns a case is opened with and that no change rewrites.
-pub fn case_opening(c: &Case) -> [(&'static str, Value<'_>); 5] {
+pub fn case_opening(c: &Case) -> [(&'static str, Value<'_>); 6] {
     [
         ("subject", c.subject.as_str().into()),
         ("body", c.body.as_str().into()),
         ("customer", c.customer.as_deref().into()),
         ("requester", c.requester.as_str().into()),
         ("opened_at", c.opened_at.into()),
+        ("unverified", Value::Flag(c.unverified)),
     ]
 }
 
@@ -234,6 +235,7 @@ pub fn case(r: &impl Columns) -> Result<Case, StoreError> {
             at: Position { round: r.small("esc_round")?, step: r.small("esc_step")? },
             running: r.flag("esc_running")?,
         },
+        unverified: r.flag("unverified")?,
         version: r.int("version")?,
     })
 }

@@ -29,3 +29,4 @@ mod smtp;
 mod time;
 mod tokens;
 mod upgrade;
+mod verify;

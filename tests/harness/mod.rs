@@ -84,6 +84,8 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     pub config: Config,
     pub http: reqwest::Client,
+    /// Answers the daemon's DNS lookups of DKIM keys, when set.
+    pub dns: Option<Arc<dyn tocsin::service::verify::TxtLookup>>,
 }
 
 impl TestApp {
@@ -103,6 +105,17 @@ impl TestApp {
         rules: &Path,
         tweak: impl FnOnce(&mut Config),
     ) -> TestApp {
+        Self::spawn_with_dns(workers, start, rules, tweak, None).await
+    }
+
+    /// As `spawn_configured`, with `dns` answering the lookups of DKIM keys.
+    pub async fn spawn_with_dns(
+        workers: Workers,
+        start: &str,
+        rules: &Path,
+        tweak: impl FnOnce(&mut Config),
+        dns: Option<Arc<dyn tocsin::service::verify::TxtLookup>>,
+    ) -> TestApp {
         environment();
         let dir = tempfile::tempdir().unwrap();
         let clock = FakeClock::new(at(start));
@@ -113,7 +126,7 @@ impl TestApp {
         config.paths.outbox = dir.path().join("outbox");
         config.email.domains = vec!["support.example.com".into()];
         tweak(&mut config);
-        let mut t = TestApp { app: None, clock, dir, config, http: reqwest::Client::new() };
+        let mut t = TestApp { app: None, clock, dir, config, http: reqwest::Client::new(), dns };
         t.start(workers).await;
         t
     }
@@ -125,7 +138,7 @@ impl TestApp {
         let store = tocsin::store::open(&self.config.database).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let smtp = Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
-        let app = App::start(
+        let app = App::start_with(
             &self.config,
             rules,
             templates,
@@ -133,6 +146,7 @@ impl TestApp {
             Arc::new(self.clock.clone()),
             Listeners { http: listener, smtp },
             workers,
+            self.dns.clone(),
         )
         .await
         .unwrap();

@@ -104,6 +104,8 @@ conformance!(
     overrides_settings_and_opt_outs,
     report_data_and_dashboard_lists,
     migrate_twice_and_from_three_instances_at_once,
+    // --- mail verification (issue 13) ---
+    an_unverified_case_keeps_its_mark_and_an_old_setting_can_be_moved_out,
 );
 
 const T0: &str = "2026-11-24T10:00:00.123Z";
@@ -138,6 +140,7 @@ fn case_at(opened: DateTime<Utc>) -> Case {
         warned: BTreeSet::new(),
         snoozed_until: None,
         escalation: Escalation { at: Position { round: 0, step: 0 }, running: true },
+        unverified: false,
         version: 0,
     }
 }
@@ -888,4 +891,35 @@ async fn racing_commits_on_one_case_give_one_winner(b: &Backend) {
     assert_eq!(won, 1, "exactly one change applies");
     assert_eq!(b.store.timeline(c.number).await.unwrap().len(), 2, "the opening and one note");
     assert_eq!(b.store.case(c.number).await.unwrap().unwrap().version, 2);
+}
+
+// --- mail verification (issue 13) ---
+async fn an_unverified_case_keeps_its_mark_and_an_old_setting_can_be_moved_out(b: &Backend) {
+    let s = &*b.store;
+    let mut c = case_at(t0());
+    c.unverified = true;
+    let mut tr = Transition::new(&c, t0());
+    tr.events.push(NewEvent {
+        at: t0(),
+        kind: EventKind::Unverified,
+        actor: "tocsin".into(),
+        channel: Some(Via::Scheduler),
+        text: "no DKIM signature".into(),
+    });
+    let opened = s.create_case(&tr).await.unwrap();
+    assert!(opened.unverified);
+    let read = s.case(opened.number).await.unwrap().unwrap();
+    assert!(read.unverified, "the mark is stored");
+    // A change of the case keeps it (it is set at opening only).
+    s.commit(&acked(&read, t0() + TimeDelta::minutes(1)), read.version, None).await.unwrap();
+    assert!(s.case(opened.number).await.unwrap().unwrap().unverified);
+    assert_eq!(s.timeline(opened.number).await.unwrap()[0].kind, "unverified");
+    assert!(!open_case(s, t0(), TimeDelta::minutes(5)).await.unverified, "others are not marked");
+    // The reply key an older Tocsin kept in the settings table.
+    assert_eq!(s.read_setting("reply_key").await.unwrap(), None);
+    s.setting("reply_key", "old").await.unwrap();
+    assert_eq!(s.read_setting("reply_key").await.unwrap().as_deref(), Some("old"));
+    s.delete_setting("reply_key").await.unwrap();
+    assert_eq!(s.read_setting("reply_key").await.unwrap(), None);
+    s.delete_setting("reply_key").await.unwrap();
 }

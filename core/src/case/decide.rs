@@ -66,6 +66,10 @@ pub struct NewCase {
     pub via: Via,
     /// Whether the requester gets a receipt (not when rate-limited).
     pub receipt: bool,
+    /// Why the mail that opens it could not be verified, if it could not
+    /// (`[email] verify`): the case is marked unverified and the timeline
+    /// says why.
+    pub unverified: Option<String>,
 }
 
 /// What the decisions read: the rules, the overrides and the time.
@@ -257,10 +261,17 @@ impl Facts<'_> {
             warned: BTreeSet::new(),
             snoozed_until: None,
             escalation: Escalation { at: Position::FIRST, running: true },
+            unverified: new.unverified.is_some(),
             version: 0,
         };
         let mut tr = Transition::new(&case, self.now);
         tr.events.push(self.event(EventKind::Opened, &new.actor, new.via, new.subject));
+        if let Some(why) = &new.unverified {
+            tr.events.push(self.system_event(
+                EventKind::Unverified,
+                format!("Unverified sender {}: {why}. It may not be who it says.", new.requester),
+            ));
+        }
         if new.receipt {
             tr.pages.push(NewPage {
                 person: None,

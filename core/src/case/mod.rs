@@ -128,6 +128,9 @@ pub struct Case {
     /// Warnings to the assignee are held until then (SNOOZE).
     pub snoozed_until: Option<DateTime<Utc>>,
     pub escalation: Escalation,
+    /// Opened by mail whose From could not be verified (`[email] verify`):
+    /// the sender may not be who they say. Set at opening, never changed.
+    pub unverified: bool,
     /// Bumped by every committed change; a commit names the version it was
     /// decided on, so two racing changes cannot both apply.
     pub version: i64,
@@ -199,6 +202,9 @@ pub enum EventKind {
     Mail,
     /// A page did not reach its person ([`crate::delivery`]).
     PageFailed,
+    /// The mail that opened the case could not be verified: why, and what
+    /// it was therefore not allowed to do.
+    Unverified,
 }
 
 impl EventKind {
@@ -220,6 +226,7 @@ impl EventKind {
             EventKind::Snoozed => "snoozed",
             EventKind::Mail => "mail",
             EventKind::PageFailed => "page_failed",
+            EventKind::Unverified => "unverified",
         }
     }
 }

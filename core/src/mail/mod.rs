@@ -1,6 +1,7 @@
 //! Reading one inbound message: who sent it, what it answers, what it says,
 //! and whether a machine sent it. Pure: bytes in, facts out.
 
+pub mod auth;
 pub mod strip;
 
 use std::sync::LazyLock;
@@ -97,6 +98,9 @@ pub struct Mail {
     /// Why this message is automatic (an auto-reply, a bounce, list mail),
     /// if it is. Such mail never opens a case nor gets a receipt.
     pub automatic: Option<String>,
+    /// The values of the `Authentication-Results` headers, topmost first,
+    /// in runs of adjacent ones: see [`auth::trusted_results`].
+    pub auth_results: Vec<Vec<String>>,
 }
 
 impl Mail {
@@ -163,6 +167,17 @@ pub fn read(raw: &[u8], envelope: &Envelope) -> Result<Mail, Unusable> {
         })
         .collect();
     let automatic = automatic(&headers, &from, envelope);
+    let mut auth_results: Vec<Vec<String>> = Vec::new();
+    let mut adjacent = false;
+    for (name, value) in &headers {
+        let here = name == "authentication-results";
+        match auth_results.last_mut() {
+            Some(run) if here && adjacent => run.push(value.clone()),
+            _ if here => auth_results.push(vec![value.clone()]),
+            _ => {}
+        }
+        adjacent = here;
+    }
     let body = message.body_text(0).map(|b| b.into_owned()).unwrap_or_default();
     let mut text = strip_reply(&body);
     if text.chars().count() > MAX_TEXT {
@@ -176,6 +191,7 @@ pub fn read(raw: &[u8], envelope: &Envelope) -> Result<Mail, Unusable> {
         subject: message.subject().unwrap_or("(no subject)").trim().to_owned(),
         text,
         automatic,
+        auth_results,
     })
 }
 
@@ -231,6 +247,20 @@ mod tests {
         assert_eq!(m.subject_tag(), Some(CaseNumber(1042)));
         assert_eq!(m.text, "Still down.");
         assert_eq!(m.automatic, None);
+    }
+
+    #[test]
+    fn authentication_results_are_kept_in_runs_of_adjacent_headers() {
+        let m = mail(
+            "Authentication-Results: mx.example.com; dkim=none\r\nAuthentication-Results: mx.example.com; spf=none\r\nReceived: from x by mx.example.com\r\nAuthentication-Results: mx.example.com; dkim=pass header.d=acme.com\r\n",
+        );
+        assert_eq!(
+            m.auth_results,
+            [
+                vec!["mx.example.com; dkim=none".to_owned(), "mx.example.com; spf=none".to_owned()],
+                vec!["mx.example.com; dkim=pass header.d=acme.com".to_owned()],
+            ]
+        );
     }
 
     #[test]

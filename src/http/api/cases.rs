@@ -154,6 +154,11 @@ pub struct CaseView {
     resolved_at: Option<DateTime<Utc>>,
     deadlines: DeadlinesView,
     escalation: EscalationView,
+    /// True when the case was opened by mail whose From could not be
+    /// verified (`[email] verify` is on and the mail had no aligned DKIM
+    /// signature, nor a trusted `Authentication-Results` pass): the sender
+    /// may not be who they say. Its timeline says why.
+    unverified: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -193,6 +198,7 @@ impl CaseView {
                 round: c.escalation.at.round,
                 running: c.escalation.running,
             },
+            unverified: c.unverified,
             body: None,
             timeline: None,
             pages: None,
@@ -315,6 +321,7 @@ async fn create_case(
         actor,
         via: Via::Api,
         receipt: true,
+        unverified: None,
     };
     let (case, replayed) = match key {
         None => (state.cases.open(new).await?, false),

@@ -82,6 +82,8 @@ struct CaseRow {
     assignee: String,
     next: Option<Due>,
     since: String,
+    /// Opened by mail whose From could not be verified.
+    unverified: bool,
 }
 
 fn person_name(state: &AppState, p: Option<&PersonId>) -> String {
@@ -106,6 +108,7 @@ fn case_row(state: &AppState, c: &Case, now: DateTime<Utc>, tz: Tz) -> CaseRow {
         assignee: person_name(state, c.assignee.as_ref()),
         next,
         since,
+        unverified: c.unverified,
     }
 }
 
@@ -276,6 +279,8 @@ struct CaseView {
     timeline: Vec<Entry>,
     can: Can,
     error: Option<String>,
+    /// Opened by mail whose From could not be verified.
+    unverified: bool,
 }
 
 /// Which buttons the viewer gets.
@@ -381,6 +386,7 @@ async fn case_view(state: &AppState, s: &Session, c: Case, error: Option<String>
             if c.escalation.at.round > 0 { format!(", round {}", c.escalation.at.round + 1) } else { String::new() },
             if c.escalation.running { ", escalating" } else { "" }
         ),
+        unverified: c.unverified,
         subject: c.subject,
         body: c.body,
         status: c.status.as_str(),

@@ -24,6 +24,7 @@ fn outage(facts: &Facts<'_>) -> Case {
         actor: Actor::System,
         via: Via::Api,
         receipt: true,
+        unverified: None,
     };
     let mut case = facts.open(new).unwrap().case;
     case.number = CaseNumber(1042);
@@ -47,6 +48,7 @@ fn opening_routes_sets_deadlines_and_pages_step_one() {
         actor: Actor::System,
         via: Via::Api,
         receipt: true,
+        unverified: None,
     };
     let tr = facts.open(new).unwrap();
     assert_eq!(tr.case.priority.as_str(), "P1");
