@@ -174,9 +174,34 @@ fn trusted_id(config: &Config) -> String {
 /// reply addresses already sent keep working.
 pub async fn reply_key(config: &Config, store: &dyn Store) -> anyhow::Result<ReplyKey> {
     if let Some(secret) = reply_key_from_env(config) {
+        // Once the variable holds the key an earlier release kept in the
+        // database, the copy there goes.
+        if store.read_setting(OLD_KEY_SETTING).await?.is_some_and(|old| old == secret) {
+            store.delete_setting(OLD_KEY_SETTING).await?;
+            tracing::info!("the reply key is in the environment now: deleted its old copy from the database");
+        }
         return Ok(ReplyKey::new(secret.as_bytes()));
     }
-    let Some(path) = reply_key_path(config).map_err(anyhow::Error::msg)? else {
+    let path = match reply_key_path(config) {
+        Ok(path) => path,
+        // A PostgreSQL database an earlier release kept the key in: a
+        // rolling upgrade must not stop at it, so it is used as it is,
+        // loudly, until the operator moves it out.
+        Err(why) => match store.read_setting(OLD_KEY_SETTING).await? {
+            Some(old) => {
+                tracing::warn!(
+                    "the reply key is still in the database, where an earlier release kept it: anyone who reads \
+                     the database can forge reply addresses. Move it: set {} on every instance to the value of \
+                     `SELECT value FROM settings WHERE name = 'reply_key'` (the row is then deleted), or write it \
+                     to the file [secrets] reply_key_file names",
+                    config.secrets.reply_key_env
+                );
+                return Ok(ReplyKey::new(old.as_bytes()));
+            }
+            None => anyhow::bail!(why),
+        },
+    };
+    let Some(path) = path else {
         // An in-memory database: nothing outlives the process, the key
         // neither.
         let mut fresh = [0u8; 32];

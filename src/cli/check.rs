@@ -41,9 +41,8 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
 }
 
 /// Where the reply key comes from, and whether it is safe (issue 13):
-/// warnings for a weak key or a key file others may read; an error when
-/// no key can be had (PostgreSQL without a shared one). The count of
-/// errors.
+/// warnings for a weak key, a key file others may read, or PostgreSQL
+/// without a shared key. The count of errors.
 fn reply_key(config: &Config) -> usize {
     let weak = |key: &[u8], whence: &str| {
         if let Some(why) = crate::notify::ids::weakness(key) {
@@ -61,9 +60,15 @@ fn reply_key(config: &Config) -> usize {
             println!("reply key: generated per process (in-memory database)");
             return 0;
         }
+        // Serve refuses too, unless the database still holds the key an
+        // earlier release kept there: then it goes on with that one (so a
+        // rolling upgrade does not stop here) and warns until it is moved.
         Err(e) => {
-            println!("error: {e}");
-            return 1;
+            println!(
+                "warning: {e}. Until then serve starts only on a database that still holds the key an earlier \
+                 release kept in it (and warns); on a new database it refuses"
+            );
+            return 0;
         }
     };
     match std::fs::read(&path) {

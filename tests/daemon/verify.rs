@@ -371,12 +371,14 @@ fn check_warns_of_a_weak_or_readable_key_and_refuses_what_cannot_work() {
     let (code, out) = check(dir.path());
     assert_ne!(code, Some(0));
     assert!(out.contains("needs trusted_authserv_id"), "{out}");
-    // PostgreSQL without a shared key.
+    // PostgreSQL without a shared key: a warning (serve refuses a new
+    // database, and goes on with the key an earlier release kept in an old
+    // one, so a rolling upgrade's ExecStartPre does not stop here).
     let pg = base.replace("sqlite://t.db", "postgres://tocsin@127.0.0.1:1/tocsin");
     std::fs::write(dir.path().join("tocsin.toml"), pg).unwrap();
     let (code, out) = check(dir.path());
-    assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("error: the reply key") && out.contains("TOCSIN_REPLY_KEY"), "{out}");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("warning: the reply key") && out.contains("TOCSIN_REPLY_KEY"), "{out}");
 }
 
 /// A resolver that is down.
