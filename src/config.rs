@@ -117,6 +117,12 @@ pub struct Email {
     /// server wants them.
     pub smtp_user_env: Option<String>,
     pub smtp_password_env: Option<String>,
+    /// New cases one sender address may open by mail per hour; 0 = no
+    /// limit. Past it, their mail joins their open case or is held.
+    pub new_cases_per_sender_per_hour: u32,
+    /// New cases all senders of one domain may open by mail per hour; 0 =
+    /// no limit.
+    pub new_cases_per_domain_per_hour: u32,
 }
 
 impl Email {
@@ -163,6 +169,8 @@ impl Default for Email {
             receipts_per_hour: 5,
             smtp_user_env: None,
             smtp_password_env: None,
+            new_cases_per_sender_per_hour: tocsin_core::mail::intake::NewCaseLimits::default().per_sender,
+            new_cases_per_domain_per_hour: tocsin_core::mail::intake::NewCaseLimits::default().per_domain,
         }
     }
 }

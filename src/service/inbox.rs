@@ -39,6 +39,9 @@ pub enum Outcome {
     Command { case: CaseNumber, ok: bool },
     /// A reply token used by someone it was not given to; nothing changed.
     Refused(String),
+    /// Over a new-case limit with no open case of its sender to join: kept
+    /// in the inbox as held, why.
+    Held(String),
 }
 
 impl Outcome {
@@ -51,6 +54,7 @@ impl Outcome {
             Outcome::Unusable(_) => InboxStatus::Unusable,
             Outcome::Command { .. } => InboxStatus::Command,
             Outcome::Refused(_) => InboxStatus::Refused,
+            Outcome::Held(_) => InboxStatus::Held,
         }
     }
 
@@ -70,6 +74,8 @@ pub struct Settings {
     pub receipts_per_hour: u32,
     /// Largest message accepted, in bytes.
     pub max_size: usize,
+    /// New cases per sender and per sender domain per hour.
+    pub limits: crate::mail::intake::NewCaseLimits,
 }
 
 /// How engineers' replies are recognised: the key that signed their reply
@@ -343,6 +349,9 @@ impl Inbox {
     }
 
     async fn open(&self, mail: &Mail, body: String, filing: Filing) -> Result<Outcome, CaseError> {
+        if let Some(limited) = self.over_new_case_limit(mail, &filing).await? {
+            return Ok(limited);
+        }
         let since = self.clock.now() - TimeDelta::hours(1);
         let receipt = self.store.receipts_since(&mail.from, since).await? < i64::from(self.settings.receipts_per_hour);
         let subject: String = mail.subject.chars().take(crate::limits::MAX_SUBJECT).collect();
@@ -402,6 +411,7 @@ fn settled(status: InboxStatus, case: Option<CaseNumber>, note: &str) -> Outcome
         (InboxStatus::Automatic, case) => Outcome::Automatic { case, why: note.to_owned() },
         (InboxStatus::Unusable, _) => Outcome::Unusable(note.to_owned()),
         (InboxStatus::Refused, _) => Outcome::Refused(note.to_owned()),
+        (InboxStatus::Held, _) => Outcome::Held(note.to_owned()),
         (InboxStatus::Command, Some(n)) => Outcome::Command { case: n, ok: true },
         _ => Outcome::Duplicate,
     }

@@ -719,5 +719,7 @@ impl Facts<'_> {
     }
 }
 
+mod limited;
+
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Reading one inbound message: who sent it, what it answers, what it says,
 //! and whether a machine sent it. Pure: bytes in, facts out.
 
+pub mod intake;
 pub mod strip;
 
 use std::sync::LazyLock;
@@ -32,10 +33,14 @@ pub enum InboxStatus {
     Command,
     /// A reply token used by someone it was not given to.
     Refused,
+    /// It would have opened a case past a new-case limit
+    /// ([`intake`]) and its sender has no open case: kept raw, no case, no
+    /// receipt, for a manager to look at.
+    Held,
 }
 
 impl InboxStatus {
-    pub const ALL: [InboxStatus; 7] = [
+    pub const ALL: [InboxStatus; 8] = [
         InboxStatus::Pending,
         InboxStatus::Filed,
         InboxStatus::Duplicate,
@@ -43,6 +48,7 @@ impl InboxStatus {
         InboxStatus::Unusable,
         InboxStatus::Command,
         InboxStatus::Refused,
+        InboxStatus::Held,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +60,7 @@ impl InboxStatus {
             InboxStatus::Unusable => "unusable",
             InboxStatus::Command => "command",
             InboxStatus::Refused => "refused",
+            InboxStatus::Held => "held",
         }
     }
 }
