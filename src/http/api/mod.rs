@@ -3,6 +3,7 @@
 
 pub mod cases;
 pub mod health;
+pub mod inbox;
 pub mod reports;
 pub mod schedules;
 
@@ -87,4 +88,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(schedules::routes())
         .merge(reports::routes())
         .merge(health::routes())
+        .merge(inbox::routes())
 }
