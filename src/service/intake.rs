@@ -25,11 +25,7 @@ impl Inbox {
     /// recent open case (on its timeline, without paging or a receipt), or
     /// is held in the inbox (no case, no receipt: the sender may be
     /// forged, so no backscatter). `None`: under the limits, open the case.
-    pub(crate) async fn over_new_case_limit(
-        &self,
-        mail: &Mail,
-        filing: &Filing,
-    ) -> Result<Option<Outcome>, CaseError> {
+    pub(crate) async fn over_new_case_limit(&self, mail: &Mail, filing: &Filing) -> Result<Option<Outcome>, CaseError> {
         let limits = self.settings.limits;
         let since = self.clock.now() - TimeDelta::hours(1);
         let recent = self.store.mail_openings_since(&mail.from, domain_of(&mail.from), since).await?;

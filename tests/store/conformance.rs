@@ -869,7 +869,9 @@ async fn mail_openings_are_counted_by_sender_and_domain(b: &Backend) {
         tr
     };
     let mut numbers = Vec::new();
-    for (requester, minutes_ago) in [("ops@acme.com", 90), ("ops@acme.com", 50), ("ops@acme.com", 10), ("dev@acme.com", 5)] {
+    for (requester, minutes_ago) in
+        [("ops@acme.com", 90), ("ops@acme.com", 50), ("ops@acme.com", 10), ("dev@acme.com", 5)]
+    {
         let at = t0() - TimeDelta::minutes(minutes_ago);
         let id = s.receive_mail(b"From: x@acme.com\r\n\r\nx", &env, "smtp", at).await.unwrap();
         numbers.push(s.create_case(&from_mail(requester, at, id)).await.unwrap().number);
@@ -898,7 +900,9 @@ async fn held_mail_is_listed_and_counted(b: &Backend) {
     let env = Envelope { from: Some("ops@acme.com".into()), to: vec!["help@support.example.com".into()] };
     let mut ids = Vec::new();
     for i in 0..3 {
-        ids.push(s.receive_mail(format!("From: ops@acme.com\r\n\r\n{i}").as_bytes(), &env, "smtp", t0()).await.unwrap());
+        ids.push(
+            s.receive_mail(format!("From: ops@acme.com\r\n\r\n{i}").as_bytes(), &env, "smtp", t0()).await.unwrap(),
+        );
     }
     assert_eq!(s.inbox_count(InboxStatus::Held).await.unwrap(), 0);
     for id in &ids[..2] {

@@ -61,7 +61,11 @@ pub struct InboxList {
 #[utoipa::path(get, path = "/api/v1/inbox", params(InboxQuery), security(("bearer" = [])),
     responses((status = 200, body = InboxList), (status = 400, description = "unknown status or bad limit"),
         (status = 403, description = "not a manager or admin")))]
-async fn list(State(state): State<AppState>, auth: Auth, Query(q): Query<InboxQuery>) -> Result<Json<InboxList>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<InboxQuery>,
+) -> Result<Json<InboxList>, ApiError> {
     if !matches!(auth.0.role, TokenRole::Manager | TokenRole::Admin) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
