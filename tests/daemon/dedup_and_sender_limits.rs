@@ -167,6 +167,11 @@ async fn eight_forged_senders_of_one_domain_hit_the_domain_limit_and_are_held() 
 /// The daemon with Twilio's webhooks on (signed with TWILIO_TOKEN), SMS
 /// pages sent to a wiremock Twilio that names each message `SMpage<n>`.
 async fn twilio_app() -> (TestApp, wiremock::MockServer) {
+    twilio_app_on(None).await
+}
+
+/// As [`twilio_app`], on the database at `url` if given.
+async fn twilio_app_on(url: Option<&str>) -> (TestApp, wiremock::MockServer) {
     let twilio = wiremock::MockServer::start().await;
     wiremock::Mock::given(wiremock::matchers::method("POST"))
         .respond_with(wiremock::ResponseTemplate::new(201).set_body_json(json!({"sid": "SMpage1", "status": "queued"})))
@@ -179,6 +184,9 @@ async fn twilio_app() -> (TestApp, wiremock::MockServer) {
         c.sms.twilio_auth_token_env = TWILIO_TOKEN_ENV.into();
         c.sms.twilio_api_base = uri;
         c.server.public_url = PUBLIC.into();
+        if let Some(url) = url {
+            c.database.url = url.to_owned();
+        }
     })
     .await;
     (t, twilio)
@@ -289,4 +297,37 @@ async fn a_replayed_failed_status_callback_falls_back_once() {
     assert_eq!(ana(&case["pages"]), [("sms".to_owned(), "failed".to_owned()), ("email".to_owned(), "sent".to_owned())]);
     let failures = case["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "page_failed").count();
     assert_eq!(failures, 1, "counted once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_postgresql_receiving_one_replay_at_once_act_once() {
+    let test = "dedup_and_sender_limits::two_instances_on_postgresql_receiving_one_replay_at_once_act_once";
+    let Some(admin) = crate::harness::pg::admin_url(test) else { return };
+    let db = crate::harness::pg::FreshDb::create(&admin).await;
+    let (one, _m1) = twilio_app_on(Some(&db.url)).await;
+    let (two, _m2) = twilio_app_on(Some(&db.url)).await;
+    let tok = one.token("ops", TokenRole::Admin, None).await;
+    let n = one.open_outage(&tok).await;
+    let params = pairs(&[
+        ("MessageSid", "SMraced0001"),
+        ("From", "+15550100001"),
+        ("To", "+15550000000"),
+        ("Body", &format!("NOTE {n} failover started")),
+    ]);
+    let sig = twilio_signature(&format!("{PUBLIC}/hooks/twilio/sms"), &params);
+    // Four copies to each instance, all at once.
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let to = if i % 2 == 0 { &one } else { &two };
+        let request = to.http.post(to.url("/hooks/twilio/sms")).header("x-twilio-signature", sig.clone()).form(&params);
+        sends.spawn(async move {
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        });
+    }
+    let answers = sends.join_all().await;
+    assert!(answers.iter().all(|(code, _)| *code == 200), "{answers:?}");
+    assert_eq!(answers.iter().filter(|(_, body)| body.contains("<Message>")).count(), 1, "{answers:?}");
+    let notes = one.events(n, &tok, "note").await;
+    assert_eq!(notes.iter().filter(|(_, t)| t.contains("failover started")).count(), 1, "{notes:?}");
 }
