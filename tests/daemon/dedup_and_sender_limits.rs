@@ -158,6 +158,15 @@ async fn eight_forged_senders_of_one_domain_hit_the_domain_limit_and_are_held() 
     assert_eq!(from, ["user4@acme.com", "user5@acme.com", "user6@acme.com", "user7@acme.com", "user8@acme.com"]);
     assert!(held.iter().all(|m| m["note"].as_str().unwrap().contains("senders of acme.com")), "{held:?}");
     assert_eq!(t.outbox_texts("receipt").len(), 3);
+    // Managers see them on the dashboard; engineers do not.
+    let max = t.token("max", TokenRole::Manager, Some("max")).await;
+    let (s, _) = web::sign_in(&t, &max).await;
+    let (_, html) = web::page(&t, &s, "/now").await;
+    let section = html.find("Mail held by the new-case limits").expect("a held-mail section");
+    assert!(html[section..].contains("user8@acme.com") && html[section..].contains("senders of acme.com"));
+    let ana = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let (a, _) = web::sign_in(&t, &ana).await;
+    assert!(!web::page(&t, &a, "/now").await.1.contains("Mail held"));
     // Another domain is not affected.
     smtp_send(&t, &[("ops@globex.com".to_owned(), "Everything is down".to_owned())]).await;
     t.app().tick().await.unwrap();
