@@ -340,3 +340,41 @@ async fn two_instances_on_postgresql_receiving_one_replay_at_once_act_once() {
     let notes = one.events(n, &tok, "note").await;
     assert_eq!(notes.iter().filter(|(_, t)| t.contains("failover started")).count(), 1, "{notes:?}");
 }
+
+#[tokio::test]
+async fn held_mail_and_replays_show_in_the_metrics() {
+    // The metrics recorder is process-wide: other daemons in this binary
+    // would add to the counts checked here.
+    if !in_own_process("dedup_and_sender_limits::held_mail_and_replays_show_in_the_metrics") {
+        return;
+    }
+    let (t, _twilio) = twilio_app_on(None).await;
+    let tok = t.token("ops", TokenRole::Admin, None).await;
+    // Seven mails from one sender: five cases, two filed into the newest.
+    let same: Vec<(String, String)> = (1..=7).map(|_| ("user1@acme.com".to_owned(), "Down".to_owned())).collect();
+    smtp_send(&t, &same).await;
+    t.app().tick().await.unwrap();
+    let cases = t.get("/api/v1/cases", &tok).await.1["cases"].as_array().unwrap().len();
+    assert_eq!(cases, 5);
+    // Resolve user1's cases: the next one is held.
+    for c in t.get("/api/v1/cases", &tok).await.1["cases"].as_array().unwrap() {
+        t.post(&format!("/api/v1/cases/{}/resolve", c["number"]), &tok, json!({})).await;
+    }
+    smtp_send(&t, &[("user1@acme.com".to_owned(), "Down".to_owned())]).await;
+    t.app().tick().await.unwrap();
+    let n = t.open_outage(&tok).await;
+    let params = pairs(&[("MessageSid", "SMmetrics1"), ("From", "+15550100001"), ("Body", &format!("NOTE {n} x"))]);
+    let sig = twilio_signature(&format!("{PUBLIC}/hooks/twilio/sms"), &params);
+    for _ in 0..3 {
+        post_signed(&t, "/hooks/twilio/sms", &params, &sig).await;
+    }
+    let metrics = t.http.get(t.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for want in [
+        "tocsin_inbox{status=\"held\"} 1",
+        "tocsin_mail_limited_total{limit=\"sender\",action=\"filed\"} 2",
+        "tocsin_mail_limited_total{limit=\"sender\",action=\"held\"} 1",
+        "tocsin_twilio_replays_total{hook=\"sms\"} 2",
+    ] {
+        assert!(metrics.contains(want), "missing {want} in\n{metrics}");
+    }
+}
