@@ -43,7 +43,8 @@ pub struct EnvelopeQuery {
 pub struct Filed {
     /// The inbox row that keeps the raw message.
     inbox: i64,
-    /// filed, duplicate, automatic or unusable
+    /// filed, duplicate, automatic, unusable, command, refused, or held
+    /// (over a new-case limit, kept for a manager)
     status: String,
     /// The case it opened or joined.
     case: Option<i64>,
@@ -159,9 +160,9 @@ fn twiml(text: Option<&str>) -> impl IntoResponse {
 /// An engineer's SMS: a command for a case. Signed by Twilio (403
 /// otherwise); the sender's number names the person, an unknown number
 /// changes nothing and gets no answer. Each `MessageSid` acts once: a
-/// replay gets an empty answer and changes nothing. The answer is TwiML on the same
-/// channel; after a few error answers in a row the phone gets silence
-/// until its next good command or page.
+/// replay gets an empty answer and changes nothing. The answer is TwiML on
+/// the same channel; after a few error answers in a row the phone gets
+/// silence until its next good command or page.
 #[utoipa::path(post, path = "/hooks/twilio/sms", request_body(content = String, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "TwiML", content_type = "text/xml"), (status = 400, description = "no MessageSid"), (status = 403, description = "bad signature"), (status = 404, description = "Twilio is not configured")))]
 pub async fn twilio_sms(
