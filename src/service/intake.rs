@@ -27,11 +27,19 @@ impl Inbox {
     /// forged, so no backscatter). `None`: under the limits, open the case.
     pub(crate) async fn over_new_case_limit(&self, mail: &Mail, filing: &Filing) -> Result<Option<Outcome>, CaseError> {
         let limits = self.settings.limits;
+        if limits.per_sender == 0 && limits.per_domain == 0 {
+            return Ok(None);
+        }
         let since = self.clock.now() - TimeDelta::hours(1);
         let recent = self.store.mail_openings_since(&mail.from, domain_of(&mail.from), since).await?;
-        let open = self.store.open_case_of(&mail.from).await?;
+        // The sender's open case matters only past a limit: under both, the
+        // hot path costs one read (two index range counts).
+        let decision = match intake(limits, recent, None) {
+            Intake::Open => return Ok(None),
+            _ => intake(limits, recent, self.store.open_case_of(&mail.from).await?),
+        };
         let id = filing.inbox_id;
-        match intake(limits, recent, open) {
+        match decision {
             Intake::Open => Ok(None),
             Intake::FileInto { case, limit } => {
                 let why = limit.why(limits, &mail.from);
