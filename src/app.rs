@@ -133,6 +133,10 @@ impl Services {
                 reopen_within: TimeDelta::from_std(config.email.reopen_within)?,
                 receipts_per_hour: config.email.receipts_per_hour,
                 max_size: parse_size(&config.email.max_size).map_err(anyhow::Error::msg)?,
+                limits: crate::mail::intake::NewCaseLimits {
+                    per_sender: config.email.new_cases_per_sender_per_hour,
+                    per_domain: config.email.new_cases_per_domain_per_hour,
+                },
             },
             wake: Arc::new(Notify::new()),
             verifier,

@@ -130,6 +130,12 @@ pub struct Email {
     /// mail counts as unverified (a temporary error), and is still filed.
     #[serde(with = "humantime_serde")]
     pub dns_timeout: std::time::Duration,
+    /// New cases one sender address may open by mail per hour; 0 = no
+    /// limit. Past it, their mail joins their open case or is held.
+    pub new_cases_per_sender_per_hour: u32,
+    /// New cases all senders of one domain may open by mail per hour; 0 =
+    /// no limit.
+    pub new_cases_per_domain_per_hour: u32,
 }
 
 impl Email {
@@ -179,6 +185,8 @@ impl Default for Email {
             verify: crate::mail::auth::VerifyMode::None,
             trusted_authserv_id: None,
             dns_timeout: std::time::Duration::from_secs(5),
+            new_cases_per_sender_per_hour: tocsin_core::mail::intake::NewCaseLimits::default().per_sender,
+            new_cases_per_domain_per_hour: tocsin_core::mail::intake::NewCaseLimits::default().per_domain,
         }
     }
 }

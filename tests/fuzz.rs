@@ -517,12 +517,15 @@ fn signed_or_forged_hostile_sms_webhooks_get_an_answer_never_a_crash() {
     let from = prop_oneof![Just("+15550100001".to_owned()), Just("+15550100002".to_owned()), "\\PC{0,16}"];
     let body = prop_oneof![command_text(), any::<String>()];
     let raw_body = vec(any::<u8>(), 0..300);
+    // Twilio names every message; a repeated SID is a replay (answered 200,
+    // acted on once).
+    let sid = prop_oneof![Just("SMreplayed".to_owned()), "SM[0-9a-f]{32}"];
     let mut runner = runner(200);
-    let result = runner.run(&(from, body, raw_body, any::<bool>()), |(from, body, raw_body, signed)| {
+    let result = runner.run(&(from, body, raw_body, any::<bool>(), sid), |(from, body, raw_body, signed, sid)| {
         rt.block_on(async {
             let url = t.url("/hooks/twilio/sms");
             let (bytes, sig) = if signed {
-                let params = vec![("From".to_owned(), from), ("Body".to_owned(), body)];
+                let params = vec![("MessageSid".to_owned(), sid), ("From".to_owned(), from), ("Body".to_owned(), body)];
                 let sig = twilio::signature(TOKEN, &format!("{PUBLIC}/hooks/twilio/sms"), &params);
                 (serde_urlencoded::to_string(&params).unwrap().into_bytes(), sig)
             } else {

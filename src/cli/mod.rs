@@ -57,7 +57,8 @@ pub enum Command {
     /// Read one RFC 5322 message on standard input and file it, for an MTA
     /// pipe (Postfix: `argv=tocsin ingest --sender ${sender} --recipient
     /// ${recipient}`). Exit status after sysexits: 0 filed (or a duplicate
-    /// or automatic message, which opens nothing), 65 unusable (kept raw and
+    /// or automatic message, which opens nothing, or one held by the
+    /// new-case limits, kept for a manager), 65 unusable (kept raw and
     /// flagged) or too large, 75 try again later (store or config trouble).
     Ingest {
         /// The envelope sender; "" for a bounce's null return path.

@@ -43,7 +43,8 @@ pub struct EnvelopeQuery {
 pub struct Filed {
     /// The inbox row that keeps the raw message.
     inbox: i64,
-    /// filed, duplicate, automatic or unusable
+    /// filed, duplicate, automatic, unusable, command, refused, or held
+    /// (over a new-case limit, kept for a manager)
     status: String,
     /// The case it opened or joined.
     case: Option<i64>,
@@ -77,6 +78,7 @@ async fn email(
     let note = match &outcome {
         crate::service::inbox::Outcome::Unusable(why) => Some(why.clone()),
         crate::service::inbox::Outcome::Automatic { why, .. } => Some(why.clone()),
+        crate::service::inbox::Outcome::Held(why) => Some(why.clone()),
         _ => None,
     };
     let filed = Filed { inbox, status: outcome.status().as_str().into(), case: outcome.case().map(|n| n.0), note };
@@ -109,7 +111,8 @@ pub fn form_pairs(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
 
 /// Twilio reports how an SMS fared. Signed by Twilio (403 otherwise); moves
 /// the page to delivered, undelivered or failed, and pages the person on
-/// their next channel when it did not arrive.
+/// their next channel when it did not arrive. Each (`MessageSid`,
+/// `MessageStatus`) acts once: a replay answers 204 and changes nothing.
 #[utoipa::path(post, path = "/hooks/twilio/status", request_body(content = String, content_type = "application/x-www-form-urlencoded"),
     responses((status = 204, description = "recorded"), (status = 403, description = "bad signature"), (status = 404, description = "Twilio is not configured")))]
 pub async fn twilio_status(
@@ -137,7 +140,8 @@ pub async fn twilio_status(
         _ => return Ok(StatusCode::NO_CONTENT),
     };
     let error = get("ErrorCode").map(|c| format!("Twilio error {c}"));
-    state.phone.delivery(sid, status, error.as_deref()).await?;
+    // Acts once per (MessageSid, MessageStatus): a replay answers 204 too.
+    state.phone.delivery_once(sid, status, error.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -155,11 +159,12 @@ fn twiml(text: Option<&str>) -> impl IntoResponse {
 
 /// An engineer's SMS: a command for a case. Signed by Twilio (403
 /// otherwise); the sender's number names the person, an unknown number
-/// changes nothing and gets no answer. The answer is TwiML on the same
-/// channel; after a few error answers in a row the phone gets silence
-/// until its next good command or page.
+/// changes nothing and gets no answer. Each `MessageSid` acts once: a
+/// replay gets an empty answer and changes nothing. The answer is TwiML on
+/// the same channel; after a few error answers in a row the phone gets
+/// silence until its next good command or page.
 #[utoipa::path(post, path = "/hooks/twilio/sms", request_body(content = String, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "TwiML", content_type = "text/xml"), (status = 403, description = "bad signature"), (status = 404, description = "Twilio is not configured")))]
+    responses((status = 200, description = "TwiML", content_type = "text/xml"), (status = 400, description = "no MessageSid"), (status = 403, description = "bad signature"), (status = 404, description = "Twilio is not configured")))]
 pub async fn twilio_sms(
     State(state): State<AppState>,
     axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
@@ -174,6 +179,14 @@ pub async fn twilio_sms(
         return Err(ApiError::new(StatusCode::FORBIDDEN, "the X-Twilio-Signature does not match"));
     }
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or_default();
-    let answer = state.phone.message(get("From"), get("Body")).await?;
+    // Twilio sends every message with its MessageSid; without one a replay
+    // could not be told from a new message.
+    let sid = get("MessageSid");
+    if sid.is_empty() {
+        return Err(ApiError::bad_request("MessageSid is required"));
+    }
+    // A replay of the same MessageSid answers 200 with empty TwiML and
+    // does nothing.
+    let answer = state.phone.message_once(sid, get("From"), get("Body")).await?;
     Ok(twiml(answer.as_deref()).into_response())
 }

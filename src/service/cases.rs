@@ -70,6 +70,14 @@ pub enum Action {
         automatic: Option<String>,
         reopen_within: chrono::TimeDelta,
     },
+    /// Mail over a new-case limit joins the timeline of its sender's open
+    /// case, saying why (`why`), and pages nobody.
+    LimitedMail {
+        from: String,
+        subject: String,
+        text: String,
+        why: String,
+    },
 }
 
 impl Action {
@@ -86,6 +94,7 @@ impl Action {
             Action::Change { .. } => "change",
             Action::Snooze { .. } => "snooze",
             Action::Mail { .. } => "mail",
+            Action::LimitedMail { .. } => "limited_mail",
         }
     }
 }
@@ -225,6 +234,7 @@ impl CaseService {
                 Action::Mail { from, text, automatic, reopen_within } => {
                     facts.mail(&case, from, text, automatic.as_deref(), *reopen_within)?
                 }
+                Action::LimitedMail { from, subject, text, why } => facts.limited_mail(&case, from, subject, text, why),
                 Action::Escalate { from } => {
                     let from = match (from, actor) {
                         (Some(p), _) => Some(*p),

@@ -41,6 +41,9 @@ pub enum Outcome {
     Command { case: CaseNumber, ok: bool },
     /// A reply token used by someone it was not given to; nothing changed.
     Refused(String),
+    /// Over a new-case limit with no open case of its sender to join: kept
+    /// in the inbox as held, why.
+    Held(String),
 }
 
 impl Outcome {
@@ -53,6 +56,7 @@ impl Outcome {
             Outcome::Unusable(_) => InboxStatus::Unusable,
             Outcome::Command { .. } => InboxStatus::Command,
             Outcome::Refused(_) => InboxStatus::Refused,
+            Outcome::Held(_) => InboxStatus::Held,
         }
     }
 
@@ -72,6 +76,8 @@ pub struct Settings {
     pub receipts_per_hour: u32,
     /// Largest message accepted, in bytes.
     pub max_size: usize,
+    /// New cases per sender and per sender domain per hour.
+    pub limits: crate::mail::intake::NewCaseLimits,
 }
 
 /// How engineers' replies are recognised: the key that signed their reply
@@ -393,6 +399,9 @@ impl Inbox {
             (Some(why), Some(tag)) => Some(format!("{why}; so it did not join {tag} by its subject tag")),
             (Some(why), None) => Some(why.to_owned()),
         };
+        if let Some(limited) = self.over_new_case_limit(mail, &filing, unverified.is_some()).await? {
+            return Ok(limited);
+        }
         let since = self.clock.now() - TimeDelta::hours(1);
         let receipt = self.store.receipts_since(&mail.from, since).await? < i64::from(self.settings.receipts_per_hour);
         let subject: String = mail.subject.chars().take(crate::limits::MAX_SUBJECT).collect();
@@ -453,6 +462,7 @@ fn settled(status: InboxStatus, case: Option<CaseNumber>, note: &str) -> Outcome
         (InboxStatus::Automatic, case) => Outcome::Automatic { case, why: note.to_owned() },
         (InboxStatus::Unusable, _) => Outcome::Unusable(note.to_owned()),
         (InboxStatus::Refused, _) => Outcome::Refused(note.to_owned()),
+        (InboxStatus::Held, _) => Outcome::Held(note.to_owned()),
         (InboxStatus::Command, Some(n)) => Outcome::Command { case: n, ok: true },
         _ => Outcome::Duplicate,
     }

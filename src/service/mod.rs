@@ -6,6 +6,7 @@
 //! - [`cases`]: the case service, the one way a case changes.
 //! - [`commands`]: the command executor for engineers' phone commands.
 //! - [`inbox`]: mail in, from receipt to a filed case.
+//! - [`intake`]: the inbox's limits on new cases per sender and domain.
 //! - [`overrides`]: on-call overrides and who is on call.
 //! - [`phone`]: SMS from engineers' phones and Twilio's delivery reports.
 //! - [`digest`]: the managers' daily digest.
@@ -20,6 +21,7 @@ pub mod cases;
 pub mod commands;
 pub mod digest;
 pub mod inbox;
+pub mod intake;
 pub mod overrides;
 pub mod phone;
 pub mod tokens;

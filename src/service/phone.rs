@@ -19,6 +19,14 @@ use crate::store::{PageStatus, StoreError};
 /// Most error replies one phone gets in a row before Tocsin goes silent.
 pub const ERROR_REPLIES: i64 = 3;
 
+/// How long a Twilio webhook's key is remembered, so that a replay of it
+/// does nothing. Twilio's signature carries no timestamp, so a captured
+/// request stays validly signed until the auth token is rotated; keys older
+/// than this are pruned (each new claim deletes them), and a replay older
+/// than this would act again. Ninety days of SIDs is a few thousand short
+/// rows.
+pub const REPLAYS_REMEMBERED: chrono::TimeDelta = chrono::TimeDelta::days(90);
+
 /// SMS in, and what became of SMS out.
 pub struct Phone {
     pub cases: Arc<CaseService>,
@@ -82,6 +90,66 @@ impl Phone {
             self.cases.wake.dispatcher.notify_one();
         }
         Ok(())
+    }
+
+    /// [`Phone::message`] once per Twilio `sid`: a replay of the same
+    /// inbound SMS (by an attacker who captured a signed request, or a
+    /// retry) answers `None` (empty TwiML, still 200 so Twilio is content)
+    /// and changes nothing.
+    ///
+    /// The key is claimed first, in its own transaction, rather than in
+    /// the transaction of the action: one SMS may run any command (several
+    /// case changes, STOP's notices to managers, the error-reply count)
+    /// and its answer goes back in the HTTP response, not the outbox, so
+    /// there is no single transaction to put it in. The claim is one
+    /// `INSERT … ON CONFLICT DO NOTHING` on a primary key, so of two
+    /// instances receiving the same request at once exactly one acts. If
+    /// the action then fails, the key is handed back and a retry acts; only
+    /// a crash between claim and action loses the command (at most once,
+    /// never twice), and the engineer, who got no answer, sends it again.
+    pub async fn message_once(&self, sid: &str, from: &str, body: &str) -> Result<Option<String>, CaseError> {
+        if !self.claim(sid, "sms").await? {
+            tracing::warn!(sid, from, "replayed SMS webhook ignored: this MessageSid was acted on before");
+            metrics::counter!("tocsin_twilio_replays_total", "hook" => "sms").increment(1);
+            return Ok(None);
+        }
+        let answer = self.message(from, body).await;
+        if answer.is_err() {
+            self.release(sid, "sms").await;
+        }
+        answer
+    }
+
+    /// [`Phone::delivery`] once per (`provider_id`, `status`), the way
+    /// [`Phone::message_once`] does it: a replayed `failed` neither moves a
+    /// page nor falls back to the next channel a second time.
+    pub async fn delivery_once(
+        &self,
+        provider_id: &str,
+        status: PageStatus,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        if !self.claim(provider_id, status.as_str()).await? {
+            tracing::warn!(sid = provider_id, status = status.as_str(), "replayed status callback ignored");
+            metrics::counter!("tocsin_twilio_replays_total", "hook" => "status").increment(1);
+            return Ok(());
+        }
+        let done = self.delivery(provider_id, status, error).await;
+        if done.is_err() {
+            self.release(provider_id, status.as_str()).await;
+        }
+        done
+    }
+
+    async fn claim(&self, sid: &str, event: &str) -> Result<bool, StoreError> {
+        let now = self.cases.clock.now();
+        self.cases.store.claim_twilio(sid, event, now, now - REPLAYS_REMEMBERED).await
+    }
+
+    async fn release(&self, sid: &str, event: &str) {
+        if let Err(e) = self.cases.store.release_twilio(sid, event).await {
+            tracing::error!(sid, event, error = %e, "cannot hand back a Twilio webhook key; a retry of it will be ignored");
+        }
     }
 
     /// Tells every manager at once that `person` opted out of SMS (`out`)

@@ -29,6 +29,7 @@ use crate::mail::{Envelope, InboxStatus};
 use crate::people::{ChannelKind, PersonId};
 use crate::token::{TokenInfo, TokenRecord};
 use tocsin_core::delivery::{self, Aftermath};
+use tocsin_core::mail::intake::{Recent, domain_of};
 
 type Conn<D> = <<D as Dialect>::DB as Database>::Connection;
 type Query<D> = sqlx::query::Query<'static, <D as Dialect>::DB, <<D as Dialect>::DB as Database>::Arguments>;
@@ -364,6 +365,16 @@ where
         }
         q.push(")").build().execute(&mut *tx).await?;
         Self::insert_effects(&mut tx, CaseNumber(number), tr, true).await?;
+        if tr.filing.is_some() {
+            // A case opened from mail: what the new-case limits count.
+            sql::<D>("INSERT INTO mail_openings (case_number, sender, domain, opened_at) VALUES (?, ?, ?, ?)")
+                .bind(number)
+                .bind(c.requester.as_str())
+                .bind(domain_of(&c.requester))
+                .bind(ms(tr.at))
+                .execute(&mut *tx)
+                .await?;
+        }
         if let Some(r) = &tr.request {
             sql::<D>(
                 "INSERT INTO request_keys (scope, key, fingerprint, case_number, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -1147,5 +1158,93 @@ where
     async fn delete_setting(&self, name: &str) -> Result<(), StoreError> {
         sql::<D>("DELETE FROM settings WHERE name = ?").bind(name).execute(&self.writer).await?;
         Ok(())
+    }
+
+    // --- Twilio replays and new-case limits (issue 13) ---
+    async fn claim_twilio(
+        &self,
+        sid: &str,
+        event: &str,
+        now: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        sql::<D>("DELETE FROM twilio_seen WHERE seen_at < ?").bind(ms(forget_before)).execute(&mut *tx).await?;
+        // ON CONFLICT rather than catching the violation: an error would
+        // abort the whole PostgreSQL transaction. A second instance's
+        // insert of the same key waits for the first to commit, then
+        // inserts nothing.
+        let claimed = sql::<D>(
+            "INSERT INTO twilio_seen (sid, event, seen_at) VALUES (?, ?, ?) ON CONFLICT (sid, event) DO NOTHING",
+        )
+        .bind(sid)
+        .bind(event)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(claimed.rows() > 0)
+    }
+
+    async fn release_twilio(&self, sid: &str, event: &str) -> Result<(), StoreError> {
+        sql::<D>("DELETE FROM twilio_seen WHERE sid = ? AND event = ?")
+            .bind(sid)
+            .bind(event)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn mail_openings_since(
+        &self,
+        sender: &str,
+        domain: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Recent, StoreError> {
+        // Two index range scans (by sender, by domain), not one scan of
+        // the domain's rows filtered by sender.
+        let row = sql::<D>(
+            "SELECT (SELECT COUNT(*) FROM mail_openings WHERE sender = ? AND opened_at > ?) AS sender,
+                    (SELECT COUNT(*) FROM mail_openings WHERE domain = ? AND opened_at > ?) AS domain",
+        )
+        .bind(sender)
+        .bind(ms(since))
+        .bind(domain)
+        .bind(ms(since))
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(Recent { sender: row.int("sender")?, domain: row.int("domain")? })
+    }
+
+    async fn open_case_of(&self, requester: &str) -> Result<Option<CaseNumber>, StoreError> {
+        let row = sql::<D>(
+            "SELECT number FROM cases WHERE requester = ? AND status NOT IN (?, ?) ORDER BY number DESC LIMIT 1",
+        )
+        .bind(requester)
+        .bind(Status::Resolved.as_str())
+        .bind(Status::Closed.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| r.int("number").map(CaseNumber)).transpose()
+    }
+
+    async fn inbox_in(&self, status: InboxStatus, limit: u32) -> Result<Vec<InboxRecord>, StoreError> {
+        let rows = sql::<D>(
+            "SELECT id, received_at, source, envelope_from, envelope_to, raw, status, case_number, note FROM inbox
+             WHERE status = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(status.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(rows::inbox).collect()
+    }
+
+    async fn inbox_count(&self, status: InboxStatus) -> Result<i64, StoreError> {
+        sql::<D>("SELECT COUNT(*) AS n FROM inbox WHERE status = ?")
+            .bind(status.as_str())
+            .fetch_one(&self.reader)
+            .await?
+            .int("n")
     }
 }

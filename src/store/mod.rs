@@ -366,6 +366,37 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a setting: the reply key once it has moved out of the
     /// database into its file.
     async fn delete_setting(&self, name: &str) -> Result<(), StoreError>;
+
+    // --- Twilio replays and new-case limits (issue 13) ---
+    /// Claims the Twilio webhook key (`sid`, `event`): true the first time,
+    /// false for a replay. One `INSERT … ON CONFLICT DO NOTHING` on the key,
+    /// so of two instances receiving the same request at once exactly one
+    /// gets true. Keys claimed before `forget_before` are pruned in the same
+    /// call.
+    async fn claim_twilio(
+        &self,
+        sid: &str,
+        event: &str,
+        now: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Hands a claimed key back: the action it guarded failed, so a retry
+    /// of the webhook should act.
+    async fn release_twilio(&self, sid: &str, event: &str) -> Result<(), StoreError>;
+    /// Cases opened from mail since `since`: by `sender`, and by anyone of
+    /// `domain`.
+    async fn mail_openings_since(
+        &self,
+        sender: &str,
+        domain: &str,
+        since: DateTime<Utc>,
+    ) -> Result<tocsin_core::mail::intake::Recent, StoreError>;
+    /// The newest case of `requester` that is neither resolved nor closed.
+    async fn open_case_of(&self, requester: &str) -> Result<Option<CaseNumber>, StoreError>;
+    /// Inbox rows in `status`, newest first, at most `limit`.
+    async fn inbox_in(&self, status: InboxStatus, limit: u32) -> Result<Vec<InboxRecord>, StoreError>;
+    /// How many inbox rows are in `status`.
+    async fn inbox_count(&self, status: InboxStatus) -> Result<i64, StoreError>;
 }
 
 /// Opens the store `[database]` names: `sqlite://PATH` (created if missing)

@@ -15,6 +15,7 @@ mod api;
 mod browser;
 mod cli;
 mod dashboard;
+mod dedup_and_sender_limits;
 mod deploy;
 mod digest;
 mod drain;

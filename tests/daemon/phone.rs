@@ -33,12 +33,16 @@ async fn phone_app(rules: &std::path::Path) -> (TestApp, wiremock::MockServer) {
 }
 
 /// Sends an SMS from `from` to the webhook, signed unless `forge`.
+static NEXT_SID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 async fn sms(t: &TestApp, from: &str, body: &str, forge: bool) -> (u16, String) {
     let pairs = vec![
         ("From".to_owned(), from.to_owned()),
         ("To".to_owned(), "+15550000000".to_owned()),
         ("Body".to_owned(), body.to_owned()),
-        ("MessageSid".to_owned(), "SMin".to_owned()),
+        // Each message its own SID, as Twilio gives it: a repeated one is
+        // a replay and does nothing.
+        ("MessageSid".to_owned(), format!("SMin{}", NEXT_SID.fetch_add(1, std::sync::atomic::Ordering::Relaxed))),
     ];
     let token = if forge { "wrong" } else { TOKEN };
     let sig = tocsin::notify::twilio::signature(token, &format!("{PUBLIC}/hooks/twilio/sms"), &pairs);

@@ -106,6 +106,10 @@ conformance!(
     migrate_twice_and_from_three_instances_at_once,
     // --- mail verification (issue 13) ---
     an_unverified_case_keeps_its_mark_and_an_old_setting_can_be_moved_out,
+    // --- Twilio replays and new-case limits (issue 13) ---
+    a_twilio_key_is_claimed_once_even_by_racing_instances,
+    mail_openings_are_counted_by_sender_and_domain,
+    held_mail_is_listed_and_counted,
 );
 
 const T0: &str = "2026-11-24T10:00:00.123Z";
@@ -922,4 +926,97 @@ async fn an_unverified_case_keeps_its_mark_and_an_old_setting_can_be_moved_out(b
     s.delete_setting("reply_key").await.unwrap();
     assert_eq!(s.read_setting("reply_key").await.unwrap(), None);
     s.delete_setting("reply_key").await.unwrap();
+}
+
+// --- Twilio replays and new-case limits (issue 13) ---
+
+async fn a_twilio_key_is_claimed_once_even_by_racing_instances(b: &Backend) {
+    let s = &*b.store;
+    let long_ago = t0() - TimeDelta::days(90);
+    assert!(s.claim_twilio("SM1", "sms", t0(), long_ago).await.unwrap());
+    assert!(!s.claim_twilio("SM1", "sms", t0(), long_ago).await.unwrap(), "a replay");
+    // Status callbacks are keyed by SID and status: each status once.
+    assert!(s.claim_twilio("SM1", "failed", t0(), long_ago).await.unwrap());
+    assert!(!s.claim_twilio("SM1", "failed", t0(), long_ago).await.unwrap());
+    assert!(s.claim_twilio("SM1", "delivered", t0(), long_ago).await.unwrap());
+    // A key handed back (its action failed) can be claimed again.
+    s.release_twilio("SM1", "sms").await.unwrap();
+    assert!(s.claim_twilio("SM1", "sms", t0(), long_ago).await.unwrap());
+    // Keys older than `forget_before` are pruned by the next claim.
+    let later = t0() + TimeDelta::days(91);
+    assert!(s.claim_twilio("SM2", "sms", later, later - TimeDelta::days(90)).await.unwrap());
+    assert!(s.claim_twilio("SM1", "sms", later, later - TimeDelta::days(90)).await.unwrap(), "forgotten");
+    // Eight instances receiving the same replay at once: one acts.
+    let mut racers = Vec::new();
+    for _ in 0..8 {
+        let store = b.reopen().await;
+        racers.push(tokio::spawn(async move { store.claim_twilio("SM3", "sms", t0(), long_ago).await.unwrap() }));
+    }
+    let mut won = 0;
+    for r in racers {
+        won += usize::from(r.await.unwrap());
+    }
+    assert_eq!(won, 1);
+}
+
+async fn mail_openings_are_counted_by_sender_and_domain(b: &Backend) {
+    let s = &*b.store;
+    let env = Envelope { from: Some("x@acme.com".into()), to: vec!["help@support.example.com".into()] };
+    // Cases opened from mail (with a filing) count; one opened over the
+    // API does not.
+    let from_mail = |requester: &str, opened: DateTime<Utc>, inbox_id: i64| {
+        let c = Case { requester: requester.into(), ..case_at(opened) };
+        let mut tr = Transition::new(&c, opened);
+        tr.filing = Some(Filing { inbox_id, message_id: None, status: InboxStatus::Filed, note: String::new() });
+        tr
+    };
+    let mut numbers = Vec::new();
+    for (requester, minutes_ago) in
+        [("ops@acme.com", 90), ("ops@acme.com", 50), ("ops@acme.com", 10), ("dev@acme.com", 5)]
+    {
+        let at = t0() - TimeDelta::minutes(minutes_ago);
+        let id = s.receive_mail(b"From: x@acme.com\r\n\r\nx", &env, "smtp", at).await.unwrap();
+        numbers.push(s.create_case(&from_mail(requester, at, id)).await.unwrap().number);
+    }
+    s.create_case(&Transition::new(&case_at(t0()), t0())).await.unwrap();
+    let since = t0() - TimeDelta::hours(1);
+    let recent = s.mail_openings_since("ops@acme.com", "acme.com", since).await.unwrap();
+    assert_eq!((recent.sender, recent.domain), (2, 3));
+    let recent = s.mail_openings_since("new@other.org", "other.org", since).await.unwrap();
+    assert_eq!((recent.sender, recent.domain), (0, 0));
+    // The newest case of a requester that is neither resolved nor closed.
+    let newest_ops = s.open_case_of("ops@acme.com").await.unwrap();
+    let api_case = *s.cases(None, 1).await.unwrap().first().map(|c| &c.number).unwrap();
+    assert_eq!(newest_ops, Some(api_case), "the API case has requester ops@acme.com too");
+    for n in [api_case, numbers[2]] {
+        let c = s.case(n).await.unwrap().unwrap();
+        let resolved = Case { status: Status::Resolved, resolved_at: Some(t0()), ..c.clone() };
+        s.commit(&Transition::new(&resolved, t0()), c.version, None).await.unwrap();
+    }
+    assert_eq!(s.open_case_of("ops@acme.com").await.unwrap(), Some(numbers[1]));
+    assert_eq!(s.open_case_of("nobody@acme.com").await.unwrap(), None);
+}
+
+async fn held_mail_is_listed_and_counted(b: &Backend) {
+    let s = &*b.store;
+    let env = Envelope { from: Some("ops@acme.com".into()), to: vec!["help@support.example.com".into()] };
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            s.receive_mail(format!("From: ops@acme.com\r\n\r\n{i}").as_bytes(), &env, "smtp", t0()).await.unwrap(),
+        );
+    }
+    assert_eq!(s.inbox_count(InboxStatus::Held).await.unwrap(), 0);
+    for id in &ids[..2] {
+        assert!(s.settle_mail(*id, InboxStatus::Held, "held: over the limit", t0()).await.unwrap());
+    }
+    assert_eq!(s.inbox_count(InboxStatus::Held).await.unwrap(), 2);
+    assert_eq!(s.inbox_count(InboxStatus::Pending).await.unwrap(), 1);
+    let held = s.inbox_in(InboxStatus::Held, 10).await.unwrap();
+    assert_eq!(held.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ids[1], ids[0]], "newest first");
+    assert_eq!((held[0].status, held[0].note.as_str()), (InboxStatus::Held, "held: over the limit"));
+    assert_eq!(held[0].raw, b"From: ops@acme.com\r\n\r\n1", "kept raw");
+    assert_eq!(s.inbox_in(InboxStatus::Held, 1).await.unwrap().len(), 1);
+    // Held is settled: the inbox worker does not file it again.
+    assert_eq!(s.pending_mail(10).await.unwrap(), vec![ids[2]]);
 }

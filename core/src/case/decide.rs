@@ -730,5 +730,7 @@ impl Facts<'_> {
     }
 }
 
+mod limited;
+
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 //! and whether a machine sent it. Pure: bytes in, facts out.
 
 pub mod auth;
+pub mod intake;
 pub mod strip;
 
 use std::sync::LazyLock;
@@ -33,10 +34,14 @@ pub enum InboxStatus {
     Command,
     /// A reply token used by someone it was not given to.
     Refused,
+    /// It would have opened a case past a new-case limit
+    /// ([`intake`]) and its sender has no open case: kept raw, no case, no
+    /// receipt, for a manager to look at.
+    Held,
 }
 
 impl InboxStatus {
-    pub const ALL: [InboxStatus; 7] = [
+    pub const ALL: [InboxStatus; 8] = [
         InboxStatus::Pending,
         InboxStatus::Filed,
         InboxStatus::Duplicate,
@@ -44,6 +49,7 @@ impl InboxStatus {
         InboxStatus::Unusable,
         InboxStatus::Command,
         InboxStatus::Refused,
+        InboxStatus::Held,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +61,7 @@ impl InboxStatus {
             InboxStatus::Unusable => "unusable",
             InboxStatus::Command => "command",
             InboxStatus::Refused => "refused",
+            InboxStatus::Held => "held",
         }
     }
 }

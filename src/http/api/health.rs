@@ -8,6 +8,7 @@ use utoipa_axum::routes;
 
 use crate::case::Status;
 use crate::http::{AppState, auth};
+use crate::mail::InboxStatus;
 use crate::people::ChannelKind;
 use crate::store::PageStatus;
 
@@ -38,7 +39,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus metrics: cases by status, pages by channel and status, timer
-/// lateness, scheduler queue depth.
+/// lateness, scheduler queue depth, mail held by the new-case limits.
 /// With `[server] metrics_token_env` set, only for its bearer token.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format"),
     (status = 401, description = "[server] metrics_token_env is set and this is not its token")))]
@@ -66,6 +67,11 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
             metrics::gauge!("tocsin_scheduler_timers", "state" => "due").set(counts.timers_due as f64);
         }
         Err(e) => tracing::warn!(error = %e, "metrics cannot read the store"),
+    }
+    // Mail held by the new-case limits waits for a manager: worth an alert.
+    match state.store.inbox_count(InboxStatus::Held).await {
+        Ok(n) => metrics::gauge!("tocsin_inbox", "status" => InboxStatus::Held.as_str()).set(n as f64),
+        Err(e) => tracing::warn!(error = %e, "metrics cannot read the inbox"),
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }

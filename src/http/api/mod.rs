@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod cases;
 pub mod health;
+pub mod inbox;
 pub mod reports;
 pub mod schedules;
 
@@ -89,4 +90,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(reports::routes())
         .merge(health::routes())
         .merge(audit::routes())
+        .merge(inbox::routes())
 }

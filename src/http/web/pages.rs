@@ -168,6 +168,18 @@ struct NowView {
     oncall: Vec<OnCallRow>,
     troubled: Vec<PageRow>,
     mine_only: bool,
+    /// Mail held by the new-case limits (managers only), newest first.
+    held: Vec<HeldRow>,
+}
+
+/// A message held by the new-case limits: no case, no receipt, waiting
+/// for a manager to look.
+#[derive(Debug, Serialize)]
+struct HeldRow {
+    inbox: i64,
+    at: String,
+    sender: String,
+    note: String,
 }
 
 async fn now_view(state: &AppState, s: &Session) -> Result<NowView, WebError> {
@@ -219,6 +231,21 @@ async fn now_view(state: &AppState, s: &Session) -> Result<NowView, WebError> {
             troubled.extend(quiet.iter().map(|p| unconfirmed_row(state, p, tz)));
         }
     }
+    let mut held = Vec::new();
+    if s.is_manager() {
+        held = state
+            .store
+            .inbox_in(crate::mail::InboxStatus::Held, 20)
+            .await?
+            .into_iter()
+            .map(|r| HeldRow {
+                inbox: r.id,
+                at: local(r.received_at, tz),
+                sender: r.envelope.from.unwrap_or_default(),
+                note: r.note,
+            })
+            .collect();
+    }
     Ok(NowView {
         me: s.me(),
         page: "now",
@@ -230,6 +257,7 @@ async fn now_view(state: &AppState, s: &Session) -> Result<NowView, WebError> {
         oncall,
         troubled,
         mine_only: !s.is_manager(),
+        held,
     })
 }
 
