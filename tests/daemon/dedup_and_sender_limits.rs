@@ -180,7 +180,8 @@ async fn twilio_app() -> (TestApp, wiremock::MockServer) {
 }
 
 /// As [`twilio_app`], on the database at `url` if given.
-async fn twilio_app_on(url: Option<&str>) -> (TestApp, wiremock::MockServer) {
+/// On PostgreSQL (`url`), instances share the reply key in `key`.
+async fn twilio_app_on(url: Option<(&str, &std::path::Path)>) -> (TestApp, wiremock::MockServer) {
     let twilio = wiremock::MockServer::start().await;
     wiremock::Mock::given(wiremock::matchers::method("POST"))
         .respond_with(wiremock::ResponseTemplate::new(201).set_body_json(json!({"sid": "SMpage1", "status": "queued"})))
@@ -193,8 +194,9 @@ async fn twilio_app_on(url: Option<&str>) -> (TestApp, wiremock::MockServer) {
         c.sms.twilio_auth_token_env = TWILIO_TOKEN_ENV.into();
         c.sms.twilio_api_base = uri;
         c.server.public_url = PUBLIC.into();
-        if let Some(url) = url {
+        if let Some((url, key)) = url {
             c.database.url = url.to_owned();
+            c.secrets.reply_key_file = Some(key.to_owned());
         }
     })
     .await;
@@ -313,8 +315,10 @@ async fn two_instances_on_postgresql_receiving_one_replay_at_once_act_once() {
     let test = "dedup_and_sender_limits::two_instances_on_postgresql_receiving_one_replay_at_once_act_once";
     let Some(admin) = crate::harness::pg::admin_url(test) else { return };
     let db = crate::harness::pg::FreshDb::create(&admin).await;
-    let (one, _m1) = twilio_app_on(Some(&db.url)).await;
-    let (two, _m2) = twilio_app_on(Some(&db.url)).await;
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("reply-key");
+    let (one, _m1) = twilio_app_on(Some((&db.url, &key))).await;
+    let (two, _m2) = twilio_app_on(Some((&db.url, &key))).await;
     let tok = one.token("ops", TokenRole::Admin, None).await;
     let n = one.open_outage(&tok).await;
     let params = pairs(&[

@@ -421,3 +421,34 @@ async fn a_dns_failure_leaves_signed_mail_unverified_but_filed() {
     assert_eq!(field["type"], "boolean", "{field}");
     assert!(field["description"].as_str().unwrap_or_default().contains("could not be"), "{field}");
 }
+
+/// Past a new-case limit, mail normally joins its sender's open case; an
+/// unverified From must not write onto a real customer's case that way: it
+/// is held instead (nothing lost, nobody paged, no receipt).
+#[tokio::test]
+async fn unverified_mail_past_a_new_case_limit_is_held_not_filed_onto_the_senders_case() {
+    let t = TestApp::spawn_configured(Workers::Manual, START, &repo().join("rules"), |c| {
+        c.email.verify = VerifyMode::Dkim;
+        c.email.new_cases_per_sender_per_hour = 1;
+    })
+    .await;
+    let tok = t.token("ops", TokenRole::Admin, None).await;
+    let first = message("ops@acme.com", "help@support.example.com", "Checkout is down", "l1@acme.com", "", "All 500s.");
+    smtp_send(&t, "ops@acme.com", "help@support.example.com", &first).await;
+    let (_, list) = t.get("/api/v1/cases", &tok).await;
+    let cases = list["cases"].as_array().unwrap().clone();
+    assert_eq!(cases.len(), 1, "{list}");
+    let n = cases[0]["number"].as_i64().unwrap();
+    let timeline_before = case(&t, &tok, n).await["timeline"].as_array().unwrap().len();
+
+    let second = message("ops@acme.com", "help@support.example.com", "Also down", "l2@acme.com", "", "Injected text.");
+    smtp_send(&t, "ops@acme.com", "help@support.example.com", &second).await;
+    let after = case(&t, &tok, n).await;
+    assert_eq!(after["timeline"].as_array().unwrap().len(), timeline_before, "nothing written onto #{n}: {after}");
+    let (_, list) = t.get("/api/v1/cases", &tok).await;
+    assert_eq!(list["cases"].as_array().unwrap().len(), 1, "no second case: {list}");
+    let (status, held) = t.get("/api/v1/inbox", &tok).await;
+    assert_eq!(status, 200, "{held}");
+    let text = held.to_string();
+    assert!(text.contains("ops@acme.com") && text.contains("held"), "the mail is held, not lost: {held}");
+}
