@@ -51,8 +51,9 @@ pub enum Command {
     Serve,
     /// Validate config, rules and templates; print a summary, or every
     /// error with its file and line. Also names where the reply key comes
-    /// from and warns when it is weak or its file readable by others; an
-    /// error on PostgreSQL without a shared key. Exit status 1 on errors.
+    /// from and warns when it is weak, its file readable by others, or
+    /// PostgreSQL has no shared key (serve then refuses a new database).
+    /// Exit status 1 on errors.
     Check,
     /// Read one RFC 5322 message on standard input and file it, for an MTA
     /// pipe (Postfix: `argv=tocsin ingest --sender ${sender} --recipient
