@@ -44,7 +44,7 @@ impl Inbox {
         // hot path costs one read (two index range counts).
         let decision = match intake(limits, recent, None) {
             Intake::Open => return Ok(None),
-            _ if unverified => intake(limits, recent, None),
+            held if unverified => held,
             _ => intake(limits, recent, self.store.open_case_of(&mail.from).await?),
         };
         let id = filing.inbox_id;
