@@ -455,6 +455,13 @@ impl App {
                 }),
                 _ => None,
             },
+            mailgun: match &config.email.mailgun_signing_key_env {
+                Some(name) => Some(crate::http::hooks::MailgunHooks {
+                    signing_key: secret(name, "[email] mailgun_signing_key_env")?,
+                    max_age: config.email.mailgun_max_age,
+                }),
+                None => None,
+            },
             openapi: Arc::new(openapi.to_pretty_json().unwrap_or_default()),
             web,
         };

@@ -61,6 +61,8 @@ pub struct AppState {
     pub metrics_token: Option<String>,
     /// Set when SMS go through Twilio: checks its webhooks.
     pub twilio: Option<hooks::TwilioHooks>,
+    /// Set when `[email] mailgun_signing_key_env` is: checks Mailgun's posts.
+    pub mailgun: Option<hooks::MailgunHooks>,
     pub openapi: Arc<String>,
     /// The dashboard's templates and settings.
     pub web: Arc<web::Web>,

@@ -25,6 +25,7 @@ mod limits;
 mod mail;
 mod multi_instance;
 mod phone;
+mod providers;
 mod sms;
 mod smtp;
 mod time;
