@@ -397,6 +397,15 @@ pub trait Store: Send + Sync + 'static {
     async fn inbox_in(&self, status: InboxStatus, limit: u32) -> Result<Vec<InboxRecord>, StoreError>;
     /// How many inbox rows are in `status`.
     async fn inbox_count(&self, status: InboxStatus) -> Result<i64, StoreError>;
+
+    // --- issue 16: recovery ---
+    /// Ends at `now` every lease on a timer or a sending page not held by
+    /// `owner`, so the work an earlier process left in flight is taken at
+    /// once instead of when its lease runs out (a page so taken is in
+    /// doubt and looked up before it is sent again, as always). Only for an
+    /// instance that knows no other is alive (a SQLite daemon holding the
+    /// database's lock). Returns (timers, pages) taken over.
+    async fn take_over_leases(&self, owner: &str, now: DateTime<Utc>) -> Result<(u64, u64), StoreError>;
 }
 
 /// Opens the store `[database]` names: `sqlite://PATH` (created if missing)

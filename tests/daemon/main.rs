@@ -26,6 +26,7 @@ mod mail;
 mod multi_instance;
 mod phone;
 mod providers;
+mod recovery;
 mod request_id;
 mod sms;
 mod smtp;

@@ -110,6 +110,8 @@ conformance!(
     a_twilio_key_is_claimed_once_even_by_racing_instances,
     mail_openings_are_counted_by_sender_and_domain,
     held_mail_is_listed_and_counted,
+    // --- issue 16: recovery ---
+    a_lone_instance_takes_over_every_lease_left_at_once,
 );
 
 const T0: &str = "2026-11-24T10:00:00.123Z";
@@ -1019,4 +1021,37 @@ async fn held_mail_is_listed_and_counted(b: &Backend) {
     assert_eq!(s.inbox_in(InboxStatus::Held, 1).await.unwrap().len(), 1);
     // Held is settled: the inbox worker does not file it again.
     assert_eq!(s.pending_mail(10).await.unwrap(), vec![ids[2]]);
+}
+
+// --- issue 16: recovery ---
+
+async fn a_lone_instance_takes_over_every_lease_left_at_once(b: &Backend) {
+    let s = &*b.store;
+    for i in 0..2 {
+        open_case(s, t0() + TimeDelta::seconds(i), TimeDelta::minutes(5)).await;
+    }
+    let now = t0() + TimeDelta::hours(1);
+    let lease = TimeDelta::seconds(30);
+    // A process that died mid-batch held two timers and two pages; the new
+    // one already holds the other timers.
+    let dead_timers = s.claim_timers(now, "dead", lease, 2).await.unwrap();
+    let own = s.claim_timers(now, "new", lease, 10).await.unwrap();
+    let dead_pages = s.claim_pages(now, "dead", lease, 2).await.unwrap();
+    assert_eq!((dead_timers.len(), own.len(), dead_pages.len()), (2, 2, 2));
+    let later = now + TimeDelta::seconds(1);
+    assert!(s.claim_timers(later, "new", lease, 10).await.unwrap().is_empty(), "leased until now + 30 s");
+    assert_eq!(s.take_over_leases("new", later).await.unwrap(), (2, 2));
+    assert_eq!(s.take_over_leases("new", later).await.unwrap(), (0, 0), "nothing left to take");
+    let timers = s.claim_timers(later, "new", lease, 10).await.unwrap();
+    assert_eq!(
+        timers.iter().map(|t| t.id).collect::<BTreeSet<_>>(),
+        dead_timers.iter().map(|t| t.id).collect::<BTreeSet<_>>(),
+        "the dead process's timers fire now; the new one's own lease is untouched"
+    );
+    let pages = s.claim_pages(later, "new", lease, 10).await.unwrap();
+    assert_eq!(pages.iter().map(|p| p.id).collect::<Vec<_>>(), dead_pages.iter().map(|p| p.id).collect::<Vec<_>>());
+    assert!(pages.iter().all(|p| p.in_doubt && p.attempts == 2), "taken over pages are in doubt: looked up first");
+    let sent = Delivery::Sent { provider_id: None, message_id: None };
+    let outcomes: Vec<_> = dead_pages.iter().map(|p| (p.id, sent.clone())).collect();
+    assert_eq!(s.finish_pages("dead", &outcomes, later).await.unwrap(), 0, "the dead owner's late answer counts for nothing");
 }
