@@ -1250,12 +1250,13 @@ where
 
     // --- issue 16: recovery ---
     async fn take_over_leases(&self, owner: &str, now: DateTime<Utc>) -> Result<(u64, u64), StoreError> {
-        let timers = sql::<D>("UPDATE timers SET lease_until = ? WHERE owner IS NOT NULL AND owner <> ? AND lease_until > ?")
-            .bind(ms(now))
-            .bind(owner)
-            .bind(ms(now))
-            .execute(&self.writer)
-            .await?;
+        let timers =
+            sql::<D>("UPDATE timers SET lease_until = ? WHERE owner IS NOT NULL AND owner <> ? AND lease_until > ?")
+                .bind(ms(now))
+                .bind(owner)
+                .bind(ms(now))
+                .execute(&self.writer)
+                .await?;
         let pages = sql::<D>(
             "UPDATE pages SET lease_until = ? WHERE status = 'sending' AND owner IS NOT NULL AND owner <> ? AND lease_until > ?",
         )

@@ -18,8 +18,16 @@ async fn second_daemon(t: &TestApp) -> anyhow::Result<App> {
     let templates = Templates::load(&t.config.paths.templates).unwrap();
     let store = tocsin::store::open(&t.config.database).await.unwrap();
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    App::start(&t.config, rules, templates, store, Arc::new(t.clock.clone()), Listeners { http, smtp: None }, Workers::Manual)
-        .await
+    App::start(
+        &t.config,
+        rules,
+        templates,
+        store,
+        Arc::new(t.clock.clone()),
+        Listeners { http, smtp: None },
+        Workers::Manual,
+    )
+    .await
 }
 
 #[tokio::test]

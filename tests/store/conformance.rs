@@ -1053,5 +1053,9 @@ async fn a_lone_instance_takes_over_every_lease_left_at_once(b: &Backend) {
     assert!(pages.iter().all(|p| p.in_doubt && p.attempts == 2), "taken over pages are in doubt: looked up first");
     let sent = Delivery::Sent { provider_id: None, message_id: None };
     let outcomes: Vec<_> = dead_pages.iter().map(|p| (p.id, sent.clone())).collect();
-    assert_eq!(s.finish_pages("dead", &outcomes, later).await.unwrap(), 0, "the dead owner's late answer counts for nothing");
+    assert_eq!(
+        s.finish_pages("dead", &outcomes, later).await.unwrap(),
+        0,
+        "the dead owner's late answer counts for nothing"
+    );
 }
