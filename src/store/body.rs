@@ -102,7 +102,7 @@ where
             return Ok(());
         }
         let mut q = QueryBuilder::<D::DB>::new(
-            "INSERT INTO pages (case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at) ",
+            "INSERT INTO pages (case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at, author) ",
         );
         q.push_values(pages, |mut b, p| {
             b.push_bind(number.map(|n| n.0))
@@ -115,7 +115,8 @@ where
                 .push_bind(p.detail.as_str())
                 .push_bind(PageStatus::Queued.as_str())
                 .push_bind(ms(now))
-                .push_bind(ms(now));
+                .push_bind(ms(now))
+                .push_bind(p.author.as_ref().map(PersonId::as_str));
         });
         q.build().execute(&mut *conn).await?;
         Ok(())
@@ -1246,5 +1247,17 @@ where
             .fetch_one(&self.reader)
             .await?
             .int("n")
+    }
+
+    // --- issue 14: replies ---
+    async fn customer_messages(&self, number: CaseNumber) -> Result<Vec<String>, StoreError> {
+        let rows = sql::<D>(
+            "SELECT message_id FROM inbox WHERE case_number = ? AND status = ? AND message_id IS NOT NULL ORDER BY id",
+        )
+        .bind(number.0)
+        .bind(InboxStatus::Filed.as_str())
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter().map(|r| r.text("message_id")).collect()
     }
 }

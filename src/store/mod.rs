@@ -85,6 +85,8 @@ pub struct PageRecord {
     pub in_doubt: bool,
     /// When the earlier attempt was claimed.
     pub prev_claimed_at: Option<DateTime<Utc>>,
+    /// Who wrote it, for a reply to the customer; `None` otherwise.
+    pub author: Option<PersonId>,
 }
 
 /// An on-call override as stored.
@@ -397,6 +399,11 @@ pub trait Store: Send + Sync + 'static {
     async fn inbox_in(&self, status: InboxStatus, limit: u32) -> Result<Vec<InboxRecord>, StoreError>;
     /// How many inbox rows are in `status`.
     async fn inbox_count(&self, status: InboxStatus) -> Result<i64, StoreError>;
+
+    // --- issue 14: replies ---
+    /// The Message-IDs of the customer's mail filed on case `number`,
+    /// oldest first: a reply answers the last and references them all.
+    async fn customer_messages(&self, number: CaseNumber) -> Result<Vec<String>, StoreError>;
 }
 
 /// Opens the store `[database]` names: `sqlite://PATH` (created if missing)

@@ -27,7 +27,7 @@ use tocsin_core::delivery::PageFacts;
 /// The columns [`case`] reads.
 pub const CASE_COLUMNS: &str = "number, subject, body, customer, requester, priority, plan, policy, status, assignee, opened_at, acked_at, resolved_at, respond_due, update_due, resolve_due, esc_round, esc_step, esc_running, version, respond_from, update_from, pauses, warned, snoozed_until, unverified";
 /// The columns [`page`] reads.
-pub const PAGE_COLUMNS: &str = "id, case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at, attempts, provider_id, error, in_doubt, prev_claimed_at";
+pub const PAGE_COLUMNS: &str = "id, case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at, attempts, provider_id, error, in_doubt, prev_claimed_at, author";
 /// The columns [`page_facts`] reads.
 pub const PAGE_FACT_COLUMNS: &str = "case_number, person, address, channel, kind";
 
@@ -339,6 +339,7 @@ pub fn page(r: &impl Columns) -> Result<PageRecord, StoreError> {
         error: r.opt_text("error")?,
         in_doubt: r.flag("in_doubt")?,
         prev_claimed_at: r.opt_instant("prev_claimed_at")?,
+        author: r.opt_parsed("author")?,
     })
 }
 

@@ -25,6 +25,7 @@ mod limits;
 mod mail;
 mod multi_instance;
 mod phone;
+mod replies;
 mod sms;
 mod smtp;
 mod time;

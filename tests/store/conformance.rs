@@ -110,6 +110,8 @@ conformance!(
     a_twilio_key_is_claimed_once_even_by_racing_instances,
     mail_openings_are_counted_by_sender_and_domain,
     held_mail_is_listed_and_counted,
+    // --- issue 14: replies ---
+    a_reply_keeps_its_author_and_answers_the_customers_own_mail,
 );
 
 const T0: &str = "2026-11-24T10:00:00.123Z";
@@ -157,6 +159,7 @@ fn page_to(person: &str, channel: ChannelKind, kind: PageKind, position: Option<
         kind,
         position,
         detail: String::new(),
+        author: None,
     }
 }
 
@@ -1019,4 +1022,66 @@ async fn held_mail_is_listed_and_counted(b: &Backend) {
     assert_eq!(s.inbox_in(InboxStatus::Held, 1).await.unwrap().len(), 1);
     // Held is settled: the inbox worker does not file it again.
     assert_eq!(s.pending_mail(10).await.unwrap(), vec![ids[2]]);
+}
+
+// --- issue 14: replies ---
+
+async fn a_reply_keeps_its_author_and_answers_the_customers_own_mail(b: &Backend) {
+    let s = &*b.store;
+    let env = Envelope { from: Some("ops@acme.com".into()), to: vec!["help@support.example.com".into()] };
+    let raw = b"From: ops@acme.com\r\n\r\nhelp";
+    let filing = |inbox_id, id: Option<&str>, status| Filing {
+        inbox_id,
+        message_id: id.map(str::to_owned),
+        status,
+        note: String::new(),
+    };
+    let one = s.receive_mail(raw, &env, "smtp", t0()).await.unwrap();
+    let mut tr = Transition::new(&case_at(t0()), t0());
+    tr.filing = Some(filing(one, Some("in1@acme.com"), InboxStatus::Filed));
+    let c = s.create_case(&tr).await.unwrap();
+    assert_eq!(s.customer_messages(c.number).await.unwrap(), vec!["in1@acme.com".to_owned()]);
+    // An auto-reply, an engineer's command and a mail without a Message-ID
+    // are not the customer's thread; a second customer mail is.
+    let mut version = c.version;
+    for (id, status) in [
+        (Some("ooo@acme.com"), InboxStatus::Automatic),
+        (Some("cmd@example.com"), InboxStatus::Command),
+        (None, InboxStatus::Filed),
+        (Some("in2@acme.com"), InboxStatus::Filed),
+    ] {
+        let row = s.receive_mail(raw, &env, "smtp", t0()).await.unwrap();
+        let mut tr = Transition::new(&c, t0());
+        tr.filing = Some(filing(row, id, status));
+        version = s.commit(&tr, version, None).await.unwrap().version;
+    }
+    assert_eq!(
+        s.customer_messages(c.number).await.unwrap(),
+        vec!["in1@acme.com".to_owned(), "in2@acme.com".to_owned()],
+        "oldest first"
+    );
+    assert_eq!(s.customer_messages(CaseNumber(c.number.0 + 1)).await.unwrap(), Vec::<String>::new());
+    // The reply's author is stored with its outbox row and read back by
+    // every reader of pages.
+    let mut tr = Transition::new(&c, t0());
+    tr.pages.push(NewPage {
+        person: None,
+        address: "ops@acme.com".into(),
+        channel: ChannelKind::Email,
+        kind: PageKind::CustomerReply,
+        position: None,
+        detail: "We are on it.".into(),
+        author: Some("ana".parse().unwrap()),
+    });
+    tr.pages.push(page_to("ben", ChannelKind::Sms, PageKind::Page, None));
+    s.commit(&tr, version, None).await.unwrap();
+    let pages = s.pages_of(c.number).await.unwrap();
+    let reply = pages.iter().find(|p| p.kind == PageKind::CustomerReply).unwrap();
+    assert_eq!((reply.person.as_ref(), reply.author.as_ref().map(|a| a.as_str())), (None, Some("ana")));
+    assert_eq!(reply.detail, "We are on it.");
+    assert!(pages.iter().filter(|p| p.kind == PageKind::Page).all(|p| p.author.is_none()));
+    let claimed = s.claim_pages(t0(), "d1", TimeDelta::seconds(30), 10).await.unwrap();
+    let reply = claimed.iter().find(|p| p.kind == PageKind::CustomerReply).unwrap();
+    assert_eq!(reply.author.as_ref().map(|a| a.as_str()), Some("ana"));
+    assert_eq!(s.page(reply.id).await.unwrap().unwrap().author, reply.author);
 }

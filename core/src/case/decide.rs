@@ -52,6 +52,12 @@ pub enum ActionError {
     NothingToChange,
     #[error("case {0} was resolved too long ago to reopen")]
     TooOldToReopen(CaseNumber),
+    #[error("a reply needs text: send {{\"text\": \"what to tell the customer\"}}")]
+    EmptyReply,
+    #[error(
+        "a reply to the customer is signed by a person: use a person's token, or name one with {{\"by\": \"ana\"}}"
+    )]
+    ReplyNeedsPerson,
 }
 
 /// A new case, as a door hands it over.
@@ -280,6 +286,7 @@ impl Facts<'_> {
                 kind: PageKind::Receipt,
                 position: None,
                 detail: String::new(),
+                author: None,
             });
         }
         self.clocks(&mut tr);
@@ -337,6 +344,7 @@ impl Facts<'_> {
             kind,
             position: at,
             detail: detail.to_owned(),
+            author: None,
         });
         Some(channel.as_str())
     }
@@ -731,6 +739,7 @@ impl Facts<'_> {
 }
 
 mod limited;
+mod reply;
 
 #[cfg(test)]
 mod tests;

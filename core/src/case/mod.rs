@@ -205,6 +205,12 @@ pub enum EventKind {
     /// The mail that opened the case could not be verified: why, and what
     /// it was therefore not allowed to do.
     Unverified,
+    /// An engineer answered the customer in the case's thread (a note, by
+    /// contrast, stays inside the team).
+    Reply,
+    /// A message to the customer (a reply) left Tocsin: its delivery
+    /// status, as a failed page's is.
+    Sent,
 }
 
 impl EventKind {
@@ -227,6 +233,8 @@ impl EventKind {
             EventKind::Mail => "mail",
             EventKind::PageFailed => "page_failed",
             EventKind::Unverified => "unverified",
+            EventKind::Reply => "reply",
+            EventKind::Sent => "sent",
         }
     }
 }
@@ -263,10 +271,12 @@ pub enum PageKind {
     Digest,
     /// The customer wrote on a case: its assignee is told.
     Reply,
+    /// An engineer's reply, mailed to the customer in the case's thread.
+    CustomerReply,
 }
 
 impl PageKind {
-    pub const ALL: [PageKind; 9] = [
+    pub const ALL: [PageKind; 10] = [
         PageKind::Page,
         PageKind::Reminder,
         PageKind::Breach,
@@ -276,6 +286,7 @@ impl PageKind {
         PageKind::Notice,
         PageKind::Digest,
         PageKind::Reply,
+        PageKind::CustomerReply,
     ];
 
     /// Position in [`PageKind::ALL`]. The match is exhaustive, so a new kind
@@ -291,6 +302,7 @@ impl PageKind {
             PageKind::Notice => 6,
             PageKind::Digest => 7,
             PageKind::Reply => 8,
+            PageKind::CustomerReply => 9,
         }
     }
 
@@ -305,7 +317,23 @@ impl PageKind {
             PageKind::Notice => "notice",
             PageKind::Digest => "digest",
             PageKind::Reply => "reply",
+            PageKind::CustomerReply => "customer_reply",
         }
+    }
+
+    /// Messages to the customer rather than to the team: they go to the
+    /// requester's address, never fall back to a person's other channel,
+    /// and a mail answering one is the customer's, never an engineer's
+    /// command.
+    pub fn to_customer(self) -> bool {
+        matches!(self, PageKind::Receipt | PageKind::CustomerReply)
+    }
+
+    /// Whether the email is written by a person (a reply), so it carries
+    /// no `Auto-Submitted` header (RFC 3834 §5) and the customer's
+    /// autoresponder may answer it.
+    pub fn written_by_a_person(self) -> bool {
+        matches!(self, PageKind::CustomerReply)
     }
 }
 
@@ -316,7 +344,7 @@ fn every_page_kind_is_listed_once_and_parses_back() {
         assert_eq!(kind.index(), i);
         assert_eq!(kind.as_str().parse::<PageKind>(), Ok(*kind));
     }
-    assert_eq!(PageKind::ALL.len(), PageKind::Reply.index() + 1, "a kind is missing from ALL");
+    assert_eq!(PageKind::ALL.len(), PageKind::CustomerReply.index() + 1, "a kind is missing from ALL");
 }
 
 impl FromStr for PageKind {
@@ -336,8 +364,12 @@ pub struct NewPage {
     pub kind: PageKind,
     /// The escalation step that sent it, for step pages.
     pub position: Option<Position>,
-    /// Why, in words (the breached deadline, …).
+    /// Why, in words (the breached deadline, …); for a reply to the
+    /// customer, its text.
     pub detail: String,
+    /// Who wrote it, for a reply to the customer (the mail names them);
+    /// `None` for every other message.
+    pub author: Option<PersonId>,
 }
 
 /// The durable timers a case can have; at most one of each kind.

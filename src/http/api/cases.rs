@@ -31,6 +31,7 @@ pub fn routes() -> OpenApiRouter<super::AppState> {
         .routes(routes!(resume_case))
         .routes(routes!(ack_case))
         .routes(routes!(note_case))
+        .routes(routes!(reply_case))
         .routes(routes!(resolve_case))
         .routes(routes!(reopen_case))
         .routes(routes!(escalate_case))
@@ -123,8 +124,12 @@ pub struct PageView {
     /// None for messages to the customer.
     person: Option<String>,
     channel: String,
-    /// page, reminder, breach or receipt
+    /// page, reminder, breach, warning, receipt, confirmation, reply (the
+    /// assignee hears the customer wrote) or customer_reply (an engineer's
+    /// reply mailed to the customer)
     kind: String,
+    /// Who wrote it, for a customer_reply.
+    author: Option<String>,
     /// queued, sending, sent or failed
     status: String,
     /// 1-based escalation step, for step pages.
@@ -223,6 +228,7 @@ impl CaseView {
                         person: p.person.map(String::from),
                         channel: p.channel.as_str().into(),
                         kind: p.kind.as_str().into(),
+                        author: p.author.map(String::from),
                         status: p.status.as_str().into(),
                         step: p.position.map(|x| x.step + 1),
                         round: p.position.map(|x| x.round),
@@ -448,6 +454,27 @@ async fn note_case(
 ) -> Result<Json<CaseView>, ApiError> {
     let actor = auth.actor(b.by.as_deref(), &state)?;
     act(&state, &auth, &raw, Action::Note { text: text(b.text)?.unwrap_or_default() }, actor).await
+}
+
+/// Reply to the customer: the text is mailed to the requester in the
+/// case's thread (`Re: [#n] subject`, answering their latest message) and
+/// recorded as a `reply` on the timeline. Signed by a person: a person's
+/// token, or `"by"` with an admin or integration token.
+#[utoipa::path(post, path = "/api/v1/cases/{number}/replies", request_body = ActionBody, params(("number" = String, Path)),
+    security(("bearer" = [])), responses((status = 201, body = CaseView), (status = 404), (status = 422, description = "empty text, or no person to sign it")))]
+async fn reply_case(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(raw): Path<String>,
+    ApiJson(b): ApiJson<ActionBody>,
+) -> Result<(StatusCode, Json<CaseView>), ApiError> {
+    let actor = auth.actor(b.by.as_deref(), &state)?;
+    let Actor::Person(by) = actor.clone() else {
+        return Err(ApiError::unprocessable(crate::case::ActionError::ReplyNeedsPerson.to_string()));
+    };
+    let text = text(b.text)?.unwrap_or_default();
+    let view = act(&state, &auth, &raw, Action::Reply { by, text }, actor).await?;
+    Ok((StatusCode::CREATED, view))
 }
 
 /// Resolve, with an optional note.

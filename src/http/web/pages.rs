@@ -316,6 +316,8 @@ struct CaseView {
 struct Can {
     ack: bool,
     note: bool,
+    /// Reply to the customer: only a person signs a reply.
+    reply: bool,
     escalate: bool,
     resolve: bool,
 }
@@ -400,6 +402,7 @@ async fn case_view(state: &AppState, s: &Session, c: Case, error: Option<String>
     let can = Can {
         ack: s.person().is_some() && c.status == Status::Open,
         note: acting && !done,
+        reply: s.person().is_some() && c.status != Status::Closed,
         escalate: acting && !done && c.escalation.running,
         resolve: acting && !done,
     };
@@ -450,7 +453,7 @@ pub struct ActionForm {
     text: String,
 }
 
-/// `POST /cases/{n}/{ack|note|escalate|resolve}`
+/// `POST /cases/{n}/{ack|note|reply|escalate|resolve}`
 pub async fn act(
     State(state): State<AppState>,
     s: Session,
@@ -478,12 +481,21 @@ pub async fn act(
             }
         },
         "note" => Action::Note { text: text.unwrap_or_default() },
+        "reply" => match s.person() {
+            Some(p) => Action::Reply { by: p.clone(), text: text.unwrap_or_default() },
+            None => {
+                return Err(WebError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "a reply to the customer is signed by a person: sign in with a token that belongs to one (tocsin token create --person ID)",
+                ));
+            }
+        },
         "escalate" => Action::Escalate { from: None },
         "resolve" => Action::Resolve { text },
         other => {
             return Err(WebError::new(
                 StatusCode::NOT_FOUND,
-                format!("there is no action {other:?}; use ack, note, escalate or resolve"),
+                format!("there is no action {other:?}; use ack, note, reply, escalate or resolve"),
             ));
         }
     };
