@@ -201,6 +201,8 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
         snoozed_until: None,
         escalation: Escalation { at: Position::FIRST, running: true },
         unverified: false,
+        respond_met_at: None,
+        update_met_at: None,
         version: 1,
     };
     let person = Person {

@@ -14,6 +14,7 @@ mod harness;
 mod api;
 mod browser;
 mod cli;
+mod clocks_met_by;
 mod dashboard;
 mod dedup_and_sender_limits;
 mod deploy;

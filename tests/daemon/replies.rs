@@ -230,3 +230,51 @@ async fn the_case_page_has_a_reply_form_apart_from_the_internal_update() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test]
+async fn a_reply_all_from_an_engineers_own_mail_is_recorded_as_their_reply_and_not_resent() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let hook = t.token("provider", TokenRole::Integration, None).await;
+    let ana = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let n = mailed_in(&t, &hook).await;
+    let (s, acked) = t.post(&format!("/api/v1/cases/{n}/ack"), &ana, json!({})).await;
+    assert_eq!(s, 200, "{acked}");
+    let cases_before = t.get("/api/v1/cases", &ana).await.1["cases"].as_array().unwrap().len();
+    t.clock.advance(chrono::TimeDelta::minutes(20));
+
+    // Ana answers the customer's mail from her phone, support in Cc.
+    let mail = "From: Ana Lima <ana@example.com>\r\nTo: ops@acme.com\r\nCc: help@support.example.com\r\n\
+                Subject: Re: Checkout is down\r\nMessage-ID: <ana-phone-1@example.com>\r\nIn-Reply-To: <c1@acme.com>\r\n\
+                References: <c1@acme.com>\r\n\r\nFound it: a full disk. Restarting now.\r\n\r\n\
+                On Tue, 24 Nov 2026 at 09:55, Olga Ops <ops@acme.com> wrote:\r\n> All 500s since 09:50.\r\n";
+    let (_, r) = t.hook(&hook, mail).await;
+    assert_eq!((r["status"].as_str(), r["case"].as_i64()), (Some("command"), Some(n)), "{r}");
+    t.app().tick().await.unwrap();
+    let c = case(&t, &ana, n).await;
+    let reply = c["timeline"].as_array().unwrap().iter().find(|e| e["kind"] == "reply").unwrap().clone();
+    assert_eq!((reply["actor"].as_str(), reply["channel"].as_str()), (Some("ana"), Some("email")));
+    assert_eq!(reply["text"], "[sent from their own mail] Found it: a full disk. Restarting now.");
+    assert!(!c["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "mail" && e["actor"] == "ana@example.com"));
+    // It counts for the update clock, as a reply: a new window from now.
+    let before = acked["deadlines"]["update"].as_str().unwrap();
+    assert!(c["deadlines"]["update"].as_str().unwrap() > before, "{c}");
+    // Nothing more is sent to the customer, nothing opened, no receipt.
+    assert!(replies(&t, n).is_empty());
+    assert_eq!(t.outbox_texts("receipt").len(), 1);
+    assert_eq!(t.get("/api/v1/cases", &ana).await.1["cases"].as_array().unwrap().len(), cases_before);
+
+    // By the [#n] tag alone, to support's own address: recorded too.
+    let tagged = format!(
+        "From: ana@example.com\r\nTo: ops@acme.com, support@example.com\r\nSubject: Re: [#{n}] Checkout is down\r\n\
+         Message-ID: <ana-phone-2@example.com>\r\n\r\nBack up.\r\n"
+    );
+    let (_, r) = t.hook(&hook, &tagged).await;
+    assert_eq!((r["status"].as_str(), r["case"].as_i64()), (Some("command"), Some(n)), "{r}");
+    // The customer's answer to Ana's own mail joins the case as theirs.
+    let answer =
+        customer_mail("c2@acme.com", "In-Reply-To: <ana-phone-1@example.com>\r\n", "Re: Re: Checkout", "Thanks!");
+    let (_, r) = t.hook(&hook, &answer).await;
+    assert_eq!((r["status"].as_str(), r["case"].as_i64()), (Some("filed"), Some(n)), "{r}");
+    t.app().tick().await.unwrap();
+    assert!(replies(&t, n).is_empty(), "a reply-all is never resent");
+}

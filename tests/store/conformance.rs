@@ -147,6 +147,8 @@ fn case_at(opened: DateTime<Utc>) -> Case {
         snoozed_until: None,
         escalation: Escalation { at: Position { round: 0, step: 0 }, running: true },
         unverified: false,
+        respond_met_at: None,
+        update_met_at: None,
         version: 0,
     }
 }

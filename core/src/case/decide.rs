@@ -19,7 +19,7 @@ use crate::escalation::{Overrides, Position, resolve_targets};
 use crate::people::{ChannelKind, PersonId};
 use crate::routing::{self, Incoming};
 use crate::rules::Rules;
-use crate::sla::{self, Deadlines, Pause, Priority, SlaClock, Targets};
+use crate::sla::{self, Deadlines, Pause, Plan, Priority, RespondMetBy, SlaClock, Targets, UpdateMetBy};
 
 /// Why an action was refused. Each message says what to do instead.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -100,7 +100,12 @@ fn part(target: TimeDelta, fraction: f64) -> TimeDelta {
 /// Whether `clock` runs for `case` now.
 pub fn running(case: &Case, clock: SlaClock) -> bool {
     match clock {
-        SlaClock::Respond => case.status == Status::Open && case.acked_at.is_none(),
+        // Met by what the plan says (the acknowledgement, or the first reply
+        // to the customer); an acknowledged case on a reply-measured plan
+        // still counts down.
+        SlaClock::Respond => {
+            case.respond_met_at.is_none() && matches!(case.status, Status::Open | Status::Acknowledged)
+        }
         SlaClock::Update => case.status == Status::Acknowledged && case.update_from.is_some(),
         SlaClock::Resolve => !case.status.is_done() && case.pauses.last().is_none_or(|p| p.to.is_some()),
     }
@@ -217,6 +222,20 @@ impl Facts<'_> {
         }
     }
 
+    /// The case's plan, if the rules still have it.
+    fn plan_of(&self, case: &Case) -> Option<&Plan> {
+        self.rules.plans.get(&case.plan)
+    }
+
+    /// An update met the update clock now: a new window starts.
+    fn updated(&self, tr: &mut Transition) {
+        tr.case.update_from = Some(self.now);
+        tr.case.update_met_at = Some(self.now);
+        Self::new_window(&mut tr.case, SlaClock::Update);
+        tr.cancel_timer(TimerKind::UpdateGrace);
+        self.clocks(tr);
+    }
+
     /// Starts a new window of `clock`: its warnings may fire again.
     fn new_window(case: &mut Case, clock: SlaClock) {
         let prefix = format!("{}:", clock.as_str());
@@ -268,6 +287,8 @@ impl Facts<'_> {
             snoozed_until: None,
             escalation: Escalation { at: Position::FIRST, running: true },
             unverified: new.unverified.is_some(),
+            respond_met_at: None,
+            update_met_at: None,
             version: 0,
         };
         let mut tr = Transition::new(&case, self.now);
@@ -375,6 +396,9 @@ impl Facts<'_> {
         tr.case.status = Status::Acknowledged;
         tr.case.assignee = Some(by.clone());
         tr.case.acked_at.get_or_insert(self.now);
+        if self.plan_of(case).is_none_or(|p| p.respond_met_by == RespondMetBy::Ack) {
+            tr.case.respond_met_at.get_or_insert(self.now);
+        }
         tr.case.escalation.running = false;
         tr.case.update_from = Some(self.now);
         Self::new_window(&mut tr.case, SlaClock::Update);
@@ -394,11 +418,11 @@ impl Facts<'_> {
             return Err(ActionError::EmptyText);
         }
         let mut tr = Transition::new(case, self.now);
-        if case.status == Status::Acknowledged {
-            tr.case.update_from = Some(self.now);
-            Self::new_window(&mut tr.case, SlaClock::Update);
-            tr.cancel_timer(TimerKind::UpdateGrace);
-            self.clocks(&mut tr);
+        // On a plan whose update clock is met only by a reply, a note
+        // stays a note: the customer saw nothing.
+        let counts = self.plan_of(case).is_none_or(|p| p.update_met_by == UpdateMetBy::Note);
+        if case.status == Status::Acknowledged && counts {
+            self.updated(&mut tr);
         }
         tr.events.push(self.event(EventKind::Note, actor, via, text));
         Ok(tr)
@@ -484,6 +508,8 @@ impl Facts<'_> {
         }
         tr.case.resolved_at = None;
         tr.case.respond_from = self.now;
+        tr.case.respond_met_at = None;
+        tr.case.update_met_at = None;
         Self::new_window(&mut tr.case, SlaClock::Respond);
         Self::new_window(&mut tr.case, SlaClock::Update);
         self.clocks(&mut tr);
@@ -687,8 +713,20 @@ impl Facts<'_> {
             return Ok(());
         }
         let (due, missing) = match clock {
-            SlaClock::Respond => (tr.case.deadlines.respond, "no acknowledgement"),
-            SlaClock::Update => (tr.case.deadlines.update, "no update"),
+            SlaClock::Respond => (
+                tr.case.deadlines.respond,
+                match self.plan_of(&tr.case).map(|p| p.respond_met_by) {
+                    Some(RespondMetBy::Reply) => "no reply to the customer",
+                    _ => "no acknowledgement",
+                },
+            ),
+            SlaClock::Update => (
+                tr.case.deadlines.update,
+                match self.plan_of(&tr.case).map(|p| p.update_met_by) {
+                    Some(UpdateMetBy::Reply) => "no reply to the customer",
+                    _ => "no update",
+                },
+            ),
             SlaClock::Resolve => (tr.case.deadlines.resolve, "not resolved"),
         };
         let text = format!("{} deadline {} passed: {missing}", clock.as_str(), due.map(stamp).unwrap_or_default());

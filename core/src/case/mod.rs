@@ -7,6 +7,7 @@
 //! cancel. The store then commits a transition atomically, so a page exists
 //! if and only if the change that caused it does.
 
+pub mod clocks;
 pub mod decide;
 
 use std::collections::BTreeSet;
@@ -131,6 +132,13 @@ pub struct Case {
     /// Opened by mail whose From could not be verified (`[email] verify`):
     /// the sender may not be who they say. Set at opening, never changed.
     pub unverified: bool,
+    /// When the respond clock of the current window was met: the first
+    /// acknowledgement, or on a plan with `respond_met_by = "reply"` the
+    /// first reply to the customer. `None` while it runs.
+    pub respond_met_at: Option<DateTime<Utc>>,
+    /// When the update clock was last met (a note or reply, as the plan's
+    /// `update_met_by` says); `None` until then in the current window.
+    pub update_met_at: Option<DateTime<Utc>>,
     /// Bumped by every committed change; a commit names the version it was
     /// decided on, so two racing changes cannot both apply.
     pub version: i64,

@@ -158,6 +158,9 @@ pub struct CaseView {
     acknowledged_at: Option<DateTime<Utc>>,
     resolved_at: Option<DateTime<Utc>>,
     deadlines: DeadlinesView,
+    /// Each clock's deadline, when it was met and when it was breached, as
+    /// the plan measures it (`respond_met_by`, `update_met_by`).
+    sla: crate::case::clocks::SlaState,
     escalation: EscalationView,
     /// True when the case was opened by mail whose From could not be
     /// verified (`[email] verify` is on and the mail had no aligned DKIM
@@ -180,7 +183,9 @@ pub struct CaseList {
 
 impl CaseView {
     fn summary(c: Case) -> Self {
+        let sla = crate::case::clocks::SlaState::of(&c);
         CaseView {
+            sla,
             number: c.number.0,
             subject: c.subject,
             status: c.status,
