@@ -147,10 +147,10 @@ pub fn after_attempt(outcome: &Delivery, page: &PageFacts, now: DateTime<Utc>) -
         Delivery::Sent { message_id, .. } => Aftermath {
             reset_phone_errors: page.person.clone().filter(|_| page.channel == ChannelKind::Sms),
             thread: page.case.zip(message_id.clone()),
-            // A person's reply to the customer shows on the timeline when it
+            // Mail in the customer's thread shows on the timeline when it
             // leaves, as a failure would: the engineer sees the customer
-            // was mailed, not only that they wrote.
-            event: page.case.filter(|_| page.kind.written_by_a_person()).map(|case| {
+            // was mailed, not only that someone wrote.
+            event: page.case.filter(|_| page.kind.in_customer_thread()).map(|case| {
                 let event = NewEvent {
                     at: now,
                     kind: EventKind::Sent,

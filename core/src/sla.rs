@@ -113,6 +113,11 @@ pub struct Plan {
     pub respond_met_by: RespondMetBy,
     /// What meets the update clock.
     pub update_met_by: UpdateMetBy,
+    /// Tell the customer, in their thread, when the case is acknowledged
+    /// (`tell_customer = ["ack"]`).
+    pub tell_ack: bool,
+    /// … and when it is resolved, with how to reopen it (`"resolve"`).
+    pub tell_resolve: bool,
     pub priorities: BTreeMap<Priority, Targets>,
 }
 

@@ -94,7 +94,9 @@ pub fn superseded(case: &Case, page: &PageRecord) -> Option<String> {
         | PageKind::Confirmation
         | PageKind::Notice
         | PageKind::Digest
-        | PageKind::CustomerReply => None,
+        | PageKind::CustomerReply
+        | PageKind::CustomerAck
+        | PageKind::CustomerResolved => None,
     }
 }
 
@@ -335,7 +337,7 @@ impl Dispatcher {
                     Some(self.key.reply_address(&self.reply_local, case.number, p.as_str(), &self.id_domain))
                 }
                 // The customer's answer threads back into the case.
-                (None, true) if page.kind.written_by_a_person() => {
+                (None, true) if page.kind.in_customer_thread() => {
                     Some(self.key.customer_address(&self.reply_local, case.number, &self.id_domain))
                 }
                 _ => None,
@@ -414,7 +416,7 @@ impl Dispatcher {
 
     async fn send_one(&self, page: &PageRecord, case: &Case) -> Delivery {
         let mut msg = self.message(case, page);
-        if page.kind.written_by_a_person() {
+        if page.kind.in_customer_thread() {
             // The customer's own messages, read when it goes out, so it
             // answers the latest one.
             match self.store.customer_messages(case.number).await {

@@ -231,7 +231,7 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
                 channel,
                 kind,
                 position: (kind == PageKind::Page).then_some(Position { round: 0, step: 1 }),
-                detail: if kind.written_by_a_person() {
+                detail: if kind.in_customer_thread() {
                     "We restarted the primary <db> & checkout works again.\n\nWe will watch it for an hour.".into()
                 } else {
                     "respond deadline 2026-11-20T03:30:00Z passed: no acknowledgement".into()
@@ -244,10 +244,10 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
                 error: None,
                 in_doubt: false,
                 prev_claimed_at: None,
-                author: kind.written_by_a_person().then(|| person.id.clone()),
+                author: kind.in_customer_thread().then(|| person.id.clone()),
             };
             let who = (!kind.to_customer()).then_some(&person);
-            let author = kind.written_by_a_person().then_some(&person);
+            let author = kind.in_customer_thread().then_some(&person);
             let ctx = if matches!(kind, PageKind::Notice | PageKind::Digest) {
                 notice_context(&page, who, "https://support.example.com")
             } else {

@@ -278,3 +278,48 @@ async fn a_reply_all_from_an_engineers_own_mail_is_recorded_as_their_reply_and_n
     t.app().tick().await.unwrap();
     assert!(replies(&t, n).is_empty(), "a reply-all is never resent");
 }
+
+#[tokio::test]
+async fn a_plan_that_tells_the_customer_mails_them_on_ack_and_resolve_and_their_answer_reopens() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let hook = t.token("provider", TokenRole::Integration, None).await;
+    let ana = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let ops = t.token("ops", TokenRole::Admin, None).await;
+    // Acme is on gold: tell_customer = ["ack", "resolve"].
+    let n = mailed_in(&t, &hook).await;
+    t.post(&format!("/api/v1/cases/{n}/ack"), &ana, json!({})).await;
+    t.app().tick().await.unwrap();
+    let acks = t.outbox_texts(&format!("case{n}-customer_ack-email"));
+    assert_eq!(acks.len(), 1);
+    let ack = &acks[0];
+    assert_eq!(header(ack, "To"), Some("ops@acme.com"));
+    assert_eq!(header(ack, "Subject"), Some(format!("Re: [#{n}] Checkout is down").as_str()));
+    assert_eq!(header(ack, "In-Reply-To"), Some("<c1@acme.com>"));
+    assert!(header(ack, "Reply-To").unwrap().starts_with(&format!("support+{n}.c")));
+    assert!(ack.contains("Ana Lima is looking at your case"), "{ack}");
+    // A templated notice is automatic mail (RFC 3834), unlike a reply.
+    assert_eq!(header(ack, "Auto-Submitted"), Some("auto-replied"));
+
+    let (_, c) = t.post(&format!("/api/v1/cases/{n}/resolve"), &ana, json!({"text": "A full disk; cleaned up."})).await;
+    assert_eq!(c["status"], "resolved");
+    t.app().tick().await.unwrap();
+    let resolved = t.outbox_texts(&format!("case{n}-customer_resolved-email"));
+    assert_eq!(resolved.len(), 1);
+    assert!(resolved[0].contains("A full disk; cleaned up.") && resolved[0].contains("reopens"), "{}", resolved[0]);
+    // The customer answers the notice: the case reopens.
+    let id = header(&resolved[0], "Message-ID").unwrap().to_owned();
+    let answer = customer_mail("c2@acme.com", &format!("In-Reply-To: {id}\r\n"), "Re: resolved", "It is down again.");
+    let (_, r) = t.hook(&hook, &answer).await;
+    assert_eq!((r["status"].as_str(), r["case"].as_i64()), (Some("filed"), Some(n)), "{r}");
+    assert_eq!(case(&t, &ops, n).await["status"], "open");
+
+    // Globex is on standard: tell_customer = ["resolve"] only.
+    let raw = "From: it@globex.example\r\nTo: help@support.example.com\r\nSubject: Slow invoices\r\nMessage-ID: <g1@globex.example>\r\n\r\nSlow.\r\n";
+    let (_, r) = t.hook(&hook, raw).await;
+    let g = r["case"].as_i64().unwrap();
+    t.post(&format!("/api/v1/cases/{g}/ack"), &ana, json!({})).await;
+    t.post(&format!("/api/v1/cases/{g}/resolve"), &ana, json!({})).await;
+    t.app().tick().await.unwrap();
+    assert!(t.outbox_texts(&format!("case{g}-customer_ack-email")).is_empty());
+    assert_eq!(t.outbox_texts(&format!("case{g}-customer_resolved-email")).len(), 1);
+}

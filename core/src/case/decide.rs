@@ -222,6 +222,24 @@ impl Facts<'_> {
         }
     }
 
+    /// Queues a templated mail in the customer's thread (`tell_customer`).
+    /// Never for a case whose sender could not be verified: the requester
+    /// may be forged, and Tocsin must not mail a stranger.
+    fn tell_customer(tr: &mut Transition, kind: PageKind, detail: &str, by: Option<&PersonId>) {
+        if tr.case.unverified {
+            return;
+        }
+        tr.pages.push(NewPage {
+            person: None,
+            address: tr.case.requester.clone(),
+            channel: ChannelKind::Email,
+            kind,
+            position: None,
+            detail: detail.to_owned(),
+            author: by.cloned(),
+        });
+    }
+
     /// The case's plan, if the rules still have it.
     fn plan_of(&self, case: &Case) -> Option<&Plan> {
         self.rules.plans.get(&case.plan)
@@ -407,6 +425,9 @@ impl Facts<'_> {
         self.clocks(&mut tr);
         let text = text.map(str::trim).filter(|t| !t.is_empty()).unwrap_or("acknowledged");
         tr.events.push(self.event(EventKind::Acknowledged, &Actor::Person(by.clone()), via, text));
+        if self.plan_of(case).is_some_and(|p| p.tell_ack) {
+            Self::tell_customer(&mut tr, PageKind::CustomerAck, "", Some(by));
+        }
         Ok(tr)
     }
 
@@ -489,6 +510,13 @@ impl Facts<'_> {
         tr.cancel_timer(TimerKind::UpdateGrace);
         self.clocks(&mut tr);
         tr.events.push(self.event(EventKind::Resolved, actor, via, text.map(str::trim).unwrap_or("")));
+        if self.plan_of(case).is_some_and(|p| p.tell_resolve) {
+            let by = match actor {
+                Actor::Person(p) => Some(p),
+                _ => None,
+            };
+            Self::tell_customer(&mut tr, PageKind::CustomerResolved, text.map(str::trim).unwrap_or(""), by);
+        }
         Ok(tr)
     }
 

@@ -281,10 +281,14 @@ pub enum PageKind {
     Reply,
     /// An engineer's reply, mailed to the customer in the case's thread.
     CustomerReply,
+    /// The customer is told someone is on their case (`tell_customer`).
+    CustomerAck,
+    /// The customer is told their case was resolved, and how to reopen it.
+    CustomerResolved,
 }
 
 impl PageKind {
-    pub const ALL: [PageKind; 10] = [
+    pub const ALL: [PageKind; 12] = [
         PageKind::Page,
         PageKind::Reminder,
         PageKind::Breach,
@@ -295,6 +299,8 @@ impl PageKind {
         PageKind::Digest,
         PageKind::Reply,
         PageKind::CustomerReply,
+        PageKind::CustomerAck,
+        PageKind::CustomerResolved,
     ];
 
     /// Position in [`PageKind::ALL`]. The match is exhaustive, so a new kind
@@ -311,6 +317,8 @@ impl PageKind {
             PageKind::Digest => 7,
             PageKind::Reply => 8,
             PageKind::CustomerReply => 9,
+            PageKind::CustomerAck => 10,
+            PageKind::CustomerResolved => 11,
         }
     }
 
@@ -326,6 +334,8 @@ impl PageKind {
             PageKind::Digest => "digest",
             PageKind::Reply => "reply",
             PageKind::CustomerReply => "customer_reply",
+            PageKind::CustomerAck => "customer_ack",
+            PageKind::CustomerResolved => "customer_resolved",
         }
     }
 
@@ -334,7 +344,13 @@ impl PageKind {
     /// and a mail answering one is the customer's, never an engineer's
     /// command.
     pub fn to_customer(self) -> bool {
-        matches!(self, PageKind::Receipt | PageKind::CustomerReply)
+        matches!(self, PageKind::Receipt | PageKind::CustomerReply | PageKind::CustomerAck | PageKind::CustomerResolved)
+    }
+
+    /// Mail in the customer's thread: it answers their latest message and
+    /// its `Reply-To` threads their answer back into the case.
+    pub fn in_customer_thread(self) -> bool {
+        matches!(self, PageKind::CustomerReply | PageKind::CustomerAck | PageKind::CustomerResolved)
     }
 
     /// Whether the email is written by a person (a reply), so it carries
@@ -352,7 +368,7 @@ fn every_page_kind_is_listed_once_and_parses_back() {
         assert_eq!(kind.index(), i);
         assert_eq!(kind.as_str().parse::<PageKind>(), Ok(*kind));
     }
-    assert_eq!(PageKind::ALL.len(), PageKind::CustomerReply.index() + 1, "a kind is missing from ALL");
+    assert_eq!(PageKind::ALL.len(), PageKind::CustomerResolved.index() + 1, "a kind is missing from ALL");
 }
 
 impl FromStr for PageKind {

@@ -284,4 +284,19 @@ fn what_meets_the_clocks_is_read_per_plan_and_bad_values_name_their_line() {
             .any(|e| e.starts_with("rules/sla.toml:5: plan standard: update_met_by must be \"note\" or \"reply\"")),
         "{errors:?}"
     );
+
+    let told = text.replace("update_met_by = \"reply\"", "tell_customer = [\"resolve\"]");
+    let rules = from_sources(&[
+        ("rules/people.toml", PEOPLE),
+        ("rules/schedules.toml", SCHEDULES),
+        ("rules/sla.toml", &told),
+        ("rules/policies.toml", POLICIES),
+        ("rules/routing.toml", ROUTING),
+    ])
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!((rules.plans["standard"].tell_ack, rules.plans["standard"].tell_resolve), (false, true));
+    let bad = text.replace("update_met_by = \"reply\"", "tell_customer = [\"ack\", \"close\"]");
+    let errors = with("rules/sla.toml", &bad);
+    let want = "rules/sla.toml:5: plan standard: tell_customer must be a list of \"ack\" and \"resolve\"";
+    assert!(errors.iter().any(|e| e.starts_with(want)), "{errors:?}");
 }
