@@ -160,9 +160,12 @@ impl Inbox {
             return Ok(settled(record.status, record.case, &record.note));
         }
         let (raw, envelope) = (record.raw.clone(), record.envelope.clone());
-        let parsed = tokio::task::spawn_blocking(move || read(&raw, &envelope)).await;
-        let mail = match parsed {
-            Ok(Ok(mail)) => mail,
+        let parsed = tokio::task::spawn_blocking(move || {
+            read(&raw, &envelope).map(|mail| (mail, crate::mail::attachments::list(&raw)))
+        })
+        .await;
+        let (mail, attachments) = match parsed {
+            Ok(Ok(read)) => read,
             Ok(Err(why)) => return self.settle(id, Outcome::Unusable(why.to_string())).await,
             Err(panic) => return self.settle(id, Outcome::Unusable(format!("the parser failed: {panic}"))).await,
         };
@@ -173,7 +176,7 @@ impl Inbox {
             Some((case, person)) => self.engineer_reply(id, &mail, case, &person, &verdict).await,
             None => match self.reply_all(&mail).await? {
                 Some((case, person)) => self.recorded_reply(id, &mail, case, &person, &verdict).await,
-                None => self.file_mail(id, &mail, &verdict).await,
+                None => self.file_mail(id, &mail, &verdict, attachments).await,
             },
         };
         match outcome {
@@ -331,6 +334,7 @@ impl Inbox {
             message_id: mail.message_id.clone(),
             status: InboxStatus::Command,
             note: String::new(),
+            attachments: Vec::new(),
         };
         let answer =
             crate::service::commands::execute(&self.cases, who, &cmd, Via::Email, Some(case), Some(filing)).await?;
@@ -395,6 +399,7 @@ impl Inbox {
             message_id: mail.message_id.clone(),
             status: InboxStatus::Command,
             note: "a reply-all from the engineer's own mail, recorded as their reply".into(),
+            attachments: Vec::new(),
         };
         let action = Action::RecordReply { by: person.clone(), text };
         self.cases.act_filing(case, &action, &Actor::Person(person.clone()), Via::Email, Some(filing)).await?;
@@ -443,7 +448,13 @@ impl Inbox {
         Ok(theirs.then_some(n))
     }
 
-    async fn file_mail(&self, id: i64, mail: &Mail, verdict: &Verification) -> Result<Outcome, CaseError> {
+    async fn file_mail(
+        &self,
+        id: i64,
+        mail: &Mail,
+        verdict: &Verification,
+        attachments: Vec<crate::mail::attachments::Attachment>,
+    ) -> Result<Outcome, CaseError> {
         if let Some(message_id) = &mail.message_id
             && self.store.received_before(message_id).await?
         {
@@ -454,6 +465,9 @@ impl Inbox {
             message_id: mail.message_id.clone(),
             status: if mail.automatic.is_some() { InboxStatus::Automatic } else { InboxStatus::Filed },
             note: mail.automatic.clone().unwrap_or_default(),
+            // A customer's attachments are listed on the case; an
+            // automatic message's are not.
+            attachments: if mail.automatic.is_some() { Vec::new() } else { attachments },
         };
         let actor = Actor::Customer(mail.from.clone());
         if let Some(n) = self.thread(mail, verdict).await? {

@@ -19,8 +19,8 @@ use sqlx::{AssertSqlSafe, Database, Encode, Executor, Pool, QueryBuilder, Transa
 use super::dialect::{Affected, Dialect};
 use super::rows::{self, CASE_COLUMNS, Columns, PAGE_COLUMNS, PAGE_FACT_COLUMNS, TOKEN_COLUMNS, Value, ms};
 use super::{
-    Counts, Delivery, DigestData, EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus, ReportData,
-    SessionRecord, Store, StoreError,
+    AttachmentRecord, Counts, Delivery, DigestData, EventRecord, InboxRecord, MessageRecord, OverrideRecord,
+    PageRecord, PageStatus, ReportData, SessionRecord, Store, StoreError,
 };
 use crate::audit::{AuditAction, AuditEntry};
 use crate::case::{Case, CaseNumber, NewEvent, NewPage, Status, Timer, Transition};
@@ -223,6 +223,21 @@ where
             .await?;
             if filed.rows() == 0 {
                 return Err(StoreError::AlreadyFiled);
+            }
+            if !filing.attachments.is_empty() {
+                let mut q = QueryBuilder::<D::DB>::new(
+                    "INSERT INTO attachments (case_number, inbox_id, part, name, content_type, size, created_at) ",
+                );
+                q.push_values(&filing.attachments, |mut b, a| {
+                    b.push_bind(number.0)
+                        .push_bind(filing.inbox_id)
+                        .push_bind(i64::from(a.part))
+                        .push_bind(a.name.as_str())
+                        .push_bind(a.content_type.as_str())
+                        .push_bind(i64::try_from(a.size).unwrap_or(i64::MAX))
+                        .push_bind(ms(tr.at));
+                });
+                q.build().execute(&mut *conn).await?;
             }
             if let Some(id) = &filing.message_id {
                 // ON CONFLICT rather than catching the violation: an error
@@ -1259,5 +1274,44 @@ where
         .fetch_all(&self.writer)
         .await?;
         rows.iter().map(|r| r.text("message_id")).collect()
+    }
+
+    async fn attachments_of(&self, number: CaseNumber) -> Result<Vec<AttachmentRecord>, StoreError> {
+        let rows = sql::<D>(
+            "SELECT id, case_number, inbox_id, part, name, content_type, size, created_at FROM attachments
+             WHERE case_number = ? ORDER BY id",
+        )
+        .bind(number.0)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(rows::attachment).collect()
+    }
+
+    async fn attachment(&self, number: CaseNumber, id: i64) -> Result<Option<AttachmentRecord>, StoreError> {
+        let row = sql::<D>(
+            "SELECT id, case_number, inbox_id, part, name, content_type, size, created_at FROM attachments
+             WHERE case_number = ? AND id = ?",
+        )
+        .bind(number.0)
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(rows::attachment).transpose()
+    }
+
+    async fn case_messages(&self, number: CaseNumber) -> Result<Vec<MessageRecord>, StoreError> {
+        let rows = sql::<D>("SELECT id, received_at, status FROM inbox WHERE case_number = ? ORDER BY id")
+            .bind(number.0)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MessageRecord {
+                    id: r.int("id")?,
+                    received_at: r.instant("received_at")?,
+                    status: r.parsed("status")?,
+                })
+            })
+            .collect()
     }
 }

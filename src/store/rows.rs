@@ -380,3 +380,17 @@ pub fn inbox(r: &impl Columns) -> Result<InboxRecord, StoreError> {
         note: r.text("note")?,
     })
 }
+
+/// An attachment listed on a case (issue 14).
+pub fn attachment(r: &impl Columns) -> Result<super::AttachmentRecord, StoreError> {
+    Ok(super::AttachmentRecord {
+        id: r.int("id")?,
+        case: CaseNumber(r.int("case_number")?),
+        inbox_id: r.int("inbox_id")?,
+        part: u32::try_from(r.int("part")?).map_err(|_| StoreError::Corrupt("attachment part".into()))?,
+        name: r.text("name")?,
+        content_type: r.text("content_type")?,
+        size: u64::try_from(r.int("size")?).map_err(|_| StoreError::Corrupt("attachment size".into()))?,
+        at: r.instant("created_at")?,
+    })
+}

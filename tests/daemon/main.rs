@@ -12,6 +12,7 @@
 mod harness;
 
 mod api;
+mod attachments;
 mod browser;
 mod cli;
 mod clocks_met_by;

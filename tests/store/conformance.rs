@@ -112,6 +112,7 @@ conformance!(
     held_mail_is_listed_and_counted,
     // --- issue 14: replies ---
     a_reply_keeps_its_author_and_answers_the_customers_own_mail,
+    attachments_are_listed_with_their_filing_and_only_on_their_case,
 );
 
 const T0: &str = "2026-11-24T10:00:00.123Z";
@@ -353,7 +354,13 @@ async fn commit_consumes_its_timer_all_or_nothing(b: &Backend) {
     let inbox = s.receive_mail(b"raw", &Envelope { from: None, to: vec![] }, "smtp", due).await.unwrap();
     assert!(s.settle_mail(inbox, InboxStatus::Duplicate, "", due).await.unwrap());
     let mut tr = acked(&c, due);
-    tr.filing = Some(Filing { inbox_id: inbox, message_id: None, status: InboxStatus::Filed, note: String::new() });
+    tr.filing = Some(Filing {
+        inbox_id: inbox,
+        message_id: None,
+        status: InboxStatus::Filed,
+        note: String::new(),
+        attachments: Vec::new(),
+    });
     tr.set_timer(TimerKind::Step, due + TimeDelta::minutes(10), Position { round: 0, step: 1 });
     assert!(matches!(s.commit(&tr, 1, Some((timer.id, "a"))).await, Err(StoreError::AlreadyFiled)));
     assert_eq!(s.case(c.number).await.unwrap().unwrap(), c);
@@ -417,8 +424,13 @@ async fn a_fired_batch_skips_only_the_timers_that_lost(b: &Backend) {
     let inbox = s.receive_mail(b"raw", &Envelope { from: None, to: vec![] }, "smtp", due).await.unwrap();
     assert!(s.settle_mail(inbox, InboxStatus::Duplicate, "", due).await.unwrap());
     let mut filed = batch.clone();
-    filed[2].0.filing =
-        Some(Filing { inbox_id: inbox, message_id: None, status: InboxStatus::Filed, note: String::new() });
+    filed[2].0.filing = Some(Filing {
+        inbox_id: inbox,
+        message_id: None,
+        status: InboxStatus::Filed,
+        note: String::new(),
+        attachments: Vec::new(),
+    });
     assert!(matches!(s.commit_fired(&filed, "a").await, Err(StoreError::AlreadyFiled)));
     assert_eq!(s.case(c3.number).await.unwrap().unwrap(), c3);
     // Done right: c3 fires; c1 and c2 are answered alone and untouched.
@@ -622,6 +634,7 @@ async fn inbox_receives_settles_and_files_once(b: &Backend) {
         message_id: Some("<in1@acme.com>".into()),
         status: InboxStatus::Filed,
         note: String::new(),
+        attachments: Vec::new(),
     });
     let c = s.create_case(&tr).await.unwrap();
     let rec = s.inbox(one).await.unwrap().unwrap();
@@ -630,7 +643,13 @@ async fn inbox_receives_settles_and_files_once(b: &Backend) {
     assert_eq!(s.case_by_message_id(&["<in1@acme.com>".into()]).await.unwrap(), Some(c.number));
     // A second filing of the same row is refused whole.
     let mut tr = Transition::new(&c, t0());
-    tr.filing = Some(Filing { inbox_id: one, message_id: None, status: InboxStatus::Filed, note: String::new() });
+    tr.filing = Some(Filing {
+        inbox_id: one,
+        message_id: None,
+        status: InboxStatus::Filed,
+        note: String::new(),
+        attachments: Vec::new(),
+    });
     assert!(matches!(s.commit(&tr, 1, None).await, Err(StoreError::AlreadyFiled)));
     // As is another message with a Message-ID seen before.
     let mut tr = Transition::new(&c, t0());
@@ -639,6 +658,7 @@ async fn inbox_receives_settles_and_files_once(b: &Backend) {
         message_id: Some("<in1@acme.com>".into()),
         status: InboxStatus::Filed,
         note: String::new(),
+        attachments: Vec::new(),
     });
     assert!(matches!(s.commit(&tr, 1, None).await, Err(StoreError::Duplicate(_))));
     assert_eq!(s.inbox(three).await.unwrap().unwrap().status, InboxStatus::Pending, "rolled back");
@@ -647,8 +667,13 @@ async fn inbox_receives_settles_and_files_once(b: &Backend) {
     // An auto-reply joining the case keeps its own status and why.
     let four = s.receive_mail(raw, &env, "smtp", t0()).await.unwrap();
     let mut tr = Transition::new(&c, t0());
-    tr.filing =
-        Some(Filing { inbox_id: four, message_id: None, status: InboxStatus::Automatic, note: "auto-replied".into() });
+    tr.filing = Some(Filing {
+        inbox_id: four,
+        message_id: None,
+        status: InboxStatus::Automatic,
+        note: "auto-replied".into(),
+        attachments: Vec::new(),
+    });
     s.commit(&tr, 1, None).await.unwrap();
     let rec = s.inbox(four).await.unwrap().unwrap();
     assert_eq!((rec.status.as_str(), rec.note.as_str(), rec.case), ("automatic", "auto-replied", Some(c.number)));
@@ -972,7 +997,13 @@ async fn mail_openings_are_counted_by_sender_and_domain(b: &Backend) {
     let from_mail = |requester: &str, opened: DateTime<Utc>, inbox_id: i64| {
         let c = Case { requester: requester.into(), ..case_at(opened) };
         let mut tr = Transition::new(&c, opened);
-        tr.filing = Some(Filing { inbox_id, message_id: None, status: InboxStatus::Filed, note: String::new() });
+        tr.filing = Some(Filing {
+            inbox_id,
+            message_id: None,
+            status: InboxStatus::Filed,
+            note: String::new(),
+            attachments: Vec::new(),
+        });
         tr
     };
     let mut numbers = Vec::new();
@@ -1037,6 +1068,7 @@ async fn a_reply_keeps_its_author_and_answers_the_customers_own_mail(b: &Backend
         message_id: id.map(str::to_owned),
         status,
         note: String::new(),
+        attachments: Vec::new(),
     };
     let one = s.receive_mail(raw, &env, "smtp", t0()).await.unwrap();
     let mut tr = Transition::new(&case_at(t0()), t0());
@@ -1086,4 +1118,47 @@ async fn a_reply_keeps_its_author_and_answers_the_customers_own_mail(b: &Backend
     let reply = claimed.iter().find(|p| p.kind == PageKind::CustomerReply).unwrap();
     assert_eq!(reply.author.as_ref().map(|a| a.as_str()), Some("ana"));
     assert_eq!(s.page(reply.id).await.unwrap().unwrap().author, reply.author);
+}
+
+async fn attachments_are_listed_with_their_filing_and_only_on_their_case(b: &Backend) {
+    use tocsin::mail::attachments::Attachment;
+    let s = &*b.store;
+    let env = Envelope { from: Some("ops@acme.com".into()), to: vec!["help@support.example.com".into()] };
+    let one = s.receive_mail(b"From: ops@acme.com\r\n\r\nx", &env, "smtp", t0()).await.unwrap();
+    let attachment =
+        |part, name: &str| Attachment { part, name: name.into(), content_type: "image/png".into(), size: 70 };
+    let mut tr = Transition::new(&case_at(t0()), t0());
+    tr.filing = Some(Filing {
+        inbox_id: one,
+        message_id: Some("a1@acme.com".into()),
+        status: InboxStatus::Filed,
+        note: String::new(),
+        attachments: vec![attachment(0, "a.png"), attachment(2, "b.png")],
+    });
+    let c = s.create_case(&tr).await.unwrap();
+    let other = s.create_case(&Transition::new(&case_at(t0()), t0())).await.unwrap();
+    let list = s.attachments_of(c.number).await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(
+        (list[1].part, list[1].name.as_str(), list[1].content_type.as_str(), list[1].size),
+        (2, "b.png", "image/png", 70)
+    );
+    assert_eq!((list[0].inbox_id, list[0].case, list[0].at), (one, c.number, t0()));
+    assert_eq!(s.attachment(c.number, list[1].id).await.unwrap(), Some(list[1].clone()));
+    assert_eq!(s.attachment(other.number, list[1].id).await.unwrap(), None, "only on its own case");
+    assert!(s.attachments_of(other.number).await.unwrap().is_empty());
+    let messages = s.case_messages(c.number).await.unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!((messages[0].id, messages[0].received_at, messages[0].status), (one, t0(), InboxStatus::Filed));
+    // A filing refused whole (a second filing of the row) lists nothing.
+    let mut again = Transition::new(&c, t0());
+    again.filing = Some(Filing {
+        inbox_id: one,
+        message_id: None,
+        status: InboxStatus::Filed,
+        note: String::new(),
+        attachments: vec![attachment(5, "c.png")],
+    });
+    assert!(matches!(s.commit(&again, c.version, None).await, Err(StoreError::AlreadyFiled)));
+    assert_eq!(s.attachments_of(c.number).await.unwrap().len(), 2, "rolled back");
 }

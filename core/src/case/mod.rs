@@ -468,6 +468,8 @@ pub struct Filing {
     /// case) or command (an engineer's reply), with `note` (why).
     pub status: crate::mail::InboxStatus,
     pub note: String,
+    /// The attachments it carries, listed on the case with it.
+    pub attachments: Vec<crate::mail::attachments::Attachment>,
 }
 
 /// Everything one change does, committed as one transaction.

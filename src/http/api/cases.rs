@@ -32,6 +32,8 @@ pub fn routes() -> OpenApiRouter<super::AppState> {
         .routes(routes!(ack_case))
         .routes(routes!(note_case))
         .routes(routes!(reply_case))
+        .routes(routes!(get_attachment))
+        .routes(routes!(get_message))
         .routes(routes!(resolve_case))
         .routes(routes!(reopen_case))
         .routes(routes!(escalate_case))
@@ -173,6 +175,39 @@ pub struct CaseView {
     timeline: Option<Vec<EventView>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pages: Option<Vec<PageView>>,
+    /// Attachments of the customer's mail, at
+    /// `/api/v1/cases/{number}/attachments/{id}` (always a download).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attachments: Option<Vec<AttachmentView>>,
+    /// The messages filed on the case; managers and admins read each raw
+    /// at `/api/v1/cases/{number}/messages/{id}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<Vec<MessageView>>,
+}
+
+/// An attachment of the customer's mail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttachmentView {
+    id: i64,
+    /// A safe file name.
+    name: String,
+    /// The declared type, `type/subtype`.
+    #[serde(rename = "type")]
+    content_type: String,
+    /// Bytes, decoded.
+    size: u64,
+    at: DateTime<Utc>,
+    /// The message it came with (`messages[].id`).
+    message: i64,
+}
+
+/// A message filed on the case.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageView {
+    id: i64,
+    at: DateTime<Utc>,
+    /// filed (the customer's), automatic, or command (an engineer's)
+    status: String,
 }
 
 /// A page of cases.
@@ -212,13 +247,40 @@ impl CaseView {
             body: None,
             timeline: None,
             pages: None,
+            attachments: None,
+            messages: None,
         }
     }
 
-    fn full(c: Case, events: Vec<EventRecord>, pages: Vec<PageRecord>) -> Self {
+    fn full(
+        c: Case,
+        events: Vec<EventRecord>,
+        pages: Vec<PageRecord>,
+        attachments: Vec<crate::store::AttachmentRecord>,
+        messages: Vec<crate::store::MessageRecord>,
+    ) -> Self {
         let body = c.body.clone();
         CaseView {
             body: Some(body),
+            attachments: Some(
+                attachments
+                    .into_iter()
+                    .map(|a| AttachmentView {
+                        id: a.id,
+                        name: a.name,
+                        content_type: a.content_type,
+                        size: a.size,
+                        at: a.at,
+                        message: a.inbox_id,
+                    })
+                    .collect(),
+            ),
+            messages: Some(
+                messages
+                    .into_iter()
+                    .map(|m| MessageView { id: m.id, at: m.received_at, status: m.status.as_str().to_owned() })
+                    .collect(),
+            ),
             timeline: Some(
                 events
                     .into_iter()
@@ -253,7 +315,9 @@ impl CaseView {
 async fn detail(state: &AppState, case: Case) -> Result<CaseView, ApiError> {
     let events = state.store.timeline(case.number).await?;
     let pages = state.store.pages_of(case.number).await?;
-    Ok(CaseView::full(case, events, pages))
+    let attachments = state.store.attachments_of(case.number).await?;
+    let messages = state.store.case_messages(case.number).await?;
+    Ok(CaseView::full(case, events, pages, attachments, messages))
 }
 
 /// What a new case asks for, as a digest: the same request retried has
@@ -480,6 +544,54 @@ async fn reply_case(
     let text = text(b.text)?.unwrap_or_default();
     let view = act(&state, &auth, &raw, Action::Reply { by, text }, actor).await?;
     Ok((StatusCode::CREATED, view))
+}
+
+/// Download an attachment of the customer's mail: always as a file
+/// (`Content-Disposition: attachment`, `X-Content-Type-Options: nosniff`),
+/// never rendered, so an HTML attachment cannot run in this origin.
+#[utoipa::path(get, path = "/api/v1/cases/{number}/attachments/{id}",
+    params(("number" = String, Path), ("id" = i64, Path, description = "attachments[].id")),
+    security(("bearer" = [])), responses((status = 200, description = "the file", content_type = "application/octet-stream"), (status = 404)))]
+async fn get_attachment(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((raw, id)): Path<(String, i64)>,
+) -> Result<axum::response::Response, ApiError> {
+    let case = visible(&state, &auth, number(&raw)?).await?;
+    let missing = || ApiError::new(StatusCode::NOT_FOUND, format!("case {} has no attachment {id}", case.number));
+    let file =
+        crate::service::attachments::attachment(state.store.as_ref(), case.number, id).await?.ok_or_else(missing)?;
+    Ok(download(file))
+}
+
+/// The raw message (`message/rfc822`) behind a case's mail, for managers
+/// and admins.
+#[utoipa::path(get, path = "/api/v1/cases/{number}/messages/{id}",
+    params(("number" = String, Path), ("id" = i64, Path, description = "messages[].id")),
+    security(("bearer" = [])), responses((status = 200, description = "the raw message", content_type = "message/rfc822"), (status = 403), (status = 404)))]
+async fn get_message(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((raw, id)): Path<(String, i64)>,
+) -> Result<axum::response::Response, ApiError> {
+    if !crate::service::attachments::may_read_raw(&auth.0) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "raw messages are for managers and admins"));
+    }
+    let case = visible(&state, &auth, number(&raw)?).await?;
+    let missing = || ApiError::new(StatusCode::NOT_FOUND, format!("case {} has no message {id}", case.number));
+    let file =
+        crate::service::attachments::message(state.store.as_ref(), case.number, id).await?.ok_or_else(missing)?;
+    Ok(download(file))
+}
+
+fn download(file: crate::service::attachments::Download) -> axum::response::Response {
+    let mut response = file.bytes.clone().into_response();
+    for (name, value) in file.headers() {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
 }
 
 /// Resolve, with an optional note.
