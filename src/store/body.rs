@@ -1011,7 +1011,10 @@ where
         let mut tx = self.reader.begin_with(D::BEGIN_SNAPSHOT).await?;
         let cases = sql::<D>(
             "SELECT number, subject, customer, priority, plan, status, assignee, opened_at, acked_at, resolved_at,
-                    respond_from, pauses
+                    respond_from, pauses,
+                    (SELECT MIN(e.at) FROM events e
+                      WHERE e.case_number = cases.number AND e.kind = 'reply'
+                        AND e.at >= COALESCE(cases.respond_from, cases.opened_at)) AS first_reply_at
              FROM cases WHERE opened_at >= ? AND opened_at < ? ORDER BY opened_at, number",
         )
         .bind(ms(from))

@@ -260,6 +260,7 @@ pub fn report_case(r: &impl Columns) -> Result<ReportCase, StoreError> {
         resolved_at: r.opt_instant("resolved_at")?,
         respond_from: r.opt_instant("respond_from")?.unwrap_or(opened_at),
         pauses: r.json("pauses")?,
+        first_reply_at: r.opt_instant("first_reply_at")?,
     })
 }
 

@@ -323,3 +323,44 @@ async fn a_plan_that_tells_the_customer_mails_them_on_ack_and_resolve_and_their_
     assert!(t.outbox_texts(&format!("case{g}-customer_ack-email")).is_empty());
     assert_eq!(t.outbox_texts(&format!("case{g}-customer_resolved-email")).len(), 1);
 }
+
+#[tokio::test]
+async fn the_report_gives_the_time_to_the_first_reply_beside_the_time_to_acknowledge() {
+    let t = TestApp::spawn(Workers::Manual).await;
+    let ana = t.token("ana-phone", TokenRole::Engineer, Some("ana")).await;
+    let max = t.token("max", TokenRole::Manager, Some("max")).await;
+    let quick = t.open_outage(&max).await;
+    let slow = t.open_outage(&max).await;
+    let _silent = t.open_outage(&max).await;
+    t.advance(chrono::TimeDelta::minutes(2)).await;
+    for n in [quick, slow] {
+        t.post(&format!("/api/v1/cases/{n}/ack"), &ana, json!({})).await;
+    }
+    t.advance(chrono::TimeDelta::minutes(4)).await;
+    t.post(&format!("/api/v1/cases/{quick}/replies"), &ana, json!({"text": "On it."})).await;
+    t.advance(chrono::TimeDelta::minutes(14)).await;
+    t.post(&format!("/api/v1/cases/{slow}/replies"), &ana, json!({"text": "Found it."})).await;
+    // A second reply does not move the first.
+    t.post(&format!("/api/v1/cases/{quick}/replies"), &ana, json!({"text": "Fixed."})).await;
+    let (s, r) = t.get("/api/v1/reports/sla?from=2026-11-23&to=2026-11-29", &max).await;
+    assert_eq!(s, 200, "{r}");
+    // Replies at 6 and 20 minutes: mean 13 minutes; acks at 2 minutes.
+    assert_eq!(
+        (r["totals"]["mttfr"].as_i64(), r["totals"]["mtta"].as_i64()),
+        (Some(780), Some(120)),
+        "{}",
+        r["totals"]
+    );
+    assert_eq!(r["times"][0]["replied"], 2);
+    let csv = t
+        .http
+        .get(t.url("/api/v1/reports/sla?from=2026-11-23&to=2026-11-29&format=csv&table=times"))
+        .bearer_auth(&max)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.ends_with(",2,780,1200\n"), "{csv}");
+}
