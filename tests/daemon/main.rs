@@ -28,6 +28,7 @@ mod mail;
 mod multi_instance;
 mod phone;
 mod replies;
+mod replies_e2e;
 mod sms;
 mod smtp;
 mod time;
