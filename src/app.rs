@@ -128,7 +128,7 @@ impl Services {
                 support: crate::service::inbox::SupportAddresses::new(
                     &config.email.domains,
                     &config.email.reply_domain,
-                    &from.email.to_string(),
+                    from.email.as_ref(),
                 ),
             },
             store: store.clone(),
