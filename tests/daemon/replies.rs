@@ -142,6 +142,16 @@ async fn a_reply_needs_text_a_person_and_a_case_the_token_may_see() {
     assert_eq!(s, 404, "{e}");
     t.app().tick().await.unwrap();
     assert!(replies(&t, n).is_empty(), "nothing went to the customer");
+    // The routes are in the OpenAPI document.
+    let doc: Value = t.http.get(t.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+    for path in [
+        "/api/v1/cases/{number}/replies",
+        "/api/v1/cases/{number}/attachments/{id}",
+        "/api/v1/cases/{number}/messages/{id}",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
+    }
+    assert!(doc["paths"]["/api/v1/cases/{number}/replies"]["post"]["responses"]["201"].is_object());
 }
 
 #[tokio::test]
