@@ -125,6 +125,11 @@ impl Services {
                 key,
                 local: from.email.user().to_owned(),
                 domain: config.email.reply_domain.to_ascii_lowercase(),
+                support: crate::service::inbox::SupportAddresses::new(
+                    &config.email.domains,
+                    &config.email.reply_domain,
+                    from.email.as_ref(),
+                ),
             },
             store: store.clone(),
             clock: clock.clone(),

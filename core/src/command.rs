@@ -2,7 +2,7 @@
 //! first line of an email reply. Pure: text in, a command or a precise
 //! error out.
 //!
-//! `ACK [n]`, `NOTE [n] text`, `RES [n] [text]`, `ESC [n]`,
+//! `ACK [n]`, `NOTE [n] text`, `REPLY [n] text`, `RES [n] [text]`, `ESC [n]`,
 //! `SNOOZE [n] DURATION`, `LIST`, `HELP`; case-insensitive; the number as
 //! `1042` or `#1042`, before or after the verb (`1042 ack`); `A`, `R` and
 //! `E` as short forms; surrounding quotes, punctuation and a phone's
@@ -21,6 +21,8 @@ pub const MAX_LEN: usize = 1600;
 pub enum Verb {
     Ack,
     Note(String),
+    /// Text for the customer, mailed in the case's thread.
+    Reply(String),
     Resolve(Option<String>),
     Escalate,
     Snooze(TimeDelta),
@@ -51,6 +53,8 @@ pub enum ParseError {
     Unknown(String),
     #[error("NOTE needs text, e.g. NOTE 1042 restarted the database.")]
     NoteWithoutText,
+    #[error("REPLY needs text for the customer, e.g. REPLY 1042 We are on it.")]
+    ReplyWithoutText,
     #[error("SNOOZE needs a time, e.g. SNOOZE 1042 30m.")]
     SnoozeWithoutTime,
     #[error("{0:?} is not a time; write e.g. 30m or 1h.")]
@@ -58,7 +62,7 @@ pub enum ParseError {
 }
 
 /// The grammar, for HELP replies (one SMS).
-pub const HELP: &str = "Commands: ACK [case], NOTE [case] text, RES [case] [text], ESC [case], SNOOZE [case] 30m, LIST, HELP. Case may be left out when one case pages you.";
+pub const HELP: &str = "Commands: ACK [case], NOTE [case] text, REPLY [case] text (customer), RES [case] [text], ESC [case], SNOOZE [case] 30m, LIST. Case optional if 1 pages you.";
 
 /// Characters around a word that carry no meaning: quotes of every kind,
 /// punctuation a phone adds.
@@ -89,6 +93,7 @@ fn verb_of(word: &str) -> Option<&'static str> {
     Some(match w.as_str() {
         "ack" | "a" | "acknowledge" | "acked" => "ack",
         "note" | "update" => "note",
+        "reply" | "re" | "answer" => "reply",
         "res" | "r" | "resolve" | "resolved" => "res",
         "esc" | "e" | "escalate" => "esc",
         "snooze" => "snooze",
@@ -102,6 +107,22 @@ fn verb_of(word: &str) -> Option<&'static str> {
 
 /// Parses one command.
 pub fn parse(input: &str) -> Result<Command, ParseError> {
+    parse_with(input, "")
+}
+
+/// Parses an engineer's email reply: the command is its first non-empty
+/// line; for `REPLY`, the lines after it (the mail's own text, quoted
+/// history already stripped) belong to the text for the customer, so a
+/// reply can be written as a mail: `REPLY` alone on the first line, then
+/// the answer.
+pub fn parse_mail(text: &str) -> Result<Command, ParseError> {
+    let mut lines = text.lines();
+    let first = lines.by_ref().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
+    let rest = lines.collect::<Vec<_>>().join("\n");
+    parse_with(first, rest.trim())
+}
+
+fn parse_with(input: &str, more: &str) -> Result<Command, ParseError> {
     if input.chars().count() > MAX_LEN {
         return Err(ParseError::TooLong);
     }
@@ -131,10 +152,29 @@ pub fn parse(input: &str) -> Result<Command, ParseError> {
         args = &args[1..];
     }
     let text = args.join(" ").trim().to_owned();
+    // A reply keeps what was typed after the verb and number as it is
+    // (its closing full stop, its quotes): the customer reads it.
+    let said = {
+        let head = cleaned.trim_start_matches(|c: char| is_noise(c) && c != '?' || c.is_whitespace());
+        let consumed = words.len() - args.len();
+        let mut rest = head;
+        for _ in 0..consumed {
+            rest = rest.trim_start();
+            rest = &rest[rest.find(char::is_whitespace).unwrap_or(rest.len())..];
+        }
+        rest.trim().to_owned()
+    };
     let verb = match verb {
         "ack" => Verb::Ack,
         "note" if text.is_empty() => return Err(ParseError::NoteWithoutText),
         "note" => Verb::Note(text),
+        "reply" => {
+            let text = [said.as_str(), more].iter().filter(|t| !t.is_empty()).copied().collect::<Vec<_>>().join("\n");
+            if text.is_empty() {
+                return Err(ParseError::ReplyWithoutText);
+            }
+            Verb::Reply(text)
+        }
         "res" => Verb::Resolve((!text.is_empty()).then_some(text)),
         "esc" => Verb::Escalate,
         "snooze" if text.is_empty() => return Err(ParseError::SnoozeWithoutTime),
@@ -192,6 +232,12 @@ mod tests {
             ("NOTE 3 of 4 nodes back", ok(None, note("3 of 4 nodes back"))),
             ("note #3 of 4 nodes back", ok(Some(3), note("of 4 nodes back"))),
             ("NOTE", Err(ParseError::NoteWithoutText)),
+            ("REPLY 1042 We are on it.", ok(Some(1042), Verb::Reply("We are on it.".into()))),
+            ("reply restored, sorry for the wait", ok(None, Verb::Reply("restored, sorry for the wait".into()))),
+            ("Re #1042 fixed", ok(Some(1042), Verb::Reply("fixed".into()))),
+            ("1042 reply done", ok(Some(1042), Verb::Reply("done".into()))),
+            ("reply", Err(ParseError::ReplyWithoutText)),
+            ("REPLY 1042", Err(ParseError::ReplyWithoutText)),
             ("note 1042", Err(ParseError::NoteWithoutText)),
             ("RES", ok(None, res(None))),
             ("res 1042", ok(Some(1042), res(None))),
@@ -237,6 +283,22 @@ mod tests {
         for (input, want) in table {
             assert_eq!(parse(input), want, "{input:?}");
         }
+    }
+
+    #[test]
+    fn an_email_reply_carries_its_whole_text_to_the_customer() {
+        let mail = "\n  REPLY 1042\nHello,\n\nthe database is back.\nAna\n";
+        assert_eq!(parse_mail(mail), ok(Some(1042), Verb::Reply("Hello,\n\nthe database is back.\nAna".into())));
+        let mail = "reply We found it.\nA disk filled up.";
+        assert_eq!(parse_mail(mail), ok(None, Verb::Reply("We found it.\nA disk filled up.".into())));
+        assert_eq!(parse_mail("REPLY\n\n"), Err(ParseError::ReplyWithoutText));
+        // Other commands read the first line only, as before.
+        assert_eq!(parse_mail("ack 1042\nthanks"), ok(Some(1042), Verb::Ack));
+    }
+
+    #[test]
+    fn help_fits_one_sms() {
+        assert!(HELP.len() <= 160, "{} characters", HELP.len());
     }
 
     #[test]

@@ -147,6 +147,19 @@ pub fn after_attempt(outcome: &Delivery, page: &PageFacts, now: DateTime<Utc>) -
         Delivery::Sent { message_id, .. } => Aftermath {
             reset_phone_errors: page.person.clone().filter(|_| page.channel == ChannelKind::Sms),
             thread: page.case.zip(message_id.clone()),
+            // Mail in the customer's thread shows on the timeline when it
+            // leaves, as a failure would: the engineer sees the customer
+            // was mailed, not only that someone wrote.
+            event: page.case.filter(|_| page.kind.in_customer_thread()).map(|case| {
+                let event = NewEvent {
+                    at: now,
+                    kind: EventKind::Sent,
+                    actor: Actor::System.to_string(),
+                    channel: Some(Via::Email),
+                    text: format!("{} to {} sent by {}", page.kind.as_str(), page.address, page.channel.as_str()),
+                };
+                (case, event)
+            }),
             ..Aftermath::default()
         },
         Delivery::Failed { error, fallback } => {
@@ -239,7 +252,27 @@ mod tests {
             kind: PageKind::Page,
             position: None,
             detail: String::new(),
+            author: None,
         }
+    }
+
+    #[test]
+    fn a_sent_reply_to_the_customer_is_on_the_timeline() {
+        let sent = Delivery::Sent { provider_id: None, message_id: Some("m1@x".into()) };
+        let reply = PageFacts {
+            case: Some(CaseNumber(1042)),
+            person: None,
+            address: "ops@acme.com".into(),
+            channel: ChannelKind::Email,
+            kind: PageKind::CustomerReply,
+        };
+        let after = after_attempt(&sent, &reply, now());
+        let (case, event) = after.event.expect("a timeline entry");
+        assert_eq!((case, event.kind), (CaseNumber(1042), EventKind::Sent));
+        assert_eq!(event.text, "customer_reply to ops@acme.com sent by email");
+        assert_eq!(after.thread, Some((CaseNumber(1042), "m1@x".to_owned())));
+        let receipt = PageFacts { kind: PageKind::Receipt, ..reply };
+        assert_eq!(after_attempt(&sent, &receipt, now()).event, None, "a receipt is not a person's message");
     }
 
     #[test]

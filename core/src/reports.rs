@@ -46,6 +46,8 @@ pub struct ReportCase {
     pub respond_from: DateTime<Utc>,
     /// Time spent waiting on the customer (and resolved before a reopen).
     pub pauses: Vec<Pause>,
+    /// The first reply to the customer since `respond_from` (issue 14).
+    pub first_reply_at: Option<DateTime<Utc>>,
 }
 
 /// A message that reached a person, for the reports.
@@ -100,6 +102,10 @@ pub struct TimesRow {
     pub acknowledged: u32,
     pub mtta: Option<i64>,
     pub tta_p90: Option<i64>,
+    /// Cases whose customer got a first reply, and how long it took.
+    pub replied: u32,
+    pub mttfr: Option<i64>,
+    pub ttfr_p90: Option<i64>,
     pub resolved: u32,
     pub mttr: Option<i64>,
     pub ttr_p90: Option<i64>,
@@ -141,6 +147,9 @@ pub struct Totals {
     pub percent: Option<f64>,
     pub mtta: Option<i64>,
     pub tta_p90: Option<i64>,
+    /// Mean time to the first reply to the customer, and its 90th percentile.
+    pub mttfr: Option<i64>,
+    pub ttfr_p90: Option<i64>,
     pub mttr: Option<i64>,
     pub ttr_p90: Option<i64>,
     pub pages: u32,
@@ -245,6 +254,13 @@ pub fn time_to_ack(c: &ReportCase) -> Option<i64> {
     (acked >= c.respond_from).then(|| (acked - c.respond_from).num_seconds())
 }
 
+/// Seconds from opening (or the last reopen) to the first reply to the
+/// customer: what the customer waited to hear from a person.
+pub fn time_to_first_reply(c: &ReportCase) -> Option<i64> {
+    let replied = c.first_reply_at?;
+    (replied >= c.respond_from).then(|| (replied - c.respond_from).num_seconds())
+}
+
 /// Seconds from opening to resolution, less the time spent waiting.
 pub fn time_to_resolve(c: &ReportCase) -> Option<i64> {
     let resolved = c.resolved_at.filter(|_| c.status.is_done())?;
@@ -310,6 +326,7 @@ impl Report {
         let mut by: BTreeMap<(&'static str, String, NaiveDate), Tally> = BTreeMap::new();
         let mut ttas: BTreeMap<NaiveDate, Vec<i64>> = BTreeMap::new();
         let mut ttrs: BTreeMap<NaiveDate, Vec<i64>> = BTreeMap::new();
+        let mut ttfrs: BTreeMap<NaiveDate, Vec<i64>> = BTreeMap::new();
         for c in &data.cases {
             let week = week_of(c.opened_at, zone);
             let o = outcome(c);
@@ -324,6 +341,9 @@ impl Report {
             }
             if let Some(s) = time_to_resolve(c) {
                 ttrs.entry(week).or_default().push(s);
+            }
+            if let Some(s) = time_to_first_reply(c) {
+                ttfrs.entry(week).or_default().push(s);
             }
         }
 
@@ -349,13 +369,18 @@ impl Report {
             .map(|w| {
                 let mut a = ttas.get(w).unwrap_or(&empty).clone();
                 let mut r = ttrs.get(w).unwrap_or(&empty).clone();
+                let mut f = ttfrs.get(w).unwrap_or(&empty).clone();
                 a.sort_unstable();
                 r.sort_unstable();
+                f.sort_unstable();
                 TimesRow {
                     week: *w,
                     acknowledged: a.len() as u32,
                     mtta: mean(&a),
                     tta_p90: percentile(&a, 0.9),
+                    replied: f.len() as u32,
+                    mttfr: mean(&f),
+                    ttfr_p90: percentile(&f, 0.9),
                     resolved: r.len() as u32,
                     mttr: mean(&r),
                     ttr_p90: percentile(&r, 0.9),
@@ -364,6 +389,8 @@ impl Report {
             .collect();
         let mut all_a: Vec<i64> = ttas.into_values().flatten().collect();
         let mut all_r: Vec<i64> = ttrs.into_values().flatten().collect();
+        let mut all_f: Vec<i64> = ttfrs.into_values().flatten().collect();
+        all_f.sort_unstable();
         all_a.sort_unstable();
         all_r.sort_unstable();
 
@@ -433,6 +460,8 @@ impl Report {
                 percent: totals.percent(),
                 mtta: mean(&all_a),
                 tta_p90: percentile(&all_a, 0.9),
+                mttfr: mean(&all_f),
+                ttfr_p90: percentile(&all_f, 0.9),
                 mttr: mean(&all_r),
                 ttr_p90: percentile(&all_r, 0.9),
                 pages: pages_total,
@@ -479,6 +508,9 @@ impl Report {
                     "resolved",
                     "mttr_seconds",
                     "ttr_p90_seconds",
+                    "replied",
+                    "mttfr_seconds",
+                    "ttfr_p90_seconds",
                 ]
                 .map(String::from)
                 .to_vec(),
@@ -492,6 +524,9 @@ impl Report {
                     r.resolved.to_string(),
                     opt(r.mttr),
                     opt(r.ttr_p90),
+                    r.replied.to_string(),
+                    opt(r.mttfr),
+                    opt(r.ttfr_p90),
                 ]
             }))
             .collect(),

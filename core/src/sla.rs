@@ -55,7 +55,7 @@ impl fmt::Display for Priority {
 /// The three promises of one priority, in working time of the plan's calendar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Targets {
-    /// Until the first acknowledgement.
+    /// Until the first acknowledgement (or reply: `respond_met_by`).
     pub respond: TimeDelta,
     /// Between updates once acknowledged.
     pub update: TimeDelta,
@@ -63,11 +63,61 @@ pub struct Targets {
     pub resolve: TimeDelta,
 }
 
+/// What meets a plan's respond clock (`respond_met_by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RespondMetBy {
+    /// The first acknowledgement (the team heard).
+    #[default]
+    Ack,
+    /// The first reply to the customer (the customer heard).
+    Reply,
+}
+
+/// What meets a plan's update clock (`update_met_by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpdateMetBy {
+    /// A note or a reply.
+    #[default]
+    Note,
+    /// Only a reply to the customer.
+    Reply,
+}
+
+impl RespondMetBy {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ack" => Some(Self::Ack),
+            "reply" => Some(Self::Reply),
+            _ => None,
+        }
+    }
+}
+
+impl UpdateMetBy {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "note" => Some(Self::Note),
+            "reply" => Some(Self::Reply),
+            _ => None,
+        }
+    }
+}
+
 /// An SLA plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub name: String,
     pub calendar: String,
+    /// What meets the respond clock; the escalation stops at the
+    /// acknowledgement either way.
+    pub respond_met_by: RespondMetBy,
+    /// What meets the update clock.
+    pub update_met_by: UpdateMetBy,
+    /// Tell the customer, in their thread, when the case is acknowledged
+    /// (`tell_customer = ["ack"]`).
+    pub tell_ack: bool,
+    /// … and when it is resolved, with how to reopen it (`"resolve"`).
+    pub tell_resolve: bool,
     pub priorities: BTreeMap<Priority, Targets>,
 }
 

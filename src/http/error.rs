@@ -69,7 +69,9 @@ impl From<CaseError> for ApiError {
                     | ActionError::UnknownPlan(_)
                     | ActionError::NothingToChange
                     | ActionError::TooOldToReopen(_)
-                    | ActionError::EmptyText => StatusCode::UNPROCESSABLE_ENTITY,
+                    | ActionError::EmptyText
+                    | ActionError::EmptyReply
+                    | ActionError::ReplyNeedsPerson => StatusCode::UNPROCESSABLE_ENTITY,
                 };
                 ApiError::new(status, a.to_string())
             }

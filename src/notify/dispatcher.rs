@@ -88,7 +88,15 @@ pub fn superseded(case: &Case, page: &PageRecord) -> Option<String> {
         PageKind::Warning | PageKind::Reply => {
             case.status.is_done().then(|| format!("superseded: the case is {}", case.status.as_str()))
         }
-        PageKind::Breach | PageKind::Receipt | PageKind::Confirmation | PageKind::Notice | PageKind::Digest => None,
+        // A reply a person wrote goes out whatever became of the case since.
+        PageKind::Breach
+        | PageKind::Receipt
+        | PageKind::Confirmation
+        | PageKind::Notice
+        | PageKind::Digest
+        | PageKind::CustomerReply
+        | PageKind::CustomerAck
+        | PageKind::CustomerResolved => None,
     }
 }
 
@@ -113,6 +121,7 @@ pub async fn fallback(rules: &Rules, store: &dyn Store, page: &PageRecord) -> Op
         kind: page.kind,
         position: page.position,
         detail: page.detail.clone(),
+        author: None,
     })
 }
 
@@ -296,6 +305,7 @@ impl Dispatcher {
             message_id: None,
             reply_to: None,
             bundled: live[1..].iter().map(|(p, _)| p.id).collect(),
+            answers: Vec::new(),
         };
         self.transmit(first, &msg, live.iter().any(|(p, _)| p.in_doubt)).await
     }
@@ -306,7 +316,8 @@ impl Dispatcher {
 
     fn message(&self, case: &Case, page: &PageRecord) -> Message {
         let person = page.person.as_ref().and_then(|p| self.rules.people.get(p));
-        let ctx = context(case, page, person, &self.public_url);
+        let author = page.author.as_ref().and_then(|p| self.rules.people.get(p));
+        let ctx = super::context_by(case, page, person, author, &self.public_url);
         let body = self.templates.get().render(page.kind, page.channel, &ctx).unwrap_or_else(|e| {
             tracing::error!(page = page.id, error = %e, "template failed; sending the built-in text");
             plain(case, page)
@@ -325,9 +336,14 @@ impl Dispatcher {
                 (Some(p), true) => {
                     Some(self.key.reply_address(&self.reply_local, case.number, p.as_str(), &self.id_domain))
                 }
+                // The customer's answer threads back into the case.
+                (None, true) if page.kind.in_customer_thread() => {
+                    Some(self.key.customer_address(&self.reply_local, case.number, &self.id_domain))
+                }
                 _ => None,
             },
             bundled: Vec::new(),
+            answers: Vec::new(),
         }
     }
 
@@ -393,12 +409,26 @@ impl Dispatcher {
             message_id: None,
             reply_to: None,
             bundled: Vec::new(),
+            answers: Vec::new(),
         };
         self.transmit(page, &msg, page.in_doubt).await
     }
 
     async fn send_one(&self, page: &PageRecord, case: &Case) -> Delivery {
-        let msg = self.message(case, page);
+        let mut msg = self.message(case, page);
+        if page.kind.in_customer_thread() {
+            // The customer's own messages, read when it goes out, so it
+            // answers the latest one.
+            match self.store.customer_messages(case.number).await {
+                Ok(ids) => msg.answers = ids,
+                Err(e) => {
+                    return Delivery::Retry {
+                        at: self.clock.now() + backoff(page.attempts),
+                        error: format!("cannot read the customer's thread: {e}"),
+                    };
+                }
+            }
+        }
         self.transmit(page, &msg, page.in_doubt).await
     }
 

@@ -62,9 +62,19 @@ pub fn build_email(msg: &Message, from: &Mailbox, id_domain: &str) -> Result<let
         .from(from.clone())
         .to(to)
         .subject(msg.body.subject.clone())
-        .message_id(Some(format!("<{id}>")))
-        .header(AutoSubmitted)
-        .header(AutoResponseSuppress);
+        .message_id(Some(format!("<{id}>")));
+    // A reply a person wrote is no automatic message (RFC 3834 §5): the
+    // customer's autoresponder may answer it, as it would any person's mail.
+    if !msg.kind.written_by_a_person() {
+        builder = builder.header(AutoSubmitted).header(AutoResponseSuppress);
+    }
+    // In the customer's thread: it answers their latest message and
+    // names the whole conversation (RFC 5322 §3.6.4).
+    if let Some(last) = msg.answers.last() {
+        builder = builder.in_reply_to(format!("<{last}>"));
+        let all: Vec<String> = msg.answers.iter().map(|id| format!("<{id}>")).collect();
+        builder = builder.references(all.join(" "));
+    }
     if let Some(reply_to) = &msg.reply_to {
         let mailbox: Mailbox = reply_to.parse().map_err(|e| SendError::Permanent(format!("bad reply address: {e}")))?;
         builder = builder.reply_to(mailbox);

@@ -76,6 +76,21 @@ impl ReplyKey {
         format!("{local}+{}.{}@{domain}", case.0, self.reply_token(case, person))
     }
 
+    /// The signed address a customer's answer to a reply goes to:
+    /// `<local>+<case>.c<token>@<domain>`. It threads into the case even when
+    /// the customer's mail program drops `In-Reply-To`, and proves, as a
+    /// signed Message-ID does, that the sender saw mail Tocsin sent. Its
+    /// token is signed apart from the engineers' (`c` and another label),
+    /// so it never carries a command.
+    pub fn customer_address(&self, local: &str, case: CaseNumber, domain: &str) -> String {
+        format!("{local}+{}.{}@{domain}", case.0, self.customer_token(case))
+    }
+
+    /// The token of a customer's reply address.
+    pub fn customer_token(&self, case: CaseNumber) -> String {
+        format!("c{}", &self.sign(&["customer-reply", &case.0.to_string()])[..12])
+    }
+
     /// The token of a reply address: a truncated HMAC of case and person.
     pub fn reply_token(&self, case: CaseNumber, person: &str) -> String {
         self.sign(&["reply", &case.0.to_string(), person])[..12].to_owned()

@@ -39,6 +39,10 @@ pub struct Message {
     /// The other outbox rows an SMS bundle carries besides `page_id`;
     /// empty for a message of one page.
     pub bundled: Vec<i64>,
+    /// For email in the customer's thread: the Message-IDs (no angle
+    /// brackets) it answers, oldest first; the last is `In-Reply-To`, all
+    /// are `References` (RFC 5322 §3.6.4).
+    pub answers: Vec<String>,
 }
 
 /// Why a send failed.
@@ -74,6 +78,8 @@ pub struct Context<'a> {
     /// `None` for notices that belong to no case.
     pub case: Option<CaseView<'a>>,
     pub person: Option<PersonView<'a>>,
+    /// Who wrote a reply to the customer; `None` for every other message.
+    pub author: Option<PersonView<'a>>,
     pub page: PageView,
     pub public_url: &'a str,
 }
@@ -115,6 +121,17 @@ fn when(at: Option<DateTime<Utc>>, tz: Tz, format: &str) -> String {
 /// The template context for `page` of `case`, with times in the
 /// recipient's zone (UTC for customers).
 pub fn context<'a>(case: &'a Case, page: &PageRecord, person: Option<&'a Person>, public_url: &'a str) -> Context<'a> {
+    context_by(case, page, person, None, public_url)
+}
+
+/// As [`context`], for a message `author` wrote (a reply to the customer).
+pub fn context_by<'a>(
+    case: &'a Case,
+    page: &PageRecord,
+    person: Option<&'a Person>,
+    author: Option<&'a Person>,
+    public_url: &'a str,
+) -> Context<'a> {
     let tz = person.map_or(Tz::UTC, |p| p.timezone);
     Context {
         case: Some(CaseView {
@@ -132,6 +149,7 @@ pub fn context<'a>(case: &'a Case, page: &PageRecord, person: Option<&'a Person>
             resolve_due: when(case.deadlines.resolve, tz, "%Y-%m-%d %H:%M %Z"),
         }),
         person: person.map(|p| PersonView { id: p.id.as_str(), name: &p.name }),
+        author: author.map(|p| PersonView { id: p.id.as_str(), name: &p.name }),
         page: PageView {
             kind: page.kind.as_str(),
             step_label: page.position.map(|p| p.to_string()).unwrap_or_default(),
@@ -146,6 +164,7 @@ pub fn notice_context<'a>(page: &PageRecord, person: Option<&'a Person>, public_
     Context {
         case: None,
         person: person.map(|p| PersonView { id: p.id.as_str(), name: &p.name }),
+        author: None,
         page: PageView { kind: page.kind.as_str(), step_label: String::new(), detail: page.detail.clone() },
         public_url,
     }
@@ -182,6 +201,8 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
         snoozed_until: None,
         escalation: Escalation { at: Position::FIRST, running: true },
         unverified: false,
+        respond_met_at: None,
+        update_met_at: None,
         version: 1,
     };
     let person = Person {
@@ -195,22 +216,26 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
     };
     let mut out = Vec::new();
     for kind in PageKind::ALL {
-        let channels: &[ChannelKind] = if matches!(kind, PageKind::Receipt | PageKind::Confirmation | PageKind::Digest)
-        {
-            &[ChannelKind::Email]
-        } else {
-            &[ChannelKind::Sms, ChannelKind::Email]
-        };
+        let channels: &[ChannelKind] =
+            if kind.to_customer() || matches!(kind, PageKind::Confirmation | PageKind::Digest) {
+                &[ChannelKind::Email]
+            } else {
+                &[ChannelKind::Sms, ChannelKind::Email]
+            };
         for &channel in channels {
             let page = PageRecord {
                 id: 7,
                 case: Some(case.number),
-                person: (kind != PageKind::Receipt).then(|| person.id.clone()),
+                person: (!kind.to_customer()).then(|| person.id.clone()),
                 address: "x".into(),
                 channel,
                 kind,
                 position: (kind == PageKind::Page).then_some(Position { round: 0, step: 1 }),
-                detail: "respond deadline 2026-11-20T03:30:00Z passed: no acknowledgement".into(),
+                detail: if kind.in_customer_thread() {
+                    "We restarted the primary <db> & checkout works again.\n\nWe will watch it for an hour.".into()
+                } else {
+                    "respond deadline 2026-11-20T03:30:00Z passed: no acknowledgement".into()
+                },
                 status: PageStatus::Queued,
                 created_at: at,
                 updated_at: at,
@@ -219,12 +244,14 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
                 error: None,
                 in_doubt: false,
                 prev_claimed_at: None,
+                author: kind.in_customer_thread().then(|| person.id.clone()),
             };
-            let who = (kind != PageKind::Receipt).then_some(&person);
+            let who = (!kind.to_customer()).then_some(&person);
+            let author = kind.in_customer_thread().then_some(&person);
             let ctx = if matches!(kind, PageKind::Notice | PageKind::Digest) {
                 notice_context(&page, who, "https://support.example.com")
             } else {
-                context(&case, &page, who, "https://support.example.com")
+                context_by(&case, &page, who, author, "https://support.example.com")
             };
             out.push(templates.render(kind, channel, &ctx).map(|r| (kind, channel, r)));
         }

@@ -25,6 +25,9 @@ pub fn required() -> Vec<String> {
     names.extend(email_names(PageKind::Receipt));
     names.extend(email_names(PageKind::Confirmation));
     names.extend(email_names(PageKind::Digest));
+    names.extend(email_names(PageKind::CustomerReply));
+    names.extend(email_names(PageKind::CustomerAck));
+    names.extend(email_names(PageKind::CustomerResolved));
     names.push("bundle.sms.txt".into());
     names
 }

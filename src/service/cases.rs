@@ -35,6 +35,17 @@ pub enum Action {
     Note {
         text: String,
     },
+    /// Text for the customer, mailed in the case's thread by `by`.
+    Reply {
+        by: PersonId,
+        text: String,
+    },
+    /// A reply `by` already sent from their own mail (a reply-all):
+    /// recorded, and sent to nobody.
+    RecordReply {
+        by: PersonId,
+        text: String,
+    },
     Resolve {
         text: Option<String>,
     },
@@ -86,6 +97,8 @@ impl Action {
         match self {
             Action::Ack { .. } => "ack",
             Action::Note { .. } => "note",
+            Action::Reply { .. } => "reply",
+            Action::RecordReply { .. } => "reply_all",
             Action::Resolve { .. } => "resolve",
             Action::Reopen { .. } => "reopen",
             Action::Escalate { .. } => "escalate",
@@ -225,6 +238,8 @@ impl CaseService {
             let tr = match action {
                 Action::Ack { by, text } => facts.ack(&case, by, via, text.as_deref())?,
                 Action::Note { text } => facts.note(&case, actor, via, text)?,
+                Action::Reply { by, text } => facts.reply(&case, by, via, text)?,
+                Action::RecordReply { by, text } => facts.replied_elsewhere(&case, by, via, text)?,
                 Action::Resolve { text } => facts.resolve(&case, actor, via, text.as_deref())?,
                 Action::Reopen { text } => facts.reopen(&case, actor, via, text.as_deref())?,
                 Action::Wait { text } => facts.wait(&case, actor, via, text.as_deref())?,

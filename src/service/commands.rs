@@ -95,6 +95,7 @@ pub async fn execute(
                     let list = paging.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
                     let verb = match cmd.verb {
                         Verb::Note(_) => "NOTE",
+                        Verb::Reply(_) => "REPLY",
                         Verb::Resolve(_) => "RES",
                         Verb::Escalate => "ESC",
                         Verb::Snooze(_) => "SNOOZE",
@@ -111,6 +112,7 @@ pub async fn execute(
     let action = match &cmd.verb {
         Verb::Ack => Action::Ack { by: who.clone(), text: None },
         Verb::Note(text) => Action::Note { text: text.clone() },
+        Verb::Reply(text) => Action::Reply { by: who.clone(), text: text.clone() },
         Verb::Resolve(text) => Action::Resolve { text: text.clone() },
         Verb::Escalate => Action::Escalate { from: None },
         Verb::Snooze(hold) => Action::Snooze { by: who.clone(), hold: *hold },
@@ -130,6 +132,7 @@ pub async fn execute(
                     format!("Note added to {number}. Next update due {}.", hm(person, case.deadlines.update))
                 }
                 Verb::Note(_) => format!("Note added to {number}."),
+                Verb::Reply(_) => format!("Reply to {number} queued for {}.", case.requester),
                 Verb::Resolve(_) => format!("Case {number} resolved by {first}."),
                 Verb::Escalate => format!("Case {number} escalated to {}.", case.escalation.at),
                 Verb::Snooze(_) => format!("Reminders for {number} held until {}.", hm(person, case.snoozed_until)),

@@ -51,6 +51,7 @@ impl Digester {
                 kind: PageKind::Digest,
                 position: None,
                 detail: digest::text(manager, &data, &on_call, now),
+                author: None,
             };
             let day = local.date_naive().to_string();
             if self.cases.store.queue_digest(&manager.id, &day, &page, now).await? {

@@ -89,6 +89,30 @@ pub struct ReplyAddresses {
     pub local: String,
     /// `[email] reply_domain`, lower-cased.
     pub domain: String,
+    /// What counts as support's own address in a reply-all.
+    pub support: SupportAddresses,
+}
+
+/// Support's own addresses: any at the inbound domains (`[email] domains`)
+/// or the reply domain, and `[email] from` itself. A mail from a person
+/// with one of them in To or Cc is a reply-all.
+#[derive(Debug, Clone, Default)]
+pub struct SupportAddresses {
+    domains: Vec<String>,
+    from: String,
+}
+
+impl SupportAddresses {
+    pub fn new(domains: &[String], reply_domain: &str, from: &str) -> Self {
+        let mut domains: Vec<String> = domains.iter().map(|d| d.to_ascii_lowercase()).collect();
+        domains.push(reply_domain.to_ascii_lowercase());
+        Self { domains, from: from.to_ascii_lowercase() }
+    }
+
+    /// Whether `address` (lower-cased) is one of support's.
+    pub fn contains(&self, address: &str) -> bool {
+        address == self.from || address.rsplit_once('@').is_some_and(|(_, d)| self.domains.iter().any(|s| s == d))
+    }
 }
 
 /// Receives and files inbound mail.
@@ -136,9 +160,12 @@ impl Inbox {
             return Ok(settled(record.status, record.case, &record.note));
         }
         let (raw, envelope) = (record.raw.clone(), record.envelope.clone());
-        let parsed = tokio::task::spawn_blocking(move || read(&raw, &envelope)).await;
-        let mail = match parsed {
-            Ok(Ok(mail)) => mail,
+        let parsed = tokio::task::spawn_blocking(move || {
+            read(&raw, &envelope).map(|mail| (mail, crate::mail::attachments::list(&raw)))
+        })
+        .await;
+        let (mail, attachments) = match parsed {
+            Ok(Ok(read)) => read,
             Ok(Err(why)) => return self.settle(id, Outcome::Unusable(why.to_string())).await,
             Err(panic) => return self.settle(id, Outcome::Unusable(format!("the parser failed: {panic}"))).await,
         };
@@ -147,7 +174,10 @@ impl Inbox {
         let verdict = self.verifier.check(&record.raw, &mail).await;
         let outcome = match self.engineer(&mail, &record.envelope).await? {
             Some((case, person)) => self.engineer_reply(id, &mail, case, &person, &verdict).await,
-            None => self.file_mail(id, &mail, &verdict).await,
+            None => match self.reply_all(&mail).await? {
+                Some((case, person)) => self.recorded_reply(id, &mail, case, &person, &verdict).await,
+                None => self.file_mail(id, &mail, &verdict, attachments).await,
+            },
         };
         match outcome {
             Err(CaseError::Store(StoreError::AlreadyFiled)) => {
@@ -198,11 +228,25 @@ impl Inbox {
             }
         }
         for (n, page) in self.signed_refs(mail) {
-            if let Some(p) = self.store.page(page).await?.and_then(|p| p.person) {
+            // Mail to the customer has no person; an answer to it is theirs.
+            if let Some(p) = self.store.page(page).await?.filter(|p| !p.kind.to_customer()).and_then(|p| p.person) {
                 return Ok(Some((n, p)));
             }
         }
         Ok(None)
+    }
+
+    /// The case whose signed customer reply address (see
+    /// [`ReplyKey::customer_address`]) this mail was sent to, if any.
+    fn customer_address(&self, mail: &Mail) -> Option<CaseNumber> {
+        let r = &self.replies;
+        let prefix = format!("{}+", r.local.to_ascii_lowercase());
+        mail.to.iter().find_map(|address| {
+            let (local, domain) = address.rsplit_once('@')?;
+            let (n, token) = local.strip_prefix(&prefix)?.split_once('.')?;
+            let n = CaseNumber(n.parse::<i64>().ok()?);
+            (domain == r.domain && constant_eq(r.key.customer_token(n).as_bytes(), token.as_bytes())).then_some(n)
+        })
     }
 
     /// The case and outbox row of each Message-ID this mail answers that
@@ -265,8 +309,7 @@ impl Inbox {
             self.answer(who, case, text).await?;
             return self.settle(id, Outcome::Refused(why)).await;
         }
-        let first = mail.text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
-        let cmd = match crate::command::parse(first) {
+        let cmd = match crate::command::parse_mail(&mail.text) {
             Ok(cmd) => cmd,
             Err(_) if !mail.text.trim().is_empty() => crate::command::Command {
                 case: Some(case),
@@ -291,6 +334,7 @@ impl Inbox {
             message_id: mail.message_id.clone(),
             status: InboxStatus::Command,
             note: String::new(),
+            attachments: Vec::new(),
         };
         let answer =
             crate::service::commands::execute(&self.cases, who, &cmd, Via::Email, Some(case), Some(filing)).await?;
@@ -309,6 +353,60 @@ impl Inbox {
         Ok(outcome)
     }
 
+    /// A reply-all from an engineer's own mail program: From is a person's
+    /// address, the mail answers a case's thread (by `In-Reply-To` /
+    /// `References`, else by its `[#n]` tag), and a support address is in
+    /// To or Cc. The case and the person, if so. Automatic mail (their out
+    /// of office) is never a reply.
+    async fn reply_all(&self, mail: &Mail) -> Result<Option<(CaseNumber, PersonId)>, CaseError> {
+        if mail.automatic.is_some() || !mail.to.iter().any(|a| self.replies.support.contains(a)) {
+            return Ok(None);
+        }
+        let Some(person) = self.cases.rules.people.values().find(|p| p.email.eq_ignore_ascii_case(&mail.from)) else {
+            return Ok(None);
+        };
+        let case = match self.store.case_by_message_id(&mail.refs).await? {
+            Some(n) => Some(n),
+            None => match mail.subject_tag() {
+                Some(n) => self.store.case(n).await?.map(|c| c.number),
+                None => None,
+            },
+        };
+        Ok(case.map(|n| (n, person.id.clone())))
+    }
+
+    /// Records a reply-all as `person`'s reply on `case`: it counts for the
+    /// clocks, and nothing is sent (the customer already has it). Its
+    /// Message-ID threads the customer's answer to it into the case. With
+    /// `[email] verify` on, an unproven From records nothing: anyone can
+    /// write a person's address.
+    async fn recorded_reply(
+        &self,
+        id: i64,
+        mail: &Mail,
+        case: CaseNumber,
+        person: &PersonId,
+        verdict: &Verification,
+    ) -> Result<Outcome, CaseError> {
+        if let Some(failed) = verdict.refusal() {
+            let why = format!("a reply-all on {case} from {person}'s address could not be verified: {failed}");
+            tracing::warn!(%why, "reply-all not recorded");
+            return self.settle(id, Outcome::Refused(why)).await;
+        }
+        let text = if mail.text.trim().is_empty() { "(no text)".to_owned() } else { mail.text.trim().to_owned() };
+        let filing = Filing {
+            inbox_id: id,
+            message_id: mail.message_id.clone(),
+            status: InboxStatus::Command,
+            note: "a reply-all from the engineer's own mail, recorded as their reply".into(),
+            attachments: Vec::new(),
+        };
+        let action = Action::RecordReply { by: person.clone(), text };
+        self.cases.act_filing(case, &action, &Actor::Person(person.clone()), Via::Email, Some(filing)).await?;
+        metrics::counter!("tocsin_mail_filed_total", "outcome" => "reply_all").increment(1);
+        Ok(Outcome::Command { case, ok: true })
+    }
+
     /// Queues `text` by email to `who`, about `case`: the answer to their
     /// reply.
     async fn answer(&self, who: &crate::people::Person, case: CaseNumber, text: String) -> Result<(), StoreError> {
@@ -319,6 +417,7 @@ impl Inbox {
             kind: PageKind::Confirmation,
             position: None,
             detail: text,
+            author: None,
         };
         self.store.queue_pages(Some(case), &[page], self.clock.now()).await?;
         self.cases.wake.dispatcher.notify_one();
@@ -331,6 +430,11 @@ impl Inbox {
     /// signed (it answers mail Tocsin sent): never by a subject tag, nor by
     /// a customer's own Message-ID, which others may have seen.
     async fn thread(&self, mail: &Mail, verdict: &Verification) -> Result<Option<CaseNumber>, CaseError> {
+        // Sent to the signed address of a reply (`Reply-To`): as good as
+        // answering a Message-ID Tocsin signed.
+        if let Some(n) = self.customer_address(mail) {
+            return Ok(Some(n));
+        }
         if verdict.refusal().is_some() {
             return Ok(self.signed_refs(mail).first().map(|(n, _)| *n));
         }
@@ -344,7 +448,13 @@ impl Inbox {
         Ok(theirs.then_some(n))
     }
 
-    async fn file_mail(&self, id: i64, mail: &Mail, verdict: &Verification) -> Result<Outcome, CaseError> {
+    async fn file_mail(
+        &self,
+        id: i64,
+        mail: &Mail,
+        verdict: &Verification,
+        attachments: Vec<crate::mail::attachments::Attachment>,
+    ) -> Result<Outcome, CaseError> {
         if let Some(message_id) = &mail.message_id
             && self.store.received_before(message_id).await?
         {
@@ -355,6 +465,9 @@ impl Inbox {
             message_id: mail.message_id.clone(),
             status: if mail.automatic.is_some() { InboxStatus::Automatic } else { InboxStatus::Filed },
             note: mail.automatic.clone().unwrap_or_default(),
+            // A customer's attachments are listed on the case; an
+            // automatic message's are not.
+            attachments: if mail.automatic.is_some() { Vec::new() } else { attachments },
         };
         let actor = Actor::Customer(mail.from.clone());
         if let Some(n) = self.thread(mail, verdict).await? {

@@ -12,10 +12,12 @@
 //! - [`digest`]: the managers' daily digest.
 //! - [`tokens`]: API tokens, whether one may be used now, sign-in limits.
 //! - [`audit`]: the audit log.
+//! - [`attachments`]: attachments and raw messages of a case, as downloads.
 //!
 //! Services may use the core, the store, `notify` and `clock`; they never
 //! import `http`, `smtp` or `cli`.
 
+pub mod attachments;
 pub mod audit;
 pub mod cases;
 pub mod commands;

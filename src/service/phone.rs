@@ -199,6 +199,7 @@ impl Phone {
                     kind: PageKind::Notice,
                     position: None,
                     detail: detail.clone(),
+                    author: None,
                 })
             })
             .collect();

@@ -19,8 +19,8 @@ use sqlx::{AssertSqlSafe, Database, Encode, Executor, Pool, QueryBuilder, Transa
 use super::dialect::{Affected, Dialect};
 use super::rows::{self, CASE_COLUMNS, Columns, PAGE_COLUMNS, PAGE_FACT_COLUMNS, TOKEN_COLUMNS, Value, ms};
 use super::{
-    Counts, Delivery, DigestData, EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus, ReportData,
-    SessionRecord, Store, StoreError,
+    AttachmentRecord, Counts, Delivery, DigestData, EventRecord, InboxRecord, MessageRecord, OverrideRecord,
+    PageRecord, PageStatus, ReportData, SessionRecord, Store, StoreError,
 };
 use crate::audit::{AuditAction, AuditEntry};
 use crate::case::{Case, CaseNumber, NewEvent, NewPage, Status, Timer, Transition};
@@ -102,7 +102,7 @@ where
             return Ok(());
         }
         let mut q = QueryBuilder::<D::DB>::new(
-            "INSERT INTO pages (case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at) ",
+            "INSERT INTO pages (case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at, author) ",
         );
         q.push_values(pages, |mut b, p| {
             b.push_bind(number.map(|n| n.0))
@@ -115,7 +115,8 @@ where
                 .push_bind(p.detail.as_str())
                 .push_bind(PageStatus::Queued.as_str())
                 .push_bind(ms(now))
-                .push_bind(ms(now));
+                .push_bind(ms(now))
+                .push_bind(p.author.as_ref().map(PersonId::as_str));
         });
         q.build().execute(&mut *conn).await?;
         Ok(())
@@ -222,6 +223,21 @@ where
             .await?;
             if filed.rows() == 0 {
                 return Err(StoreError::AlreadyFiled);
+            }
+            if !filing.attachments.is_empty() {
+                let mut q = QueryBuilder::<D::DB>::new(
+                    "INSERT INTO attachments (case_number, inbox_id, part, name, content_type, size, created_at) ",
+                );
+                q.push_values(&filing.attachments, |mut b, a| {
+                    b.push_bind(number.0)
+                        .push_bind(filing.inbox_id)
+                        .push_bind(i64::from(a.part))
+                        .push_bind(a.name.as_str())
+                        .push_bind(a.content_type.as_str())
+                        .push_bind(i64::try_from(a.size).unwrap_or(i64::MAX))
+                        .push_bind(ms(tr.at));
+                });
+                q.build().execute(&mut *conn).await?;
             }
             if let Some(id) = &filing.message_id {
                 // ON CONFLICT rather than catching the violation: an error
@@ -995,7 +1011,10 @@ where
         let mut tx = self.reader.begin_with(D::BEGIN_SNAPSHOT).await?;
         let cases = sql::<D>(
             "SELECT number, subject, customer, priority, plan, status, assignee, opened_at, acked_at, resolved_at,
-                    respond_from, pauses
+                    respond_from, pauses,
+                    (SELECT MIN(e.at) FROM events e
+                      WHERE e.case_number = cases.number AND e.kind = 'reply'
+                        AND e.at >= COALESCE(cases.respond_from, cases.opened_at)) AS first_reply_at
              FROM cases WHERE opened_at >= ? AND opened_at < ? ORDER BY opened_at, number",
         )
         .bind(ms(from))
@@ -1290,5 +1309,56 @@ where
                 .execute(&self.writer)
                 .await?;
         Ok((timers.rows(), pages.rows()))
+    }
+
+    // --- issue 14: replies ---
+    async fn customer_messages(&self, number: CaseNumber) -> Result<Vec<String>, StoreError> {
+        let rows = sql::<D>(
+            "SELECT message_id FROM inbox WHERE case_number = ? AND status = ? AND message_id IS NOT NULL ORDER BY id",
+        )
+        .bind(number.0)
+        .bind(InboxStatus::Filed.as_str())
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter().map(|r| r.text("message_id")).collect()
+    }
+
+    async fn attachments_of(&self, number: CaseNumber) -> Result<Vec<AttachmentRecord>, StoreError> {
+        let rows = sql::<D>(
+            "SELECT id, case_number, inbox_id, part, name, content_type, size, created_at FROM attachments
+             WHERE case_number = ? ORDER BY id",
+        )
+        .bind(number.0)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(rows::attachment).collect()
+    }
+
+    async fn attachment(&self, number: CaseNumber, id: i64) -> Result<Option<AttachmentRecord>, StoreError> {
+        let row = sql::<D>(
+            "SELECT id, case_number, inbox_id, part, name, content_type, size, created_at FROM attachments
+             WHERE case_number = ? AND id = ?",
+        )
+        .bind(number.0)
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(rows::attachment).transpose()
+    }
+
+    async fn case_messages(&self, number: CaseNumber) -> Result<Vec<MessageRecord>, StoreError> {
+        let rows = sql::<D>("SELECT id, received_at, status FROM inbox WHERE case_number = ? ORDER BY id")
+            .bind(number.0)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MessageRecord {
+                    id: r.int("id")?,
+                    received_at: r.instant("received_at")?,
+                    status: r.parsed("status")?,
+                })
+            })
+            .collect()
     }
 }

@@ -85,6 +85,8 @@ pub struct PageRecord {
     pub in_doubt: bool,
     /// When the earlier attempt was claimed.
     pub prev_claimed_at: Option<DateTime<Utc>>,
+    /// Who wrote it, for a reply to the customer; `None` otherwise.
+    pub author: Option<PersonId>,
 }
 
 /// An on-call override as stored.
@@ -417,6 +419,39 @@ pub trait Store: Send + Sync + 'static {
         until: DateTime<Utc>,
         claimed_since: DateTime<Utc>,
     ) -> Result<(u64, u64), StoreError>;
+    // --- issue 14: replies ---
+    /// The Message-IDs of the customer's mail filed on case `number`,
+    /// oldest first: a reply answers the last and references them all.
+    async fn customer_messages(&self, number: CaseNumber) -> Result<Vec<String>, StoreError>;
+    /// The attachments listed on case `number`, oldest first.
+    async fn attachments_of(&self, number: CaseNumber) -> Result<Vec<AttachmentRecord>, StoreError>;
+    /// Attachment `id` of case `number`, if it is one of that case's.
+    async fn attachment(&self, number: CaseNumber, id: i64) -> Result<Option<AttachmentRecord>, StoreError>;
+    /// The inbox rows filed on case `number` (its messages), oldest first,
+    /// without their raw bytes.
+    async fn case_messages(&self, number: CaseNumber) -> Result<Vec<MessageRecord>, StoreError>;
+}
+
+/// An attachment listed on a case; its bytes are in the raw message of
+/// inbox row `inbox_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentRecord {
+    pub id: i64,
+    pub case: CaseNumber,
+    pub inbox_id: i64,
+    pub part: u32,
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    pub at: DateTime<Utc>,
+}
+
+/// A message filed on a case, as listed (the raw bytes are read apart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub id: i64,
+    pub received_at: DateTime<Utc>,
+    pub status: InboxStatus,
 }
 
 /// Opens the store `[database]` names: `sqlite://PATH` (created if missing)

@@ -25,9 +25,9 @@ use crate::token::{TokenInfo, TokenRecord};
 use tocsin_core::delivery::PageFacts;
 
 /// The columns [`case`] reads.
-pub const CASE_COLUMNS: &str = "number, subject, body, customer, requester, priority, plan, policy, status, assignee, opened_at, acked_at, resolved_at, respond_due, update_due, resolve_due, esc_round, esc_step, esc_running, version, respond_from, update_from, pauses, warned, snoozed_until, unverified";
+pub const CASE_COLUMNS: &str = "number, subject, body, customer, requester, priority, plan, policy, status, assignee, opened_at, acked_at, resolved_at, respond_due, update_due, resolve_due, esc_round, esc_step, esc_running, version, respond_from, update_from, pauses, warned, snoozed_until, unverified, respond_met_at, update_met_at";
 /// The columns [`page`] reads.
-pub const PAGE_COLUMNS: &str = "id, case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at, attempts, provider_id, error, in_doubt, prev_claimed_at";
+pub const PAGE_COLUMNS: &str = "id, case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at, attempts, provider_id, error, in_doubt, prev_claimed_at, author";
 /// The columns [`page_facts`] reads.
 pub const PAGE_FACT_COLUMNS: &str = "case_number, person, address, channel, kind";
 
@@ -94,7 +94,7 @@ pub fn case_opening(c: &Case) -> [(&'static str, Value<'_>); 6] {
 /// The columns every change of a case writes: the one list that opening a
 /// case and committing a change both bind. A new case column goes here, in
 /// [`CASE_COLUMNS`] and in [`case`].
-pub fn case_state(c: &Case) -> Result<[(&'static str, Value<'_>); 18], StoreError> {
+pub fn case_state(c: &Case) -> Result<[(&'static str, Value<'_>); 20], StoreError> {
     Ok([
         ("status", c.status.as_str().into()),
         ("assignee", c.assignee.as_ref().map(|p| p.as_str()).into()),
@@ -114,6 +114,8 @@ pub fn case_state(c: &Case) -> Result<[(&'static str, Value<'_>); 18], StoreErro
         ("pauses", Value::Text(Some(Cow::Owned(json(&c.pauses)?)))),
         ("warned", Value::Text(Some(Cow::Owned(json(&c.warned)?)))),
         ("snoozed_until", c.snoozed_until.into()),
+        ("respond_met_at", c.respond_met_at.into()),
+        ("update_met_at", c.update_met_at.into()),
     ])
 }
 
@@ -236,6 +238,8 @@ pub fn case(r: &impl Columns) -> Result<Case, StoreError> {
             running: r.flag("esc_running")?,
         },
         unverified: r.flag("unverified")?,
+        respond_met_at: r.opt_instant("respond_met_at")?,
+        update_met_at: r.opt_instant("update_met_at")?,
         version: r.int("version")?,
     })
 }
@@ -256,6 +260,7 @@ pub fn report_case(r: &impl Columns) -> Result<ReportCase, StoreError> {
         resolved_at: r.opt_instant("resolved_at")?,
         respond_from: r.opt_instant("respond_from")?.unwrap_or(opened_at),
         pauses: r.json("pauses")?,
+        first_reply_at: r.opt_instant("first_reply_at")?,
     })
 }
 
@@ -339,6 +344,7 @@ pub fn page(r: &impl Columns) -> Result<PageRecord, StoreError> {
         error: r.opt_text("error")?,
         in_doubt: r.flag("in_doubt")?,
         prev_claimed_at: r.opt_instant("prev_claimed_at")?,
+        author: r.opt_parsed("author")?,
     })
 }
 
@@ -373,5 +379,19 @@ pub fn inbox(r: &impl Columns) -> Result<InboxRecord, StoreError> {
         status: r.parsed("status")?,
         case: r.opt_int("case_number")?.map(CaseNumber),
         note: r.text("note")?,
+    })
+}
+
+/// An attachment listed on a case (issue 14).
+pub fn attachment(r: &impl Columns) -> Result<super::AttachmentRecord, StoreError> {
+    Ok(super::AttachmentRecord {
+        id: r.int("id")?,
+        case: CaseNumber(r.int("case_number")?),
+        inbox_id: r.int("inbox_id")?,
+        part: u32::try_from(r.int("part")?).map_err(|_| StoreError::Corrupt("attachment part".into()))?,
+        name: r.text("name")?,
+        content_type: r.text("content_type")?,
+        size: u64::try_from(r.int("size")?).map_err(|_| StoreError::Corrupt("attachment size".into()))?,
+        at: r.instant("created_at")?,
     })
 }

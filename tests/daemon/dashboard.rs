@@ -386,8 +386,8 @@ async fn report_figures_match_a_history_computed_by_hand() {
     let text = csv.text().await.unwrap();
     assert_eq!(
         text,
-        "week,acknowledged,mtta_seconds,tta_p90_seconds,resolved,mttr_seconds,ttr_p90_seconds\n\
-         2026-11-23,4,840,2400,4,4050,7200\n"
+        "week,acknowledged,mtta_seconds,tta_p90_seconds,resolved,mttr_seconds,ttr_p90_seconds,replied,mttfr_seconds,ttfr_p90_seconds\n\
+         2026-11-23,4,840,2400,4,4050,7200,0,,\n"
     );
     let s = sign_in(&t, &max).await;
     let (status, html) = page(&t, &s, "/reports?from=2026-11-23&to=2026-11-29").await;

@@ -12,9 +12,9 @@ use tocsin::token::TokenRole;
 use crate::harness::*;
 
 /// A running aiosmtpd sink, stopped on drop.
-struct Sink {
+pub(crate) struct Sink {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     dir: tempfile::TempDir,
 }
 
@@ -26,7 +26,7 @@ impl Drop for Sink {
 }
 
 impl Sink {
-    fn start(python: &Path) -> Sink {
+    pub(crate) fn start(python: &Path) -> Sink {
         let dir = tempfile::tempdir().unwrap();
         let script = repo().join("tests/peers/smtp_sink.py");
         let mut child =
@@ -38,7 +38,7 @@ impl Sink {
     }
 
     /// The messages it accepted: (envelope, raw text).
-    fn messages(&self) -> Vec<(Value, String)> {
+    pub(crate) fn messages(&self) -> Vec<(Value, String)> {
         let mut names: Vec<_> = std::fs::read_dir(self.dir.path())
             .unwrap()
             .map(|e| e.unwrap().path())

@@ -12,8 +12,10 @@
 mod harness;
 
 mod api;
+mod attachments;
 mod browser;
 mod cli;
+mod clocks_met_by;
 mod dashboard;
 mod dedup_and_sender_limits;
 mod deploy;
@@ -28,6 +30,8 @@ mod phone;
 mod providers;
 mod recovery;
 mod request_id;
+mod replies;
+mod replies_e2e;
 mod sms;
 mod smtp;
 mod time;

@@ -14,7 +14,7 @@ const PUBLIC: &str = "https://support.example.com";
 
 /// The daemon with SMS pages through the outbox but Twilio's inbound
 /// webhooks switched on (signed with TOKEN).
-async fn phone_app(rules: &std::path::Path) -> (TestApp, wiremock::MockServer) {
+pub(crate) async fn phone_app(rules: &std::path::Path) -> (TestApp, wiremock::MockServer) {
     let twilio = wiremock::MockServer::start().await;
     wiremock::Mock::given(wiremock::matchers::method("POST"))
         .respond_with(wiremock::ResponseTemplate::new(201).set_body_json(json!({"sid": "SM1"})))
@@ -35,7 +35,7 @@ async fn phone_app(rules: &std::path::Path) -> (TestApp, wiremock::MockServer) {
 /// Sends an SMS from `from` to the webhook, signed unless `forge`.
 static NEXT_SID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-async fn sms(t: &TestApp, from: &str, body: &str, forge: bool) -> (u16, String) {
+pub(crate) async fn sms(t: &TestApp, from: &str, body: &str, forge: bool) -> (u16, String) {
     let pairs = vec![
         ("From".to_owned(), from.to_owned()),
         ("To".to_owned(), "+15550000000".to_owned()),
@@ -51,7 +51,7 @@ async fn sms(t: &TestApp, from: &str, body: &str, forge: bool) -> (u16, String) 
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-fn message_of(twiml: &str) -> Option<String> {
+pub(crate) fn message_of(twiml: &str) -> Option<String> {
     twiml.split_once("<Message>").and_then(|(_, rest)| rest.split_once("</Message>")).map(|(m, _)| m.to_owned())
 }
 
@@ -123,7 +123,7 @@ async fn several_paging_cases_must_be_named_and_errors_fall_silent_after_three()
 }
 
 /// Ana's signed reply address for case `n`, from the page email she got.
-fn reply_address(t: &TestApp, n: i64) -> String {
+pub(crate) fn reply_address(t: &TestApp, n: i64) -> String {
     let page = t.outbox_texts(&format!("case{n}-page-email")).pop().expect("a page email");
     page.lines().find_map(|l| l.strip_prefix("Reply-To: ")).unwrap().trim().to_owned()
 }

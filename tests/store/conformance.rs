@@ -113,6 +113,9 @@ conformance!(
     // --- issue 16: recovery ---
     a_lone_instance_takes_over_every_lease_left_at_once,
     a_renewed_lease_keeps_the_work_and_a_stuck_send_is_let_go,
+    // --- issue 14: replies ---
+    a_reply_keeps_its_author_and_answers_the_customers_own_mail,
+    attachments_are_listed_with_their_filing_and_only_on_their_case,
 );
 
 const T0: &str = "2026-11-24T10:00:00.123Z";
@@ -148,6 +151,8 @@ fn case_at(opened: DateTime<Utc>) -> Case {
         snoozed_until: None,
         escalation: Escalation { at: Position { round: 0, step: 0 }, running: true },
         unverified: false,
+        respond_met_at: None,
+        update_met_at: None,
         version: 0,
     }
 }
@@ -160,6 +165,7 @@ fn page_to(person: &str, channel: ChannelKind, kind: PageKind, position: Option<
         kind,
         position,
         detail: String::new(),
+        author: None,
     }
 }
 
@@ -351,7 +357,13 @@ async fn commit_consumes_its_timer_all_or_nothing(b: &Backend) {
     let inbox = s.receive_mail(b"raw", &Envelope { from: None, to: vec![] }, "smtp", due).await.unwrap();
     assert!(s.settle_mail(inbox, InboxStatus::Duplicate, "", due).await.unwrap());
     let mut tr = acked(&c, due);
-    tr.filing = Some(Filing { inbox_id: inbox, message_id: None, status: InboxStatus::Filed, note: String::new() });
+    tr.filing = Some(Filing {
+        inbox_id: inbox,
+        message_id: None,
+        status: InboxStatus::Filed,
+        note: String::new(),
+        attachments: Vec::new(),
+    });
     tr.set_timer(TimerKind::Step, due + TimeDelta::minutes(10), Position { round: 0, step: 1 });
     assert!(matches!(s.commit(&tr, 1, Some((timer.id, "a"))).await, Err(StoreError::AlreadyFiled)));
     assert_eq!(s.case(c.number).await.unwrap().unwrap(), c);
@@ -415,8 +427,13 @@ async fn a_fired_batch_skips_only_the_timers_that_lost(b: &Backend) {
     let inbox = s.receive_mail(b"raw", &Envelope { from: None, to: vec![] }, "smtp", due).await.unwrap();
     assert!(s.settle_mail(inbox, InboxStatus::Duplicate, "", due).await.unwrap());
     let mut filed = batch.clone();
-    filed[2].0.filing =
-        Some(Filing { inbox_id: inbox, message_id: None, status: InboxStatus::Filed, note: String::new() });
+    filed[2].0.filing = Some(Filing {
+        inbox_id: inbox,
+        message_id: None,
+        status: InboxStatus::Filed,
+        note: String::new(),
+        attachments: Vec::new(),
+    });
     assert!(matches!(s.commit_fired(&filed, "a").await, Err(StoreError::AlreadyFiled)));
     assert_eq!(s.case(c3.number).await.unwrap().unwrap(), c3);
     // Done right: c3 fires; c1 and c2 are answered alone and untouched.
@@ -620,6 +637,7 @@ async fn inbox_receives_settles_and_files_once(b: &Backend) {
         message_id: Some("<in1@acme.com>".into()),
         status: InboxStatus::Filed,
         note: String::new(),
+        attachments: Vec::new(),
     });
     let c = s.create_case(&tr).await.unwrap();
     let rec = s.inbox(one).await.unwrap().unwrap();
@@ -628,7 +646,13 @@ async fn inbox_receives_settles_and_files_once(b: &Backend) {
     assert_eq!(s.case_by_message_id(&["<in1@acme.com>".into()]).await.unwrap(), Some(c.number));
     // A second filing of the same row is refused whole.
     let mut tr = Transition::new(&c, t0());
-    tr.filing = Some(Filing { inbox_id: one, message_id: None, status: InboxStatus::Filed, note: String::new() });
+    tr.filing = Some(Filing {
+        inbox_id: one,
+        message_id: None,
+        status: InboxStatus::Filed,
+        note: String::new(),
+        attachments: Vec::new(),
+    });
     assert!(matches!(s.commit(&tr, 1, None).await, Err(StoreError::AlreadyFiled)));
     // As is another message with a Message-ID seen before.
     let mut tr = Transition::new(&c, t0());
@@ -637,6 +661,7 @@ async fn inbox_receives_settles_and_files_once(b: &Backend) {
         message_id: Some("<in1@acme.com>".into()),
         status: InboxStatus::Filed,
         note: String::new(),
+        attachments: Vec::new(),
     });
     assert!(matches!(s.commit(&tr, 1, None).await, Err(StoreError::Duplicate(_))));
     assert_eq!(s.inbox(three).await.unwrap().unwrap().status, InboxStatus::Pending, "rolled back");
@@ -645,8 +670,13 @@ async fn inbox_receives_settles_and_files_once(b: &Backend) {
     // An auto-reply joining the case keeps its own status and why.
     let four = s.receive_mail(raw, &env, "smtp", t0()).await.unwrap();
     let mut tr = Transition::new(&c, t0());
-    tr.filing =
-        Some(Filing { inbox_id: four, message_id: None, status: InboxStatus::Automatic, note: "auto-replied".into() });
+    tr.filing = Some(Filing {
+        inbox_id: four,
+        message_id: None,
+        status: InboxStatus::Automatic,
+        note: "auto-replied".into(),
+        attachments: Vec::new(),
+    });
     s.commit(&tr, 1, None).await.unwrap();
     let rec = s.inbox(four).await.unwrap().unwrap();
     assert_eq!((rec.status.as_str(), rec.note.as_str(), rec.case), ("automatic", "auto-replied", Some(c.number)));
@@ -970,7 +1000,13 @@ async fn mail_openings_are_counted_by_sender_and_domain(b: &Backend) {
     let from_mail = |requester: &str, opened: DateTime<Utc>, inbox_id: i64| {
         let c = Case { requester: requester.into(), ..case_at(opened) };
         let mut tr = Transition::new(&c, opened);
-        tr.filing = Some(Filing { inbox_id, message_id: None, status: InboxStatus::Filed, note: String::new() });
+        tr.filing = Some(Filing {
+            inbox_id,
+            message_id: None,
+            status: InboxStatus::Filed,
+            note: String::new(),
+            attachments: Vec::new(),
+        });
         tr
     };
     let mut numbers = Vec::new();
@@ -1085,4 +1121,110 @@ async fn a_renewed_lease_keeps_the_work_and_a_stuck_send_is_let_go(b: &Backend) 
     let taken = s.claim_pages(at8, "b", lease, 10).await.unwrap();
     assert_eq!(taken.len(), pages.len());
     assert!(taken.iter().all(|p| p.in_doubt));
+}
+
+// --- issue 14: replies ---
+
+async fn a_reply_keeps_its_author_and_answers_the_customers_own_mail(b: &Backend) {
+    let s = &*b.store;
+    let env = Envelope { from: Some("ops@acme.com".into()), to: vec!["help@support.example.com".into()] };
+    let raw = b"From: ops@acme.com\r\n\r\nhelp";
+    let filing = |inbox_id, id: Option<&str>, status| Filing {
+        inbox_id,
+        message_id: id.map(str::to_owned),
+        status,
+        note: String::new(),
+        attachments: Vec::new(),
+    };
+    let one = s.receive_mail(raw, &env, "smtp", t0()).await.unwrap();
+    let mut tr = Transition::new(&case_at(t0()), t0());
+    tr.filing = Some(filing(one, Some("in1@acme.com"), InboxStatus::Filed));
+    let c = s.create_case(&tr).await.unwrap();
+    assert_eq!(s.customer_messages(c.number).await.unwrap(), vec!["in1@acme.com".to_owned()]);
+    // An auto-reply, an engineer's command and a mail without a Message-ID
+    // are not the customer's thread; a second customer mail is.
+    let mut version = c.version;
+    for (id, status) in [
+        (Some("ooo@acme.com"), InboxStatus::Automatic),
+        (Some("cmd@example.com"), InboxStatus::Command),
+        (None, InboxStatus::Filed),
+        (Some("in2@acme.com"), InboxStatus::Filed),
+    ] {
+        let row = s.receive_mail(raw, &env, "smtp", t0()).await.unwrap();
+        let mut tr = Transition::new(&c, t0());
+        tr.filing = Some(filing(row, id, status));
+        version = s.commit(&tr, version, None).await.unwrap().version;
+    }
+    assert_eq!(
+        s.customer_messages(c.number).await.unwrap(),
+        vec!["in1@acme.com".to_owned(), "in2@acme.com".to_owned()],
+        "oldest first"
+    );
+    assert_eq!(s.customer_messages(CaseNumber(c.number.0 + 1)).await.unwrap(), Vec::<String>::new());
+    // The reply's author is stored with its outbox row and read back by
+    // every reader of pages.
+    let mut tr = Transition::new(&c, t0());
+    tr.pages.push(NewPage {
+        person: None,
+        address: "ops@acme.com".into(),
+        channel: ChannelKind::Email,
+        kind: PageKind::CustomerReply,
+        position: None,
+        detail: "We are on it.".into(),
+        author: Some("ana".parse().unwrap()),
+    });
+    tr.pages.push(page_to("ben", ChannelKind::Sms, PageKind::Page, None));
+    s.commit(&tr, version, None).await.unwrap();
+    let pages = s.pages_of(c.number).await.unwrap();
+    let reply = pages.iter().find(|p| p.kind == PageKind::CustomerReply).unwrap();
+    assert_eq!((reply.person.as_ref(), reply.author.as_ref().map(|a| a.as_str())), (None, Some("ana")));
+    assert_eq!(reply.detail, "We are on it.");
+    assert!(pages.iter().filter(|p| p.kind == PageKind::Page).all(|p| p.author.is_none()));
+    let claimed = s.claim_pages(t0(), "d1", TimeDelta::seconds(30), 10).await.unwrap();
+    let reply = claimed.iter().find(|p| p.kind == PageKind::CustomerReply).unwrap();
+    assert_eq!(reply.author.as_ref().map(|a| a.as_str()), Some("ana"));
+    assert_eq!(s.page(reply.id).await.unwrap().unwrap().author, reply.author);
+}
+
+async fn attachments_are_listed_with_their_filing_and_only_on_their_case(b: &Backend) {
+    use tocsin::mail::attachments::Attachment;
+    let s = &*b.store;
+    let env = Envelope { from: Some("ops@acme.com".into()), to: vec!["help@support.example.com".into()] };
+    let one = s.receive_mail(b"From: ops@acme.com\r\n\r\nx", &env, "smtp", t0()).await.unwrap();
+    let attachment =
+        |part, name: &str| Attachment { part, name: name.into(), content_type: "image/png".into(), size: 70 };
+    let mut tr = Transition::new(&case_at(t0()), t0());
+    tr.filing = Some(Filing {
+        inbox_id: one,
+        message_id: Some("a1@acme.com".into()),
+        status: InboxStatus::Filed,
+        note: String::new(),
+        attachments: vec![attachment(0, "a.png"), attachment(2, "b.png")],
+    });
+    let c = s.create_case(&tr).await.unwrap();
+    let other = s.create_case(&Transition::new(&case_at(t0()), t0())).await.unwrap();
+    let list = s.attachments_of(c.number).await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(
+        (list[1].part, list[1].name.as_str(), list[1].content_type.as_str(), list[1].size),
+        (2, "b.png", "image/png", 70)
+    );
+    assert_eq!((list[0].inbox_id, list[0].case, list[0].at), (one, c.number, t0()));
+    assert_eq!(s.attachment(c.number, list[1].id).await.unwrap(), Some(list[1].clone()));
+    assert_eq!(s.attachment(other.number, list[1].id).await.unwrap(), None, "only on its own case");
+    assert!(s.attachments_of(other.number).await.unwrap().is_empty());
+    let messages = s.case_messages(c.number).await.unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!((messages[0].id, messages[0].received_at, messages[0].status), (one, t0(), InboxStatus::Filed));
+    // A filing refused whole (a second filing of the row) lists nothing.
+    let mut again = Transition::new(&c, t0());
+    again.filing = Some(Filing {
+        inbox_id: one,
+        message_id: None,
+        status: InboxStatus::Filed,
+        note: String::new(),
+        attachments: vec![attachment(5, "c.png")],
+    });
+    assert!(matches!(s.commit(&again, c.version, None).await, Err(StoreError::AlreadyFiled)));
+    assert_eq!(s.attachments_of(c.number).await.unwrap().len(), 2, "rolled back");
 }

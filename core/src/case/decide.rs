@@ -19,7 +19,7 @@ use crate::escalation::{Overrides, Position, resolve_targets};
 use crate::people::{ChannelKind, PersonId};
 use crate::routing::{self, Incoming};
 use crate::rules::Rules;
-use crate::sla::{self, Deadlines, Pause, Priority, SlaClock, Targets};
+use crate::sla::{self, Deadlines, Pause, Plan, Priority, RespondMetBy, SlaClock, Targets, UpdateMetBy};
 
 /// Why an action was refused. Each message says what to do instead.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -52,6 +52,12 @@ pub enum ActionError {
     NothingToChange,
     #[error("case {0} was resolved too long ago to reopen")]
     TooOldToReopen(CaseNumber),
+    #[error("a reply needs text: send {{\"text\": \"what to tell the customer\"}}")]
+    EmptyReply,
+    #[error(
+        "a reply to the customer is signed by a person: use a person's token, or name one with {{\"by\": \"ana\"}}"
+    )]
+    ReplyNeedsPerson,
 }
 
 /// A new case, as a door hands it over.
@@ -94,7 +100,12 @@ fn part(target: TimeDelta, fraction: f64) -> TimeDelta {
 /// Whether `clock` runs for `case` now.
 pub fn running(case: &Case, clock: SlaClock) -> bool {
     match clock {
-        SlaClock::Respond => case.status == Status::Open && case.acked_at.is_none(),
+        // Met by what the plan says (the acknowledgement, or the first reply
+        // to the customer); an acknowledged case on a reply-measured plan
+        // still counts down.
+        SlaClock::Respond => {
+            case.respond_met_at.is_none() && matches!(case.status, Status::Open | Status::Acknowledged)
+        }
         SlaClock::Update => case.status == Status::Acknowledged && case.update_from.is_some(),
         SlaClock::Resolve => !case.status.is_done() && case.pauses.last().is_none_or(|p| p.to.is_some()),
     }
@@ -211,6 +222,38 @@ impl Facts<'_> {
         }
     }
 
+    /// Queues a templated mail in the customer's thread (`tell_customer`).
+    /// Never for a case whose sender could not be verified: the requester
+    /// may be forged, and Tocsin must not mail a stranger.
+    fn tell_customer(tr: &mut Transition, kind: PageKind, detail: &str, by: Option<&PersonId>) {
+        if tr.case.unverified {
+            return;
+        }
+        tr.pages.push(NewPage {
+            person: None,
+            address: tr.case.requester.clone(),
+            channel: ChannelKind::Email,
+            kind,
+            position: None,
+            detail: detail.to_owned(),
+            author: by.cloned(),
+        });
+    }
+
+    /// The case's plan, if the rules still have it.
+    fn plan_of(&self, case: &Case) -> Option<&Plan> {
+        self.rules.plans.get(&case.plan)
+    }
+
+    /// An update met the update clock now: a new window starts.
+    fn updated(&self, tr: &mut Transition) {
+        tr.case.update_from = Some(self.now);
+        tr.case.update_met_at = Some(self.now);
+        Self::new_window(&mut tr.case, SlaClock::Update);
+        tr.cancel_timer(TimerKind::UpdateGrace);
+        self.clocks(tr);
+    }
+
     /// Starts a new window of `clock`: its warnings may fire again.
     fn new_window(case: &mut Case, clock: SlaClock) {
         let prefix = format!("{}:", clock.as_str());
@@ -262,6 +305,8 @@ impl Facts<'_> {
             snoozed_until: None,
             escalation: Escalation { at: Position::FIRST, running: true },
             unverified: new.unverified.is_some(),
+            respond_met_at: None,
+            update_met_at: None,
             version: 0,
         };
         let mut tr = Transition::new(&case, self.now);
@@ -280,6 +325,7 @@ impl Facts<'_> {
                 kind: PageKind::Receipt,
                 position: None,
                 detail: String::new(),
+                author: None,
             });
         }
         self.clocks(&mut tr);
@@ -337,6 +383,7 @@ impl Facts<'_> {
             kind,
             position: at,
             detail: detail.to_owned(),
+            author: None,
         });
         Some(channel.as_str())
     }
@@ -367,6 +414,9 @@ impl Facts<'_> {
         tr.case.status = Status::Acknowledged;
         tr.case.assignee = Some(by.clone());
         tr.case.acked_at.get_or_insert(self.now);
+        if self.plan_of(case).is_none_or(|p| p.respond_met_by == RespondMetBy::Ack) {
+            tr.case.respond_met_at.get_or_insert(self.now);
+        }
         tr.case.escalation.running = false;
         tr.case.update_from = Some(self.now);
         Self::new_window(&mut tr.case, SlaClock::Update);
@@ -375,6 +425,9 @@ impl Facts<'_> {
         self.clocks(&mut tr);
         let text = text.map(str::trim).filter(|t| !t.is_empty()).unwrap_or("acknowledged");
         tr.events.push(self.event(EventKind::Acknowledged, &Actor::Person(by.clone()), via, text));
+        if self.plan_of(case).is_some_and(|p| p.tell_ack) {
+            Self::tell_customer(&mut tr, PageKind::CustomerAck, "", Some(by));
+        }
         Ok(tr)
     }
 
@@ -386,11 +439,11 @@ impl Facts<'_> {
             return Err(ActionError::EmptyText);
         }
         let mut tr = Transition::new(case, self.now);
-        if case.status == Status::Acknowledged {
-            tr.case.update_from = Some(self.now);
-            Self::new_window(&mut tr.case, SlaClock::Update);
-            tr.cancel_timer(TimerKind::UpdateGrace);
-            self.clocks(&mut tr);
+        // On a plan whose update clock is met only by a reply, a note
+        // stays a note: the customer saw nothing.
+        let counts = self.plan_of(case).is_none_or(|p| p.update_met_by == UpdateMetBy::Note);
+        if case.status == Status::Acknowledged && counts {
+            self.updated(&mut tr);
         }
         tr.events.push(self.event(EventKind::Note, actor, via, text));
         Ok(tr)
@@ -457,6 +510,13 @@ impl Facts<'_> {
         tr.cancel_timer(TimerKind::UpdateGrace);
         self.clocks(&mut tr);
         tr.events.push(self.event(EventKind::Resolved, actor, via, text.map(str::trim).unwrap_or("")));
+        if self.plan_of(case).is_some_and(|p| p.tell_resolve) {
+            let by = match actor {
+                Actor::Person(p) => Some(p),
+                _ => None,
+            };
+            Self::tell_customer(&mut tr, PageKind::CustomerResolved, text.map(str::trim).unwrap_or(""), by);
+        }
         Ok(tr)
     }
 
@@ -476,6 +536,8 @@ impl Facts<'_> {
         }
         tr.case.resolved_at = None;
         tr.case.respond_from = self.now;
+        tr.case.respond_met_at = None;
+        tr.case.update_met_at = None;
         Self::new_window(&mut tr.case, SlaClock::Respond);
         Self::new_window(&mut tr.case, SlaClock::Update);
         self.clocks(&mut tr);
@@ -679,8 +741,20 @@ impl Facts<'_> {
             return Ok(());
         }
         let (due, missing) = match clock {
-            SlaClock::Respond => (tr.case.deadlines.respond, "no acknowledgement"),
-            SlaClock::Update => (tr.case.deadlines.update, "no update"),
+            SlaClock::Respond => (
+                tr.case.deadlines.respond,
+                match self.plan_of(&tr.case).map(|p| p.respond_met_by) {
+                    Some(RespondMetBy::Reply) => "no reply to the customer",
+                    _ => "no acknowledgement",
+                },
+            ),
+            SlaClock::Update => (
+                tr.case.deadlines.update,
+                match self.plan_of(&tr.case).map(|p| p.update_met_by) {
+                    Some(UpdateMetBy::Reply) => "no reply to the customer",
+                    _ => "no update",
+                },
+            ),
             SlaClock::Resolve => (tr.case.deadlines.resolve, "not resolved"),
         };
         let text = format!("{} deadline {} passed: {missing}", clock.as_str(), due.map(stamp).unwrap_or_default());
@@ -731,6 +805,7 @@ impl Facts<'_> {
 }
 
 mod limited;
+mod reply;
 
 #[cfg(test)]
 mod tests;

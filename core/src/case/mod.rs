@@ -7,6 +7,7 @@
 //! cancel. The store then commits a transition atomically, so a page exists
 //! if and only if the change that caused it does.
 
+pub mod clocks;
 pub mod decide;
 
 use std::collections::BTreeSet;
@@ -131,6 +132,13 @@ pub struct Case {
     /// Opened by mail whose From could not be verified (`[email] verify`):
     /// the sender may not be who they say. Set at opening, never changed.
     pub unverified: bool,
+    /// When the respond clock of the current window was met: the first
+    /// acknowledgement, or on a plan with `respond_met_by = "reply"` the
+    /// first reply to the customer. `None` while it runs.
+    pub respond_met_at: Option<DateTime<Utc>>,
+    /// When the update clock was last met (a note or reply, as the plan's
+    /// `update_met_by` says); `None` until then in the current window.
+    pub update_met_at: Option<DateTime<Utc>>,
     /// Bumped by every committed change; a commit names the version it was
     /// decided on, so two racing changes cannot both apply.
     pub version: i64,
@@ -205,6 +213,12 @@ pub enum EventKind {
     /// The mail that opened the case could not be verified: why, and what
     /// it was therefore not allowed to do.
     Unverified,
+    /// An engineer answered the customer in the case's thread (a note, by
+    /// contrast, stays inside the team).
+    Reply,
+    /// A message to the customer (a reply) left Tocsin: its delivery
+    /// status, as a failed page's is.
+    Sent,
 }
 
 impl EventKind {
@@ -227,6 +241,8 @@ impl EventKind {
             EventKind::Mail => "mail",
             EventKind::PageFailed => "page_failed",
             EventKind::Unverified => "unverified",
+            EventKind::Reply => "reply",
+            EventKind::Sent => "sent",
         }
     }
 }
@@ -263,10 +279,16 @@ pub enum PageKind {
     Digest,
     /// The customer wrote on a case: its assignee is told.
     Reply,
+    /// An engineer's reply, mailed to the customer in the case's thread.
+    CustomerReply,
+    /// The customer is told someone is on their case (`tell_customer`).
+    CustomerAck,
+    /// The customer is told their case was resolved, and how to reopen it.
+    CustomerResolved,
 }
 
 impl PageKind {
-    pub const ALL: [PageKind; 9] = [
+    pub const ALL: [PageKind; 12] = [
         PageKind::Page,
         PageKind::Reminder,
         PageKind::Breach,
@@ -276,6 +298,9 @@ impl PageKind {
         PageKind::Notice,
         PageKind::Digest,
         PageKind::Reply,
+        PageKind::CustomerReply,
+        PageKind::CustomerAck,
+        PageKind::CustomerResolved,
     ];
 
     /// Position in [`PageKind::ALL`]. The match is exhaustive, so a new kind
@@ -291,6 +316,9 @@ impl PageKind {
             PageKind::Notice => 6,
             PageKind::Digest => 7,
             PageKind::Reply => 8,
+            PageKind::CustomerReply => 9,
+            PageKind::CustomerAck => 10,
+            PageKind::CustomerResolved => 11,
         }
     }
 
@@ -305,7 +333,31 @@ impl PageKind {
             PageKind::Notice => "notice",
             PageKind::Digest => "digest",
             PageKind::Reply => "reply",
+            PageKind::CustomerReply => "customer_reply",
+            PageKind::CustomerAck => "customer_ack",
+            PageKind::CustomerResolved => "customer_resolved",
         }
+    }
+
+    /// Messages to the customer rather than to the team: they go to the
+    /// requester's address, never fall back to a person's other channel,
+    /// and a mail answering one is the customer's, never an engineer's
+    /// command.
+    pub fn to_customer(self) -> bool {
+        matches!(self, PageKind::Receipt | PageKind::CustomerReply | PageKind::CustomerAck | PageKind::CustomerResolved)
+    }
+
+    /// Mail in the customer's thread: it answers their latest message and
+    /// its `Reply-To` threads their answer back into the case.
+    pub fn in_customer_thread(self) -> bool {
+        matches!(self, PageKind::CustomerReply | PageKind::CustomerAck | PageKind::CustomerResolved)
+    }
+
+    /// Whether the email is written by a person (a reply), so it carries
+    /// no `Auto-Submitted` header (RFC 3834 §5) and the customer's
+    /// autoresponder may answer it.
+    pub fn written_by_a_person(self) -> bool {
+        matches!(self, PageKind::CustomerReply)
     }
 }
 
@@ -316,7 +368,7 @@ fn every_page_kind_is_listed_once_and_parses_back() {
         assert_eq!(kind.index(), i);
         assert_eq!(kind.as_str().parse::<PageKind>(), Ok(*kind));
     }
-    assert_eq!(PageKind::ALL.len(), PageKind::Reply.index() + 1, "a kind is missing from ALL");
+    assert_eq!(PageKind::ALL.len(), PageKind::CustomerResolved.index() + 1, "a kind is missing from ALL");
 }
 
 impl FromStr for PageKind {
@@ -336,8 +388,12 @@ pub struct NewPage {
     pub kind: PageKind,
     /// The escalation step that sent it, for step pages.
     pub position: Option<Position>,
-    /// Why, in words (the breached deadline, …).
+    /// Why, in words (the breached deadline, …); for a reply to the
+    /// customer, its text.
     pub detail: String,
+    /// Who wrote it, for a reply to the customer (the mail names them);
+    /// `None` for every other message.
+    pub author: Option<PersonId>,
 }
 
 /// The durable timers a case can have; at most one of each kind.
@@ -412,6 +468,8 @@ pub struct Filing {
     /// case) or command (an engineer's reply), with `note` (why).
     pub status: crate::mail::InboxStatus,
     pub note: String,
+    /// The attachments it carries, listed on the case with it.
+    pub attachments: Vec<crate::mail::attachments::Attachment>,
 }
 
 /// Everything one change does, committed as one transaction.

@@ -1,6 +1,7 @@
 //! Reading one inbound message: who sent it, what it answers, what it says,
 //! and whether a machine sent it. Pure: bytes in, facts out.
 
+pub mod attachments;
 pub mod auth;
 pub mod intake;
 pub mod strip;

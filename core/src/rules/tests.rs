@@ -247,3 +247,56 @@ fn the_shipped_holiday_feed_closes_the_office_on_2027_bank_holidays() {
     let due = office.deadline(at("2027-03-25T17:00:00Z"), chrono::TimeDelta::hours(1)).unwrap();
     assert_eq!(due, at("2027-03-30T09:30:00+01:00"));
 }
+
+// --- issue 14: what meets the clocks ---
+
+use crate::sla::{RespondMetBy, UpdateMetBy};
+
+#[test]
+fn what_meets_the_clocks_is_read_per_plan_and_bad_values_name_their_line() {
+    let text = "default_plan = \"standard\"\n[plan.standard]\ncalendar = \"24x7\"\nrespond_met_by = \"reply\"\nupdate_met_by = \"reply\"\nP3 = { respond = \"4h\", update = \"1d\", resolve = \"3d\" }\nP1 = { respond = \"4h\", update = \"1d\", resolve = \"3d\" }\n";
+    let rules = from_sources(&[
+        ("rules/people.toml", PEOPLE),
+        ("rules/schedules.toml", SCHEDULES),
+        ("rules/sla.toml", text),
+        ("rules/policies.toml", POLICIES),
+        ("rules/routing.toml", ROUTING),
+    ])
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let plan = &rules.plans["standard"];
+    assert_eq!((plan.respond_met_by, plan.update_met_by), (RespondMetBy::Reply, UpdateMetBy::Reply));
+    let defaults = shipped();
+    assert!(defaults.plans.values().any(|p| p.respond_met_by == RespondMetBy::Ack));
+
+    let bad = text
+        .replace("respond_met_by = \"reply\"", "respond_met_by = \"answer\"")
+        .replace("update_met_by = \"reply\"", "update_met_by = 3");
+    let errors = with("rules/sla.toml", &bad);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("rules/sla.toml:4: plan standard: respond_met_by must be \"ack\" or \"reply\"")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("rules/sla.toml:5: plan standard: update_met_by must be \"note\" or \"reply\"")),
+        "{errors:?}"
+    );
+
+    let told = text.replace("update_met_by = \"reply\"", "tell_customer = [\"resolve\"]");
+    let rules = from_sources(&[
+        ("rules/people.toml", PEOPLE),
+        ("rules/schedules.toml", SCHEDULES),
+        ("rules/sla.toml", &told),
+        ("rules/policies.toml", POLICIES),
+        ("rules/routing.toml", ROUTING),
+    ])
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!((rules.plans["standard"].tell_ack, rules.plans["standard"].tell_resolve), (false, true));
+    let bad = text.replace("update_met_by = \"reply\"", "tell_customer = [\"ack\", \"close\"]");
+    let errors = with("rules/sla.toml", &bad);
+    let want = "rules/sla.toml:5: plan standard: tell_customer must be a list of \"ack\" and \"resolve\"";
+    assert!(errors.iter().any(|e| e.starts_with(want)), "{errors:?}");
+}

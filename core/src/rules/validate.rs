@@ -16,7 +16,7 @@ use crate::escalation::{Policy, Step, Target};
 use crate::people::{ChannelKind, Person, PersonId, PhoneNumber, Role};
 use crate::routing::Route;
 use crate::schedule::{Active, Layer, Schedule};
-use crate::sla::{Customer, Plan, Priority, Targets};
+use crate::sla::{Customer, Plan, Priority, RespondMetBy, Targets, UpdateMetBy};
 
 const WEEKDAYS: [(&str, Weekday); 7] = [
     ("mon", Weekday::Mon),
@@ -403,7 +403,49 @@ fn plans(
             }
             let mut calendar = None;
             let mut priorities = BTreeMap::new();
+            let (mut respond_met_by, mut update_met_by) = (RespondMetBy::default(), UpdateMetBy::default());
+            let (mut tell_ack, mut tell_resolve) = (false, false);
             for (key, value) in entry.get_ref() {
+                if key == "tell_customer" {
+                    let events: Option<Vec<&str>> =
+                        value.get_ref().as_array().and_then(|a| a.iter().map(toml::Value::as_str).collect());
+                    match events {
+                        Some(events) if events.iter().all(|e| matches!(*e, "ack" | "resolve")) => {
+                            tell_ack = events.contains(&"ack");
+                            tell_resolve = events.contains(&"resolve");
+                        }
+                        _ => c.err(
+                            *f,
+                            value.span(),
+                            format!("plan {name}: tell_customer must be a list of \"ack\" and \"resolve\", e.g. tell_customer = [\"ack\", \"resolve\"]"),
+                        ),
+                    }
+                    continue;
+                }
+                if key == "respond_met_by" {
+                    match value.get_ref().as_str().and_then(RespondMetBy::parse) {
+                        Some(by) => respond_met_by = by,
+                        None => c.err(
+                            *f,
+                            value.span(),
+                            format!("plan {name}: respond_met_by must be \"ack\" or \"reply\" (what stops the respond clock)"),
+                        ),
+                    }
+                    continue;
+                }
+                if key == "update_met_by" {
+                    match value.get_ref().as_str().and_then(UpdateMetBy::parse) {
+                        Some(by) => update_met_by = by,
+                        None => c.err(
+                            *f,
+                            value.span(),
+                            format!(
+                                "plan {name}: update_met_by must be \"note\" or \"reply\" (what meets the update clock)"
+                            ),
+                        ),
+                    }
+                    continue;
+                }
                 if key == "calendar" {
                     match value.get_ref().as_str() {
                         Some(cal) if calendars.contains_key(cal) => calendar = Some(cal.to_owned()),
@@ -465,7 +507,18 @@ fn plans(
             // Registered even when its calendar is wrong, so that customers
             // naming it do not report a second, misleading error.
             let calendar = calendar.unwrap_or_else(|| "24x7".to_owned());
-            out.insert(name.clone(), Plan { name: name.clone(), calendar, priorities });
+            out.insert(
+                name.clone(),
+                Plan {
+                    name: name.clone(),
+                    calendar,
+                    priorities,
+                    respond_met_by,
+                    update_met_by,
+                    tell_ack,
+                    tell_resolve,
+                },
+            );
         }
     }
     out

@@ -31,6 +31,9 @@ pub fn routes() -> OpenApiRouter<super::AppState> {
         .routes(routes!(resume_case))
         .routes(routes!(ack_case))
         .routes(routes!(note_case))
+        .routes(routes!(reply_case))
+        .routes(routes!(get_attachment))
+        .routes(routes!(get_message))
         .routes(routes!(resolve_case))
         .routes(routes!(reopen_case))
         .routes(routes!(escalate_case))
@@ -123,8 +126,12 @@ pub struct PageView {
     /// None for messages to the customer.
     person: Option<String>,
     channel: String,
-    /// page, reminder, breach or receipt
+    /// page, reminder, breach, warning, receipt, confirmation, reply (the
+    /// assignee hears the customer wrote) or customer_reply (an engineer's
+    /// reply mailed to the customer)
     kind: String,
+    /// Who wrote it, for a customer_reply.
+    author: Option<String>,
     /// queued, sending, sent or failed
     status: String,
     /// 1-based escalation step, for step pages.
@@ -153,6 +160,9 @@ pub struct CaseView {
     acknowledged_at: Option<DateTime<Utc>>,
     resolved_at: Option<DateTime<Utc>>,
     deadlines: DeadlinesView,
+    /// Each clock's deadline, when it was met and when it was breached, as
+    /// the plan measures it (`respond_met_by`, `update_met_by`).
+    sla: crate::case::clocks::SlaState,
     escalation: EscalationView,
     /// True when the case was opened by mail whose From could not be
     /// verified (`[email] verify` is on and the mail had no aligned DKIM
@@ -165,6 +175,39 @@ pub struct CaseView {
     timeline: Option<Vec<EventView>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pages: Option<Vec<PageView>>,
+    /// Attachments of the customer's mail, at
+    /// `/api/v1/cases/{number}/attachments/{id}` (always a download).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attachments: Option<Vec<AttachmentView>>,
+    /// The messages filed on the case; managers and admins read each raw
+    /// at `/api/v1/cases/{number}/messages/{id}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<Vec<MessageView>>,
+}
+
+/// An attachment of the customer's mail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttachmentView {
+    id: i64,
+    /// A safe file name.
+    name: String,
+    /// The declared type, `type/subtype`.
+    #[serde(rename = "type")]
+    content_type: String,
+    /// Bytes, decoded.
+    size: u64,
+    at: DateTime<Utc>,
+    /// The message it came with (`messages[].id`).
+    message: i64,
+}
+
+/// A message filed on the case.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageView {
+    id: i64,
+    at: DateTime<Utc>,
+    /// filed (the customer's), automatic, or command (an engineer's)
+    status: String,
 }
 
 /// A page of cases.
@@ -175,7 +218,9 @@ pub struct CaseList {
 
 impl CaseView {
     fn summary(c: Case) -> Self {
+        let sla = crate::case::clocks::SlaState::of(&c);
         CaseView {
+            sla,
             number: c.number.0,
             subject: c.subject,
             status: c.status,
@@ -202,13 +247,40 @@ impl CaseView {
             body: None,
             timeline: None,
             pages: None,
+            attachments: None,
+            messages: None,
         }
     }
 
-    fn full(c: Case, events: Vec<EventRecord>, pages: Vec<PageRecord>) -> Self {
+    fn full(
+        c: Case,
+        events: Vec<EventRecord>,
+        pages: Vec<PageRecord>,
+        attachments: Vec<crate::store::AttachmentRecord>,
+        messages: Vec<crate::store::MessageRecord>,
+    ) -> Self {
         let body = c.body.clone();
         CaseView {
             body: Some(body),
+            attachments: Some(
+                attachments
+                    .into_iter()
+                    .map(|a| AttachmentView {
+                        id: a.id,
+                        name: a.name,
+                        content_type: a.content_type,
+                        size: a.size,
+                        at: a.at,
+                        message: a.inbox_id,
+                    })
+                    .collect(),
+            ),
+            messages: Some(
+                messages
+                    .into_iter()
+                    .map(|m| MessageView { id: m.id, at: m.received_at, status: m.status.as_str().to_owned() })
+                    .collect(),
+            ),
             timeline: Some(
                 events
                     .into_iter()
@@ -223,6 +295,7 @@ impl CaseView {
                         person: p.person.map(String::from),
                         channel: p.channel.as_str().into(),
                         kind: p.kind.as_str().into(),
+                        author: p.author.map(String::from),
                         status: p.status.as_str().into(),
                         step: p.position.map(|x| x.step + 1),
                         round: p.position.map(|x| x.round),
@@ -242,7 +315,9 @@ impl CaseView {
 async fn detail(state: &AppState, case: Case) -> Result<CaseView, ApiError> {
     let events = state.store.timeline(case.number).await?;
     let pages = state.store.pages_of(case.number).await?;
-    Ok(CaseView::full(case, events, pages))
+    let attachments = state.store.attachments_of(case.number).await?;
+    let messages = state.store.case_messages(case.number).await?;
+    Ok(CaseView::full(case, events, pages, attachments, messages))
 }
 
 /// What a new case asks for, as a digest: the same request retried has
@@ -448,6 +523,75 @@ async fn note_case(
 ) -> Result<Json<CaseView>, ApiError> {
     let actor = auth.actor(b.by.as_deref(), &state)?;
     act(&state, &auth, &raw, Action::Note { text: text(b.text)?.unwrap_or_default() }, actor).await
+}
+
+/// Reply to the customer: the text is mailed to the requester in the
+/// case's thread (`Re: [#n] subject`, answering their latest message) and
+/// recorded as a `reply` on the timeline. Signed by a person: a person's
+/// token, or `"by"` with an admin or integration token.
+#[utoipa::path(post, path = "/api/v1/cases/{number}/replies", request_body = ActionBody, params(("number" = String, Path)),
+    security(("bearer" = [])), responses((status = 201, body = CaseView), (status = 404), (status = 422, description = "empty text, or no person to sign it")))]
+async fn reply_case(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(raw): Path<String>,
+    ApiJson(b): ApiJson<ActionBody>,
+) -> Result<(StatusCode, Json<CaseView>), ApiError> {
+    let actor = auth.actor(b.by.as_deref(), &state)?;
+    let Actor::Person(by) = actor.clone() else {
+        return Err(ApiError::unprocessable(crate::case::ActionError::ReplyNeedsPerson.to_string()));
+    };
+    let text = text(b.text)?.unwrap_or_default();
+    let view = act(&state, &auth, &raw, Action::Reply { by, text }, actor).await?;
+    Ok((StatusCode::CREATED, view))
+}
+
+/// Download an attachment of the customer's mail: always as a file
+/// (`Content-Disposition: attachment`, `X-Content-Type-Options: nosniff`),
+/// never rendered, so an HTML attachment cannot run in this origin.
+#[utoipa::path(get, path = "/api/v1/cases/{number}/attachments/{id}",
+    params(("number" = String, Path), ("id" = i64, Path, description = "attachments[].id")),
+    security(("bearer" = [])), responses((status = 200, description = "the file", content_type = "application/octet-stream"), (status = 404)))]
+async fn get_attachment(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((raw, id)): Path<(String, i64)>,
+) -> Result<axum::response::Response, ApiError> {
+    let case = visible(&state, &auth, number(&raw)?).await?;
+    let missing = || ApiError::new(StatusCode::NOT_FOUND, format!("case {} has no attachment {id}", case.number));
+    let file =
+        crate::service::attachments::attachment(state.store.as_ref(), case.number, id).await?.ok_or_else(missing)?;
+    Ok(download(file))
+}
+
+/// The raw message (`message/rfc822`) behind a case's mail, for managers
+/// and admins.
+#[utoipa::path(get, path = "/api/v1/cases/{number}/messages/{id}",
+    params(("number" = String, Path), ("id" = i64, Path, description = "messages[].id")),
+    security(("bearer" = [])), responses((status = 200, description = "the raw message", content_type = "message/rfc822"), (status = 403), (status = 404)))]
+async fn get_message(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((raw, id)): Path<(String, i64)>,
+) -> Result<axum::response::Response, ApiError> {
+    if !crate::service::attachments::may_read_raw(&auth.0) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "raw messages are for managers and admins"));
+    }
+    let case = visible(&state, &auth, number(&raw)?).await?;
+    let missing = || ApiError::new(StatusCode::NOT_FOUND, format!("case {} has no message {id}", case.number));
+    let file =
+        crate::service::attachments::message(state.store.as_ref(), case.number, id).await?.ok_or_else(missing)?;
+    Ok(download(file))
+}
+
+fn download(file: crate::service::attachments::Download) -> axum::response::Response {
+    let mut response = file.bytes.clone().into_response();
+    for (name, value) in file.headers() {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
 }
 
 /// Resolve, with an optional note.

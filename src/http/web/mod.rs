@@ -193,6 +193,7 @@ pub fn routes() -> Router<AppState> {
         .route("/now/live", get(pages::now_live))
         .route("/cases/{number}", get(pages::case))
         .route("/cases/{number}/{action}", post(pages::act))
+        .route("/cases/{number}/attachments/{id}", get(pages::attachment))
         .route("/schedules", get(pages::schedules))
         .route("/schedules/overrides", post(pages::add_override))
         .route("/reports", get(reports::page))

@@ -284,6 +284,9 @@ struct Entry {
     /// For pages: queued … delivered, failed.
     status: String,
     error: String,
+    /// For attachments: its id, downloaded at `/cases/{n}/attachments/{id}`
+    /// (never shown inline).
+    link: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -316,6 +319,8 @@ struct CaseView {
 struct Can {
     ack: bool,
     note: bool,
+    /// Reply to the customer: only a person signs a reply.
+    reply: bool,
     escalate: bool,
     resolve: bool,
 }
@@ -342,6 +347,7 @@ async fn case_view(state: &AppState, s: &Session, c: Case, error: Option<String>
     let tz = s.zone;
     let events = state.store.timeline(c.number).await?;
     let pages = state.store.pages_of(c.number).await?;
+    let attachments = state.store.attachments_of(c.number).await?;
     let mut timeline: Vec<(DateTime<Utc>, u8, Entry)> = events
         .into_iter()
         .map(|e| {
@@ -354,6 +360,7 @@ async fn case_view(state: &AppState, s: &Session, c: Case, error: Option<String>
                 text: e.text,
                 status: String::new(),
                 error: String::new(),
+                link: String::new(),
             };
             (e.at, 0, entry)
         })
@@ -369,8 +376,23 @@ async fn case_view(state: &AppState, s: &Session, c: Case, error: Option<String>
                 text: format!("{}{step}, {} attempt(s)", p.kind.as_str(), p.attempts),
                 status: p.status.as_str().to_owned(),
                 error: p.error.clone().unwrap_or_default(),
+                link: String::new(),
             };
             (p.created_at, 1, entry)
+        }))
+        .chain(attachments.into_iter().map(|a| {
+            let entry = Entry {
+                at: rfc3339(a.at),
+                at_local: local(a.at, tz),
+                kind: "attachment".to_owned(),
+                who: c.requester.clone(),
+                channel: "email".to_owned(),
+                text: format!("{} ({}, {} bytes)", a.name, a.content_type, a.size),
+                status: String::new(),
+                error: String::new(),
+                link: a.id.to_string(),
+            };
+            (a.at, 0, entry)
         }))
         .collect();
     timeline.sort_by_key(|(at, order, _)| (*at, *order));
@@ -400,6 +422,7 @@ async fn case_view(state: &AppState, s: &Session, c: Case, error: Option<String>
     let can = Can {
         ack: s.person().is_some() && c.status == Status::Open,
         note: acting && !done,
+        reply: s.person().is_some() && c.status != Status::Closed,
         escalate: acting && !done && c.escalation.running,
         resolve: acting && !done,
     };
@@ -450,7 +473,7 @@ pub struct ActionForm {
     text: String,
 }
 
-/// `POST /cases/{n}/{ack|note|escalate|resolve}`
+/// `POST /cases/{n}/{ack|note|reply|escalate|resolve}`
 pub async fn act(
     State(state): State<AppState>,
     s: Session,
@@ -478,12 +501,21 @@ pub async fn act(
             }
         },
         "note" => Action::Note { text: text.unwrap_or_default() },
+        "reply" => match s.person() {
+            Some(p) => Action::Reply { by: p.clone(), text: text.unwrap_or_default() },
+            None => {
+                return Err(WebError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "a reply to the customer is signed by a person: sign in with a token that belongs to one (tocsin token create --person ID)",
+                ));
+            }
+        },
         "escalate" => Action::Escalate { from: None },
         "resolve" => Action::Resolve { text },
         other => {
             return Err(WebError::new(
                 StatusCode::NOT_FOUND,
-                format!("there is no action {other:?}; use ack, note, escalate or resolve"),
+                format!("there is no action {other:?}; use ack, note, reply, escalate or resolve"),
             ));
         }
     };
@@ -696,4 +728,25 @@ pub async fn add_override(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, state.web.render("schedules.html", view)?).into_response());
     }
     Ok(Redirect::to("/schedules").into_response())
+}
+
+/// `GET /cases/{n}/attachments/{id}`: an attachment of the customer's mail,
+/// always as a download (the headers come from the attachments service), so
+/// a hostile HTML file never runs in the dashboard's origin.
+pub async fn attachment(
+    State(state): State<AppState>,
+    s: Session,
+    Path((raw, id)): Path<(String, i64)>,
+) -> Result<Response, WebError> {
+    let c = load(&state, &s, &raw).await?;
+    let file = crate::service::attachments::attachment(state.store.as_ref(), c.number, id)
+        .await?
+        .ok_or_else(|| WebError::new(StatusCode::NOT_FOUND, format!("Case {} has no attachment {id}.", c.number)))?;
+    let mut response = file.bytes.clone().into_response();
+    for (name, value) in file.headers() {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    Ok(response)
 }

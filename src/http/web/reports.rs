@@ -95,6 +95,7 @@ pub async fn page(
         ("Breached".to_owned(), t.breached.to_string()),
         ("Still running".to_owned(), t.pending.to_string()),
         ("MTTA (p90)".to_owned(), format!("{} ({})", secs(t.mtta), secs(t.tta_p90))),
+        ("Time to first reply (p90)".to_owned(), format!("{} ({})", secs(t.mttfr), secs(t.ttfr_p90))),
         ("MTTR (p90)".to_owned(), format!("{} ({})", secs(t.mttr), secs(t.ttr_p90))),
         ("Pages (at night)".to_owned(), format!("{} ({})", t.pages, t.night)),
     ];
@@ -132,6 +133,9 @@ pub async fn page(
                     r.acknowledged.to_string(),
                     secs(r.mtta),
                     secs(r.tta_p90),
+                    r.replied.to_string(),
+                    secs(r.mttfr),
+                    secs(r.ttfr_p90),
                     r.resolved.to_string(),
                     secs(r.mttr),
                     secs(r.ttr_p90),
