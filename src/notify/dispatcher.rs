@@ -28,6 +28,7 @@ use super::{Channel, Message, Rendered, SendError, context};
 use crate::case::{Case, NewPage, PageKind, Status};
 use crate::clock::Clock;
 use crate::people::ChannelKind;
+use crate::routing::Urgency;
 use crate::rules::Rules;
 use crate::store::{Delivery, PageRecord, Store, StoreError};
 
@@ -93,7 +94,7 @@ pub fn superseded(case: &Case, page: &PageRecord) -> Option<String> {
 }
 
 /// The same person's next channel after `page`'s, for a page that failed;
-/// never SMS for someone who replied STOP.
+/// never SMS for someone who replied STOP, nor for a `low` case.
 pub async fn fallback(rules: &Rules, store: &dyn Store, page: &PageRecord) -> Option<NewPage> {
     let person = rules.people.get(page.person.as_ref()?)?;
     // Read only when a page fails. Should the read fail, the carrier still
@@ -106,6 +107,15 @@ pub async fn fallback(rules: &Rules, store: &dyn Store, page: &PageRecord) -> Op
         }
     };
     let (channel, address) = person.reach(sms_off, Some(page.channel))?;
+    // A `low` case is paged by email alone: a failed email never falls
+    // back to SMS (the case is read only when a page fails).
+    if channel == ChannelKind::Sms
+        && let Some(n) = page.case
+        && let Ok(Some(case)) = store.case(n).await
+        && case.urgency == Urgency::Low
+    {
+        return None;
+    }
     Some(NewPage {
         person: Some(person.id.clone()),
         address: address.to_owned(),

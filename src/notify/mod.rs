@@ -182,6 +182,8 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
         snoozed_until: None,
         escalation: Escalation { at: Position::FIRST, running: true },
         unverified: false,
+        urgency: crate::routing::Urgency::High,
+        held_until: None,
         version: 1,
     };
     let person = Person {

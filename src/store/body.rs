@@ -19,7 +19,7 @@ use sqlx::{AssertSqlSafe, Database, Encode, Executor, Pool, QueryBuilder, Transa
 use super::dialect::{Affected, Dialect};
 use super::rows::{self, CASE_COLUMNS, Columns, PAGE_COLUMNS, PAGE_FACT_COLUMNS, TOKEN_COLUMNS, Value, ms};
 use super::{
-    Counts, Delivery, DigestData, EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus, ReportData,
+    CaseQuery, Counts, Delivery, DigestData, EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus, ReportData,
     SessionRecord, Store, StoreError,
 };
 use crate::audit::{AuditAction, AuditEntry};
@@ -1246,5 +1246,48 @@ where
             .fetch_one(&self.reader)
             .await?
             .int("n")
+    }
+
+    // --- issue 15: finding cases ---
+    async fn find_cases(&self, f: &CaseQuery) -> Result<Vec<Case>, StoreError> {
+        let mut q = QueryBuilder::<D::DB>::new(format!("SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1"));
+        let text = |v: Option<&str>| Value::Text(v.map(|s| Cow::Owned(s.to_owned())));
+        let exact = [
+            ("status", f.status.map(Status::as_str)),
+            ("customer", f.customer.as_deref()),
+            ("assignee", f.assignee.as_ref().map(PersonId::as_str)),
+            ("requester", f.requester.as_deref()),
+            ("priority", f.priority.as_ref().map(|p| p.as_str())),
+        ];
+        for (column, value) in exact {
+            if value.is_some() {
+                q.push(" AND ").push(column).push(" = ");
+                Self::push_value(&mut q, text(value));
+            }
+        }
+        if let Some(words) = &f.text {
+            // LIKE with the wildcards in the words escaped: a substring,
+            // lower-cased on both sides (both databases lower ASCII alike).
+            let escaped = words.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let pattern = format!("%{escaped}%");
+            q.push(" AND (lower(subject) LIKE ");
+            Self::push_value(&mut q, text(Some(&pattern)));
+            q.push(" ESCAPE '\\' OR lower(body) LIKE ");
+            Self::push_value(&mut q, text(Some(&pattern)));
+            q.push(" ESCAPE '\\')");
+        }
+        if let Some(before) = f.before {
+            q.push(" AND number < ").push_bind(before.0);
+        }
+        if let Some(me) = &f.seen_by {
+            q.push(" AND (assignee = ");
+            Self::push_value(&mut q, text(Some(me.as_str())));
+            q.push(" OR EXISTS (SELECT 1 FROM pages WHERE pages.case_number = cases.number AND pages.person = ");
+            Self::push_value(&mut q, text(Some(me.as_str())));
+            q.push("))");
+        }
+        q.push(" ORDER BY number DESC LIMIT ").push_bind(i64::from(f.limit));
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter().map(rows::case).collect()
     }
 }

@@ -397,6 +397,33 @@ pub trait Store: Send + Sync + 'static {
     async fn inbox_in(&self, status: InboxStatus, limit: u32) -> Result<Vec<InboxRecord>, StoreError>;
     /// How many inbox rows are in `status`.
     async fn inbox_count(&self, status: InboxStatus) -> Result<i64, StoreError>;
+
+    // --- issue 15: finding cases ---
+    /// Cases that meet every condition of `q`, newest (highest number)
+    /// first, at most `q.limit`. Each filter walks an index ending in
+    /// `number`, so a page costs the same deep in the list as at its top.
+    async fn find_cases(&self, q: &CaseQuery) -> Result<Vec<Case>, StoreError>;
+}
+
+/// What a search for cases asks (`GET /api/v1/cases`, the dashboard's
+/// Cases page). Every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseQuery {
+    pub status: Option<Status>,
+    /// A customer's name, as in the rules.
+    pub customer: Option<String>,
+    pub assignee: Option<PersonId>,
+    /// The requester's mail address, exactly.
+    pub requester: Option<String>,
+    pub priority: Option<crate::sla::Priority>,
+    /// Text the subject or the body contains (ASCII letters in any case).
+    pub text: Option<String>,
+    /// The cursor: only cases numbered below it.
+    pub before: Option<CaseNumber>,
+    /// Only cases this person may see as an engineer: assigned to them, or
+    /// that paged them.
+    pub seen_by: Option<PersonId>,
+    pub limit: u32,
 }
 
 /// Opens the store `[database]` names: `sqlite://PATH` (created if missing)

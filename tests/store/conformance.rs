@@ -17,6 +17,7 @@ use tocsin::config::Database;
 use tocsin::escalation::Position;
 use tocsin::mail::{Envelope, InboxStatus};
 use tocsin::people::ChannelKind;
+use tocsin::routing::Urgency;
 use tocsin::sla::{Deadlines, SlaClock};
 use tocsin::store::{Delivery, OverrideRecord, PageStatus, Store, StoreError};
 use tocsin::token::{TokenInfo, TokenRecord, TokenRole};
@@ -110,6 +111,8 @@ conformance!(
     a_twilio_key_is_claimed_once_even_by_racing_instances,
     mail_openings_are_counted_by_sender_and_domain,
     held_mail_is_listed_and_counted,
+    // --- issue 15: urgency ---
+    a_held_case_keeps_its_urgency_hold_and_hold_timer,
 );
 
 const T0: &str = "2026-11-24T10:00:00.123Z";
@@ -145,6 +148,8 @@ fn case_at(opened: DateTime<Utc>) -> Case {
         snoozed_until: None,
         escalation: Escalation { at: Position { round: 0, step: 0 }, running: true },
         unverified: false,
+        urgency: Urgency::High,
+        held_until: None,
         version: 0,
     }
 }
@@ -1019,4 +1024,37 @@ async fn held_mail_is_listed_and_counted(b: &Backend) {
     assert_eq!(s.inbox_in(InboxStatus::Held, 1).await.unwrap().len(), 1);
     // Held is settled: the inbox worker does not file it again.
     assert_eq!(s.pending_mail(10).await.unwrap(), vec![ids[2]]);
+}
+
+// --- issue 15: urgency ---
+async fn a_held_case_keeps_its_urgency_hold_and_hold_timer(b: &Backend) {
+    let s = &*b.store;
+    let until = t0() + TimeDelta::hours(7);
+    let mut c = case_at(t0());
+    c.urgency = Urgency::WorkingHours;
+    c.held_until = Some(until);
+    let mut tr = Transition::new(&c, t0());
+    tr.events.push(NewEvent {
+        at: t0(),
+        kind: EventKind::Held,
+        actor: "tocsin".into(),
+        channel: Some(Via::Scheduler),
+        text: "held".into(),
+    });
+    tr.set_timer(TimerKind::Hold, until, Position::FIRST);
+    let opened = s.create_case(&tr).await.unwrap();
+    let read = s.case(opened.number).await.unwrap().unwrap();
+    assert_eq!((read.urgency, read.held_until), (Urgency::WorkingHours, Some(until)));
+    assert!(s.claim_timers(until - TimeDelta::milliseconds(1), "a", TimeDelta::seconds(30), 10).await.unwrap().is_empty());
+    let got = s.claim_timers(until, "a", TimeDelta::seconds(30), 10).await.unwrap();
+    assert_eq!(got.iter().map(|t| (t.case, t.kind)).collect::<Vec<_>>(), [(read.number, TimerKind::Hold)]);
+    // Released by a change: both columns are rewritten.
+    let mut next = read.clone();
+    next.urgency = Urgency::High;
+    next.held_until = None;
+    let changed = s.commit(&Transition::new(&next, t0()), read.version, Some((got[0].id, "a"))).await.unwrap();
+    assert_eq!((changed.urgency, changed.held_until), (Urgency::High, None));
+    let read = s.case(opened.number).await.unwrap().unwrap();
+    assert_eq!((read.urgency, read.held_until), (Urgency::High, None));
+    assert_eq!(s.timeline(opened.number).await.unwrap()[0].kind, "held");
 }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::escalation::Position;
 use crate::people::{ChannelKind, PersonId};
+use crate::routing::Urgency;
 use crate::sla::{Deadlines, Pause, Priority, SlaClock};
 
 pub use decide::{ActionError, Facts};
@@ -131,6 +132,13 @@ pub struct Case {
     /// Opened by mail whose From could not be verified (`[email] verify`):
     /// the sender may not be who they say. Set at opening, never changed.
     pub unverified: bool,
+    /// Its route's urgency: set at opening, worked out again when its
+    /// priority changes.
+    pub urgency: Urgency,
+    /// A `working-hours` case that came up outside working time: nobody is
+    /// paged until then, when its policy runs from step 1 (a
+    /// [`TimerKind::Hold`] timer). `None` when not held.
+    pub held_until: Option<DateTime<Utc>>,
     /// Bumped by every committed change; a commit names the version it was
     /// decided on, so two racing changes cannot both apply.
     pub version: i64,
@@ -205,6 +213,9 @@ pub enum EventKind {
     /// The mail that opened the case could not be verified: why, and what
     /// it was therefore not allowed to do.
     Unverified,
+    /// A `working-hours` case came up outside working time: nobody is
+    /// paged until it begins.
+    Held,
 }
 
 impl EventKind {
@@ -227,6 +238,7 @@ impl EventKind {
             EventKind::Mail => "mail",
             EventKind::PageFailed => "page_failed",
             EventKind::Unverified => "unverified",
+            EventKind::Held => "held",
         }
     }
 }
@@ -351,6 +363,9 @@ pub enum TimerKind {
     Warn(SlaClock, u8),
     /// The assignee was reminded of a missed update; escalate if still silent.
     UpdateGrace,
+    /// A held `working-hours` case: working time begins, the policy runs
+    /// from step 1.
+    Hold,
 }
 
 impl fmt::Display for TimerKind {
@@ -360,6 +375,7 @@ impl fmt::Display for TimerKind {
             TimerKind::Deadline(c) => f.write_str(c.as_str()),
             TimerKind::Warn(c, i) => write!(f, "warn:{}:{i}", c.as_str()),
             TimerKind::UpdateGrace => f.write_str("update_grace"),
+            TimerKind::Hold => f.write_str("hold"),
         }
     }
 }
@@ -371,6 +387,7 @@ impl FromStr for TimerKind {
         match s {
             "step" => Ok(TimerKind::Step),
             "update_grace" => Ok(TimerKind::UpdateGrace),
+            "hold" => Ok(TimerKind::Hold),
             _ => match s.split(':').collect::<Vec<_>>()[..] {
                 ["warn", clock, i] => {
                     Ok(TimerKind::Warn(SlaClock::parse(clock).ok_or_else(bad)?, i.parse().map_err(|_| bad())?))

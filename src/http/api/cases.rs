@@ -19,8 +19,10 @@ use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::ApiError;
 use crate::limits::{MAX_REQUEST_KEY, MAX_SUBJECT, MAX_TEXT};
+use crate::routing::Urgency;
 use crate::service::cases::{Action, CaseError};
 use crate::sla::Priority;
+use crate::service::search::CaseSearch;
 use crate::store::{EventRecord, PageRecord, StoreError};
 
 pub fn routes() -> OpenApiRouter<super::AppState> {
@@ -83,8 +85,28 @@ pub struct EscalateBody {
 pub struct ListQuery {
     /// open, acknowledged, waiting, resolved or closed
     status: Option<String>,
+    /// A customer's name, as in the rules (`Acme`).
+    customer: Option<String>,
+    /// A person id (`ana`).
+    assignee: Option<String>,
+    /// The requester's mail address, exactly.
+    requester: Option<String>,
+    /// A priority (`P1`).
+    priority: Option<String>,
+    /// Text the subject or the body contains (ASCII letters in any case).
+    q: Option<String>,
+    /// The cursor: only cases numbered below this. The `Link: rel="next"`
+    /// header of an answer carries the next page's.
+    before: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     limit: Option<u32>,
+}
+
+impl From<ListQuery> for CaseSearch {
+    fn from(q: ListQuery) -> Self {
+        let ListQuery { status, customer, assignee, requester, priority, q, before, limit } = q;
+        CaseSearch { status, customer, assignee, requester, priority, q, before, limit }
+    }
 }
 
 /// The SLA deadlines of a case.
@@ -159,6 +181,13 @@ pub struct CaseView {
     /// signature, nor a trusted `Authentication-Results` pass): the sender
     /// may not be who they say. Its timeline says why.
     unverified: bool,
+    /// The urgency of the route that opened it (`high`, `low`,
+    /// `working-hours`), worked out again when its priority changes.
+    urgency: Urgency,
+    /// A `working-hours` case outside working time: nobody is paged until
+    /// then, when its policy starts from step 1. Absent when not held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_until: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -199,6 +228,8 @@ impl CaseView {
                 running: c.escalation.running,
             },
             unverified: c.unverified,
+            urgency: c.urgency,
+            held_until: c.held_until,
             body: None,
             timeline: None,
             pages: None,
@@ -354,23 +385,33 @@ async fn create_case(
     Ok(response)
 }
 
-/// List cases, newest first.
+/// Find cases, newest first: every filter given must hold. When more
+/// remain, `Link: <…?before=N…>; rel="next"` (RFC 8288) names the next page.
 #[utoipa::path(get, path = "/api/v1/cases", params(ListQuery), security(("bearer" = [])),
-    responses((status = 200, body = CaseList), (status = 400, description = "unknown status")))]
+    responses((status = 200, body = CaseList, headers(("Link" = String, description = "the next page, when more remain"))),
+        (status = 400, description = "a filter that cannot be read (unknown status, bad person id or case number)")))]
 async fn list_cases(
     State(state): State<AppState>,
     auth: Auth,
     Query(q): Query<ListQuery>,
-) -> Result<Json<CaseList>, ApiError> {
-    let status = q.status.as_deref().map(str::parse::<Status>).transpose().map_err(ApiError::bad_request)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let mut cases = Vec::new();
-    for case in state.store.cases(status, limit).await? {
-        if state.cases.visible_to(&auth.0, &case).await? {
-            cases.push(case);
+) -> Result<impl IntoResponse, ApiError> {
+    let search = CaseSearch::from(q);
+    let mut query = search.query(100).map_err(ApiError::bad_request)?;
+    let limit = query.limit as usize;
+    // One more than asked says whether a next page exists.
+    query.limit += 1;
+    let mut cases = state.cases.find(&auth.0, query).await?;
+    let more = cases.len() > limit;
+    cases.truncate(limit);
+    let mut headers = HeaderMap::new();
+    if more && let Some(last) = cases.last() {
+        let link = format!("</api/v1/cases?{}>; rel=\"next\"", search.next(last.number));
+        // Form-encoded, so always a valid header value.
+        if let Ok(link) = HeaderValue::from_str(&link) {
+            headers.insert(header::LINK, link);
         }
     }
-    Ok(Json(CaseList { cases: cases.into_iter().map(CaseView::summary).collect() }))
+    Ok((headers, Json(CaseList { cases: cases.into_iter().map(CaseView::summary).collect() })))
 }
 
 /// One case with its timeline, deadlines and pages.

@@ -84,6 +84,13 @@ struct CaseRow {
     since: String,
     /// Opened by mail whose From could not be verified.
     unverified: bool,
+    /// A held `working-hours` case: when paging starts ("Mon 09:00").
+    held: Option<String>,
+}
+
+/// When a held case starts paging, in the viewer's zone: "Mon 09:00".
+fn held_until(c: &Case, tz: Tz) -> Option<String> {
+    c.held_until.map(|at| at.with_timezone(&tz).format("%a %H:%M").to_string())
 }
 
 fn person_name(state: &AppState, p: Option<&PersonId>) -> String {
@@ -109,6 +116,7 @@ fn case_row(state: &AppState, c: &Case, now: DateTime<Utc>, tz: Tz) -> CaseRow {
         next,
         since,
         unverified: c.unverified,
+        held: held_until(c, tz),
     }
 }
 
@@ -412,7 +420,11 @@ async fn case_view(state: &AppState, s: &Session, c: Case, error: Option<String>
             "step {}{}{}",
             c.escalation.at.step + 1,
             if c.escalation.at.round > 0 { format!(", round {}", c.escalation.at.round + 1) } else { String::new() },
-            if c.escalation.running { ", escalating" } else { "" }
+            match c.held_until {
+                Some(at) => format!(", held until {} (urgency working-hours)", local(at, tz)),
+                None if c.escalation.running => ", escalating".to_owned(),
+                None => String::new(),
+            }
         ),
         unverified: c.unverified,
         subject: c.subject,
