@@ -83,10 +83,20 @@ pub fn superseded(case: &Case, page: &PageRecord) -> Option<String> {
                 case.status == Status::Open && case.escalation.running && Some(case.escalation.at) == page.position;
             (!paging).then(|| format!("superseded: the case is {} and at {}", case.status.as_str(), case.escalation.at))
         }
+        // Reminders, warnings and news of a case go to its assignee: once
+        // it is given to someone else, those still queued for the previous
+        // one do not go out.
+        _ if matches!(page.kind, PageKind::Reminder | PageKind::Warning | PageKind::Reply | PageKind::Assigned)
+            && page.person.is_some()
+            && case.assignee.is_some()
+            && page.person != case.assignee =>
+        {
+            Some("superseded: the case was assigned to someone else".to_owned())
+        }
         PageKind::Reminder => {
             (case.status != Status::Acknowledged).then(|| format!("superseded: the case is {}", case.status.as_str()))
         }
-        PageKind::Warning | PageKind::Reply => {
+        PageKind::Warning | PageKind::Reply | PageKind::Assigned => {
             case.status.is_done().then(|| format!("superseded: the case is {}", case.status.as_str()))
         }
         PageKind::Breach | PageKind::Receipt | PageKind::Confirmation | PageKind::Notice | PageKind::Digest => None,

@@ -17,8 +17,15 @@ const FUEL: u64 = 100_000;
 pub fn required() -> Vec<String> {
     let mut names = Vec::new();
     for kind in
-        [PageKind::Page, PageKind::Reminder, PageKind::Breach, PageKind::Warning, PageKind::Notice, PageKind::Reply]
-    {
+    [
+        PageKind::Page,
+        PageKind::Reminder,
+        PageKind::Breach,
+        PageKind::Warning,
+        PageKind::Notice,
+        PageKind::Reply,
+        PageKind::Assigned,
+    ] {
         names.push(format!("{}.sms.txt", kind.as_str()));
         names.extend(email_names(kind));
     }

@@ -78,6 +78,11 @@ pub enum Action {
         text: String,
         why: String,
     },
+    /// Give the case to `to` (assignment, `TAKE`, `ASSIGN`); an open case
+    /// is acknowledged by it.
+    Assign {
+        to: PersonId,
+    },
 }
 
 impl Action {
@@ -95,6 +100,7 @@ impl Action {
             Action::Snooze { .. } => "snooze",
             Action::Mail { .. } => "mail",
             Action::LimitedMail { .. } => "limited_mail",
+            Action::Assign { .. } => "assign",
         }
     }
 }
@@ -108,6 +114,9 @@ pub enum CaseError {
     Refused(#[from] ActionError),
     #[error("the case keeps changing under this request; try again")]
     Busy,
+    /// The person may not do this (assigning someone else's case).
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -168,6 +177,30 @@ impl CaseService {
             },
         }
         self.store.find_cases(&q).await
+    }
+
+    /// Whether person `by` may give `case` to `to`: a manager may assign
+    /// anyone; an engineer may take a case they can see (assigned to them,
+    /// or that paged them) and give their own cases away.
+    async fn may_assign(&self, by: &PersonId, case: &Case, to: &PersonId) -> Result<(), CaseError> {
+        let role = self.rules.people.get(by).map(|p| p.role);
+        if role == Some(crate::people::Role::Manager) || case.assignee.as_ref() == Some(by) {
+            return Ok(());
+        }
+        if by == to {
+            let paged = self.store.pages_of(case.number).await?.iter().any(|p| p.person.as_ref() == Some(by));
+            if paged {
+                return Ok(());
+            }
+            return Err(CaseError::Forbidden(format!(
+                "case {} did not page you and is not yours: ask a manager to assign it",
+                case.number
+            )));
+        }
+        Err(CaseError::Forbidden(format!(
+            "case {} is not yours to give away: only its assignee or a manager can assign it",
+            case.number
+        )))
     }
 
     /// Who replied STOP to an SMS.
@@ -250,6 +283,12 @@ impl CaseService {
                     facts.mail(&case, from, text, automatic.as_deref(), *reopen_within)?
                 }
                 Action::LimitedMail { from, subject, text, why } => facts.limited_mail(&case, from, subject, text, why),
+                Action::Assign { to } => {
+                    if let Actor::Person(by) = actor {
+                        self.may_assign(by, &case, to).await?;
+                    }
+                    facts.assign(&case, to, actor, via)?
+                }
                 Action::Escalate { from } => {
                     let from = match (from, actor) {
                         (Some(p), _) => Some(*p),

@@ -12,6 +12,7 @@
 mod harness;
 
 mod api;
+mod assignment;
 mod browser;
 mod cli;
 mod dashboard;

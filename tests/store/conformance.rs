@@ -19,7 +19,7 @@ use tocsin::mail::{Envelope, InboxStatus};
 use tocsin::people::ChannelKind;
 use tocsin::routing::Urgency;
 use tocsin::sla::{Deadlines, SlaClock};
-use tocsin::store::{Delivery, OverrideRecord, PageStatus, Store, StoreError};
+use tocsin::store::{CaseQuery, Delivery, OverrideRecord, PageStatus, Store, StoreError};
 use tocsin::token::{TokenInfo, TokenRecord, TokenRole};
 
 use crate::harness::at;
@@ -113,6 +113,8 @@ conformance!(
     held_mail_is_listed_and_counted,
     // --- issue 15: urgency ---
     a_held_case_keeps_its_urgency_hold_and_hold_timer,
+    // --- issue 15: finding cases ---
+    find_cases_filters_pages_by_cursor_and_limits_an_engineer_to_their_cases,
 );
 
 const T0: &str = "2026-11-24T10:00:00.123Z";
@@ -1057,4 +1059,50 @@ async fn a_held_case_keeps_its_urgency_hold_and_hold_timer(b: &Backend) {
     let read = s.case(opened.number).await.unwrap().unwrap();
     assert_eq!((read.urgency, read.held_until), (Urgency::High, None));
     assert_eq!(s.timeline(opened.number).await.unwrap()[0].kind, "held");
+}
+
+// --- issue 15: finding cases ---
+async fn find_cases_filters_pages_by_cursor_and_limits_an_engineer_to_their_cases(b: &Backend) {
+    let s = &*b.store;
+    let mut numbers = Vec::new();
+    for i in 0..12i64 {
+        let mut c = case_at(t0() + TimeDelta::minutes(i));
+        c.subject = if i % 4 == 0 { format!("Disk FULL on db{i}") } else { format!("slow {i}") };
+        c.body = if i == 5 { "at 100% since noon".into() } else { "nothing".into() };
+        c.customer = (i % 2 == 0).then(|| "Acme".to_owned());
+        c.requester = format!("r{}@example.com", i % 3);
+        c.priority = if i < 6 { "P1".parse().unwrap() } else { "P3".parse().unwrap() };
+        let mut tr = Transition::new(&c, c.opened_at);
+        if i == 7 {
+            // Paged Ben, not assigned to him.
+            tr.pages.push(page_to("ben", ChannelKind::Sms, PageKind::Page, Some(Position::FIRST)));
+        }
+        let opened = s.create_case(&tr).await.unwrap();
+        if i == 3 || i == 9 {
+            s.commit(&acked(&opened, opened.opened_at), opened.version, None).await.unwrap();
+        }
+        numbers.push(opened.number);
+    }
+    let find = |q: CaseQuery| async move { s.find_cases(&q).await.unwrap().iter().map(|c| c.number).collect::<Vec<_>>() };
+    let all = CaseQuery { limit: 100, ..Default::default() };
+    let pick = |idx: &[usize]| idx.iter().rev().map(|i| numbers[*i]).collect::<Vec<_>>();
+    assert_eq!(find(all.clone()).await, pick(&(0..12).collect::<Vec<_>>()), "newest first");
+    // The cursor: below a number, and a limit.
+    let q = CaseQuery { before: Some(numbers[6]), limit: 3, ..all.clone() };
+    assert_eq!(find(q).await, pick(&[3, 4, 5]));
+    // Each filter, and together.
+    assert_eq!(find(CaseQuery { text: Some("disk full".into()), ..all.clone() }).await, pick(&[0, 4, 8]));
+    assert_eq!(find(CaseQuery { text: Some("100%".into()), ..all.clone() }).await, pick(&[5]));
+    assert_eq!(find(CaseQuery { text: Some("1_0".into()), ..all.clone() }).await, pick(&[]), "_ is no wildcard");
+    assert_eq!(find(CaseQuery { customer: Some("Acme".into()), ..all.clone() }).await, pick(&[0, 2, 4, 6, 8, 10]));
+    assert_eq!(find(CaseQuery { requester: Some("r1@example.com".into()), ..all.clone() }).await, pick(&[1, 4, 7, 10]));
+    assert_eq!(find(CaseQuery { priority: Some("P3".parse().unwrap()), ..all.clone() }).await, pick(&[6, 7, 8, 9, 10, 11]));
+    assert_eq!(find(CaseQuery { status: Some(Status::Acknowledged), ..all.clone() }).await, pick(&[3, 9]));
+    assert_eq!(find(CaseQuery { assignee: Some("ana".parse().unwrap()), ..all.clone() }).await, pick(&[3, 9]));
+    let q = CaseQuery { customer: Some("Acme".into()), priority: Some("P1".parse().unwrap()), ..all.clone() };
+    assert_eq!(find(q).await, pick(&[0, 2, 4]));
+    // An engineer: assigned to them, or paged them.
+    assert_eq!(find(CaseQuery { seen_by: Some("ana".parse().unwrap()), ..all.clone() }).await, pick(&[3, 9]));
+    assert_eq!(find(CaseQuery { seen_by: Some("ben".parse().unwrap()), ..all.clone() }).await, pick(&[7]));
+    assert_eq!(find(CaseQuery { seen_by: Some("chen".parse().unwrap()), ..all }).await, pick(&[]));
 }

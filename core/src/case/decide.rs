@@ -50,6 +50,8 @@ pub enum ActionError {
     EmptyText,
     #[error("nothing to change: send a new \"priority\" or \"plan\"")]
     NothingToChange,
+    #[error("case {number} is already assigned to {to}")]
+    AlreadyAssigned { number: CaseNumber, to: String },
     #[error("case {0} was resolved too long ago to reopen")]
     TooOldToReopen(CaseNumber),
 }
@@ -770,6 +772,7 @@ impl Facts<'_> {
     }
 }
 
+mod assign;
 mod limited;
 mod urgency;
 

@@ -216,6 +216,8 @@ pub enum EventKind {
     /// A `working-hours` case came up outside working time: nobody is
     /// paged until it begins.
     Held,
+    /// The case was given to someone (assignment, TAKE, ASSIGN).
+    Assigned,
 }
 
 impl EventKind {
@@ -239,6 +241,7 @@ impl EventKind {
             EventKind::PageFailed => "page_failed",
             EventKind::Unverified => "unverified",
             EventKind::Held => "held",
+            EventKind::Assigned => "assigned",
         }
     }
 }
@@ -275,10 +278,12 @@ pub enum PageKind {
     Digest,
     /// The customer wrote on a case: its assignee is told.
     Reply,
+    /// A case was given to someone: the new assignee is told.
+    Assigned,
 }
 
 impl PageKind {
-    pub const ALL: [PageKind; 9] = [
+    pub const ALL: [PageKind; 10] = [
         PageKind::Page,
         PageKind::Reminder,
         PageKind::Breach,
@@ -288,6 +293,7 @@ impl PageKind {
         PageKind::Notice,
         PageKind::Digest,
         PageKind::Reply,
+        PageKind::Assigned,
     ];
 
     /// Position in [`PageKind::ALL`]. The match is exhaustive, so a new kind
@@ -303,6 +309,7 @@ impl PageKind {
             PageKind::Notice => 6,
             PageKind::Digest => 7,
             PageKind::Reply => 8,
+            PageKind::Assigned => 9,
         }
     }
 
@@ -317,6 +324,7 @@ impl PageKind {
             PageKind::Notice => "notice",
             PageKind::Digest => "digest",
             PageKind::Reply => "reply",
+            PageKind::Assigned => "assigned",
         }
     }
 }
@@ -328,7 +336,7 @@ fn every_page_kind_is_listed_once_and_parses_back() {
         assert_eq!(kind.index(), i);
         assert_eq!(kind.as_str().parse::<PageKind>(), Ok(*kind));
     }
-    assert_eq!(PageKind::ALL.len(), PageKind::Reply.index() + 1, "a kind is missing from ALL");
+    assert_eq!(PageKind::ALL.len(), PageKind::Assigned.index() + 1, "a kind is missing from ALL");
 }
 
 impl FromStr for PageKind {

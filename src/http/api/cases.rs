@@ -22,6 +22,7 @@ use crate::limits::{MAX_REQUEST_KEY, MAX_SUBJECT, MAX_TEXT};
 use crate::routing::Urgency;
 use crate::service::cases::{Action, CaseError};
 use crate::sla::Priority;
+use crate::people::PersonId;
 use crate::service::search::CaseSearch;
 use crate::store::{EventRecord, PageRecord, StoreError};
 
@@ -36,6 +37,7 @@ pub fn routes() -> OpenApiRouter<super::AppState> {
         .routes(routes!(resolve_case))
         .routes(routes!(reopen_case))
         .routes(routes!(escalate_case))
+        .routes(routes!(assign_case))
 }
 
 /// A new case.
@@ -67,6 +69,16 @@ pub struct ActionBody {
 pub struct ChangeBody {
     priority: Option<String>,
     plan: Option<String>,
+    by: Option<String>,
+}
+
+/// An assignment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignBody {
+    /// The person id the case goes to (`ben`).
+    to: String,
+    /// Person id to act as (admin and integration tokens only).
     by: Option<String>,
 }
 
@@ -578,4 +590,26 @@ async fn change_case(
     let actor = auth.actor(b.by.as_deref(), &state)?;
     let priority = b.priority.map(|p| p.parse::<Priority>()).transpose().map_err(ApiError::unprocessable)?;
     act(&state, &auth, &raw, Action::Change { priority, plan: b.plan }, actor).await
+}
+
+/// Give the case to someone. Managers assign anyone; engineers take cases
+/// they can see and give their own away. An open case is acknowledged by
+/// it; otherwise the update clock carries on. The new assignee is told on
+/// their first channel (unless they took it themselves).
+#[utoipa::path(post, path = "/api/v1/cases/{number}/assign", request_body = AssignBody, params(("number" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = CaseView),
+        (status = 403, description = "not yours to assign"), (status = 409, description = "resolved, or already theirs"),
+        (status = 422, description = "unknown person")))]
+async fn assign_case(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(raw): Path<String>,
+    ApiJson(b): ApiJson<AssignBody>,
+) -> Result<Json<CaseView>, ApiError> {
+    let actor = auth.actor(b.by.as_deref(), &state)?;
+    let to: PersonId = b.to.trim().parse().map_err(|e: String| ApiError::unprocessable(format!("to: {e}")))?;
+    if !state.rules.people.contains_key(&to) {
+        return Err(ApiError::unprocessable(format!("to: unknown person {:?}: use an id from rules/people.toml", to.as_str())));
+    }
+    act(&state, &auth, &raw, Action::Assign { to }, actor).await
 }

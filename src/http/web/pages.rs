@@ -326,6 +326,12 @@ struct Can {
     note: bool,
     escalate: bool,
     resolve: bool,
+    /// Assignment, waiting on the customer and resuming (issue 15).
+    assign: bool,
+    wait: bool,
+    resume: bool,
+    /// Whom the case may be given to: (id, name), the assignee left out.
+    people: Vec<(String, String)>,
 }
 
 /// Whether this session may see the case (the case service's rule).
@@ -410,6 +416,16 @@ async fn case_view(state: &AppState, s: &Session, c: Case, error: Option<String>
         note: acting && !done,
         escalate: acting && !done && c.escalation.running,
         resolve: acting && !done,
+        assign: acting && !done,
+        wait: acting && c.status == Status::Acknowledged,
+        resume: acting && c.status == Status::Waiting,
+        people: state
+            .rules
+            .people
+            .values()
+            .filter(|p| c.assignee.as_ref() != Some(&p.id))
+            .map(|p| (p.id.to_string(), p.name.clone()))
+            .collect(),
     };
     Ok(CaseView {
         me: s.me(),
@@ -460,6 +476,9 @@ pub struct ActionForm {
     csrf: String,
     #[serde(default)]
     text: String,
+    /// For `assign`: the person id the case goes to.
+    #[serde(default)]
+    to: String,
 }
 
 /// `POST /cases/{n}/{ack|note|escalate|resolve}`
@@ -492,10 +511,16 @@ pub async fn act(
         "note" => Action::Note { text: text.unwrap_or_default() },
         "escalate" => Action::Escalate { from: None },
         "resolve" => Action::Resolve { text },
+        "wait" => Action::Wait { text },
+        "resume" => Action::Resume { text },
+        "assign" => match f.to.trim().parse::<PersonId>() {
+            Ok(to) => Action::Assign { to },
+            Err(e) => return Err(WebError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("assign to whom? {e}"))),
+        },
         other => {
             return Err(WebError::new(
                 StatusCode::NOT_FOUND,
-                format!("there is no action {other:?}; use ack, note, escalate or resolve"),
+                format!("there is no action {other:?}; use ack, note, escalate, resolve, assign, wait or resume"),
             ));
         }
     };
