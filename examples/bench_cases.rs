@@ -160,7 +160,12 @@ async fn main() -> anyhow::Result<()> {
         ("everything, deep (the oldest 1%)", format!("/api/v1/cases?limit=100&before={deep}"), 200, &admin),
         ("customer=Acme", "/api/v1/cases?customer=Acme&limit=100".to_owned(), 200, &admin),
         ("status=resolved", "/api/v1/cases?status=resolved&limit=100".to_owned(), 200, &admin),
-        ("assignee=ana&status=acknowledged", "/api/v1/cases?assignee=ana&status=acknowledged&limit=100".to_owned(), 200, &admin),
+        (
+            "assignee=ana&status=acknowledged",
+            "/api/v1/cases?assignee=ana&status=acknowledged&limit=100".to_owned(),
+            200,
+            &admin,
+        ),
         ("requester=cto@acme.com", "/api/v1/cases?requester=cto@acme.com&limit=100".to_owned(), 200, &admin),
         ("q=slow (6 cases in 7)", "/api/v1/cases?q=slow&limit=100".to_owned(), 200, &admin),
         ("q=kerberos (1 in 1,000), to the end", "/api/v1/cases?q=kerberos&limit=20".to_owned(), 1000, &admin),

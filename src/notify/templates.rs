@@ -16,8 +16,7 @@ const FUEL: u64 = 100_000;
 /// The templates every kind of message needs, by file name.
 pub fn required() -> Vec<String> {
     let mut names = Vec::new();
-    for kind in
-    [
+    for kind in [
         PageKind::Page,
         PageKind::Reminder,
         PageKind::Breach,

@@ -162,10 +162,14 @@ pub async fn execute(
                 Verb::Resolve(_) => format!("Case {number} resolved by {first}."),
                 Verb::Escalate => format!("Case {number} escalated to {}.", case.escalation.at),
                 Verb::Snooze(_) => format!("Reminders for {number} held until {}.", hm(person, case.snoozed_until)),
-                Verb::Take => format!("Case {number} is yours, {first}. Next update due {}.", hm(person, case.deadlines.update)),
+                Verb::Take => {
+                    format!("Case {number} is yours, {first}. Next update due {}.", hm(person, case.deadlines.update))
+                }
                 Verb::Assign(_) => format!("Case {number} assigned to {}.", name(service, case.assignee.as_ref())),
                 Verb::Wait(_) => format!("Case {number} waits on the customer. Reply RESUME {} to go on.", number.0),
-                Verb::Resume => format!("Case {number} resumed. Next update due {}.", hm(person, case.deadlines.update)),
+                Verb::Resume => {
+                    format!("Case {number} resumed. Next update due {}.", hm(person, case.deadlines.update))
+                }
                 _ => format!("Done: {number}."),
             };
             Ok(Answer::ok(number, text))

@@ -44,11 +44,20 @@ impl CaseSearch {
         Ok(CaseQuery {
             status: given(&self.status).map(str::parse::<Status>).transpose()?,
             customer: given(&self.customer).map(str::to_owned),
-            assignee: given(&self.assignee).map(str::parse::<PersonId>).transpose().map_err(|e| format!("assignee: {e}"))?,
+            assignee: given(&self.assignee)
+                .map(str::parse::<PersonId>)
+                .transpose()
+                .map_err(|e| format!("assignee: {e}"))?,
             requester: given(&self.requester).map(str::to_owned),
-            priority: given(&self.priority).map(str::parse::<Priority>).transpose().map_err(|e| format!("priority: {e}"))?,
+            priority: given(&self.priority)
+                .map(str::parse::<Priority>)
+                .transpose()
+                .map_err(|e| format!("priority: {e}"))?,
             text,
-            before: given(&self.before).map(str::parse::<CaseNumber>).transpose().map_err(|e| format!("before: {e}"))?,
+            before: given(&self.before)
+                .map(str::parse::<CaseNumber>)
+                .transpose()
+                .map_err(|e| format!("before: {e}"))?,
             seen_by: None,
             limit: self.limit.unwrap_or(default_limit).clamp(1, MAX_PAGE),
         })

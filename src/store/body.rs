@@ -19,8 +19,8 @@ use sqlx::{AssertSqlSafe, Database, Encode, Executor, Pool, QueryBuilder, Transa
 use super::dialect::{Affected, Dialect};
 use super::rows::{self, CASE_COLUMNS, Columns, PAGE_COLUMNS, PAGE_FACT_COLUMNS, TOKEN_COLUMNS, Value, ms};
 use super::{
-    CaseQuery, Counts, Delivery, DigestData, EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus, ReportData,
-    SessionRecord, Store, StoreError,
+    CaseQuery, Counts, Delivery, DigestData, EventRecord, InboxRecord, OverrideRecord, PageRecord, PageStatus,
+    ReportData, SessionRecord, Store, StoreError,
 };
 use crate::audit::{AuditAction, AuditEntry};
 use crate::case::{Case, CaseNumber, NewEvent, NewPage, Status, Timer, Transition};

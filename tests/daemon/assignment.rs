@@ -64,7 +64,13 @@ fn pages_of<'a>(c: &'a Value, kind: &str) -> Vec<&'a Value> {
 }
 
 fn timeline(c: &Value, kind: &str) -> Vec<String> {
-    c["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == kind).map(|e| e["text"].as_str().unwrap().to_owned()).collect()
+    c["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| e["text"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -226,7 +232,10 @@ async fn the_case_page_assigns_waits_and_resumes() {
     let (s, _) = sign_in(&t, &max).await;
     let (status, html) = crate::harness::web::page(&t, &s, &format!("/cases/{n}")).await;
     assert_eq!(status, 200);
-    assert!(html.contains(&format!("action=\"/cases/{n}/assign\"")) && html.contains("<option value=\"ben\">"), "{html}");
+    assert!(
+        html.contains(&format!("action=\"/cases/{n}/assign\"")) && html.contains("<option value=\"ben\">"),
+        "{html}"
+    );
     let form = |action: &str, fields: &[(&str, &str)]| {
         let path = format!("/cases/{n}/{action}");
         let mut owned: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -241,8 +250,13 @@ async fn the_case_page_assigns_waits_and_resumes() {
     let c = case(&t, &admin, n).await;
     assert_eq!((c["status"].as_str(), c["assignee"].as_str()), (Some("acknowledged"), Some("ben")));
     assert_eq!(timeline(&c, "assigned"), ["assigned to ben"]);
-    let ch: Vec<_> =
-        c["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "assigned").map(|e| e["channel"].clone()).collect();
+    let ch: Vec<_> = c["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "assigned")
+        .map(|e| e["channel"].clone())
+        .collect();
     assert_eq!(ch, [json!("dashboard")]);
     assert_eq!(form("wait", &[("text", "logs asked")]).await.0, 303);
     assert_eq!(case(&t, &admin, n).await["status"], "waiting");

@@ -25,7 +25,12 @@ async fn seed(t: &TestApp, n: usize) -> Vec<i64> {
     let start = t.clock_now() - TimeDelta::minutes(n as i64);
     let mut numbers = Vec::with_capacity(n);
     for i in 0..n {
-        let facts = Facts { rules: &rules, overrides: &overrides, sms_off: &sms_off, now: start + TimeDelta::minutes(i as i64) };
+        let facts = Facts {
+            rules: &rules,
+            overrides: &overrides,
+            sms_off: &sms_off,
+            now: start + TimeDelta::minutes(i as i64),
+        };
         let new = NewCase {
             subject: format!("Case {i} {}", if i % 10 == 0 { "Printer ON FIRE" } else { "slow" }),
             body: format!("report {i}{}", if i % 25 == 0 { " with 100% of disks full" } else { "" }),

@@ -14,6 +14,7 @@ mod harness;
 mod api;
 mod assignment;
 mod browser;
+mod browser_assign;
 mod cli;
 mod dashboard;
 mod dedup_and_sender_limits;

@@ -1047,7 +1047,9 @@ async fn a_held_case_keeps_its_urgency_hold_and_hold_timer(b: &Backend) {
     let opened = s.create_case(&tr).await.unwrap();
     let read = s.case(opened.number).await.unwrap().unwrap();
     assert_eq!((read.urgency, read.held_until), (Urgency::WorkingHours, Some(until)));
-    assert!(s.claim_timers(until - TimeDelta::milliseconds(1), "a", TimeDelta::seconds(30), 10).await.unwrap().is_empty());
+    assert!(
+        s.claim_timers(until - TimeDelta::milliseconds(1), "a", TimeDelta::seconds(30), 10).await.unwrap().is_empty()
+    );
     let got = s.claim_timers(until, "a", TimeDelta::seconds(30), 10).await.unwrap();
     assert_eq!(got.iter().map(|t| (t.case, t.kind)).collect::<Vec<_>>(), [(read.number, TimerKind::Hold)]);
     // Released by a change: both columns are rewritten.
@@ -1083,7 +1085,8 @@ async fn find_cases_filters_pages_by_cursor_and_limits_an_engineer_to_their_case
         }
         numbers.push(opened.number);
     }
-    let find = |q: CaseQuery| async move { s.find_cases(&q).await.unwrap().iter().map(|c| c.number).collect::<Vec<_>>() };
+    let find =
+        |q: CaseQuery| async move { s.find_cases(&q).await.unwrap().iter().map(|c| c.number).collect::<Vec<_>>() };
     let all = CaseQuery { limit: 100, ..Default::default() };
     let pick = |idx: &[usize]| idx.iter().rev().map(|i| numbers[*i]).collect::<Vec<_>>();
     assert_eq!(find(all.clone()).await, pick(&(0..12).collect::<Vec<_>>()), "newest first");
@@ -1096,7 +1099,10 @@ async fn find_cases_filters_pages_by_cursor_and_limits_an_engineer_to_their_case
     assert_eq!(find(CaseQuery { text: Some("1_0".into()), ..all.clone() }).await, pick(&[]), "_ is no wildcard");
     assert_eq!(find(CaseQuery { customer: Some("Acme".into()), ..all.clone() }).await, pick(&[0, 2, 4, 6, 8, 10]));
     assert_eq!(find(CaseQuery { requester: Some("r1@example.com".into()), ..all.clone() }).await, pick(&[1, 4, 7, 10]));
-    assert_eq!(find(CaseQuery { priority: Some("P3".parse().unwrap()), ..all.clone() }).await, pick(&[6, 7, 8, 9, 10, 11]));
+    assert_eq!(
+        find(CaseQuery { priority: Some("P3".parse().unwrap()), ..all.clone() }).await,
+        pick(&[6, 7, 8, 9, 10, 11])
+    );
     assert_eq!(find(CaseQuery { status: Some(Status::Acknowledged), ..all.clone() }).await, pick(&[3, 9]));
     assert_eq!(find(CaseQuery { assignee: Some("ana".parse().unwrap()), ..all.clone() }).await, pick(&[3, 9]));
     let q = CaseQuery { customer: Some("Acme".into()), priority: Some("P1".parse().unwrap()), ..all.clone() };

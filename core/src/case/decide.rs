@@ -600,7 +600,8 @@ impl Facts<'_> {
         self.clocks(&mut tr);
         // A held case whose new urgency (or plan calendar) pages now is
         // paged at once, from step 1.
-        let release = tr.case.status == Status::Open && tr.case.held_until.is_some() && self.hold_until(&tr.case).is_none();
+        let release =
+            tr.case.status == Status::Open && tr.case.held_until.is_some() && self.hold_until(&tr.case).is_none();
         if release {
             text += "; no longer held";
         }

@@ -250,10 +250,7 @@ fn the_shipped_holiday_feed_closes_the_office_on_2027_bank_holidays() {
 
 #[test]
 fn a_route_urgency_is_read_and_a_bad_one_names_file_and_line() {
-    let e = one_error(
-        "rules/routing.toml",
-        "[[route]]\npriority = \"P1\"\npolicy = \"urgent\"\nurgency = \"night\"\n",
-    );
+    let e = one_error("rules/routing.toml", "[[route]]\npriority = \"P1\"\npolicy = \"urgent\"\nurgency = \"night\"\n");
     assert!(e.starts_with("rules/routing.toml:4: route 1: unknown urgency \"night\""), "{e}");
     assert!(e.contains("\"working-hours\""), "{e}");
 }

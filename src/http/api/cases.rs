@@ -19,11 +19,11 @@ use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::ApiError;
 use crate::limits::{MAX_REQUEST_KEY, MAX_SUBJECT, MAX_TEXT};
+use crate::people::PersonId;
 use crate::routing::Urgency;
 use crate::service::cases::{Action, CaseError};
-use crate::sla::Priority;
-use crate::people::PersonId;
 use crate::service::search::CaseSearch;
+use crate::sla::Priority;
 use crate::store::{EventRecord, PageRecord, StoreError};
 
 pub fn routes() -> OpenApiRouter<super::AppState> {
@@ -609,7 +609,10 @@ async fn assign_case(
     let actor = auth.actor(b.by.as_deref(), &state)?;
     let to: PersonId = b.to.trim().parse().map_err(|e: String| ApiError::unprocessable(format!("to: {e}")))?;
     if !state.rules.people.contains_key(&to) {
-        return Err(ApiError::unprocessable(format!("to: unknown person {:?}: use an id from rules/people.toml", to.as_str())));
+        return Err(ApiError::unprocessable(format!(
+            "to: unknown person {:?}: use an id from rules/people.toml",
+            to.as_str()
+        )));
     }
     act(&state, &auth, &raw, Action::Assign { to }, actor).await
 }

@@ -7,10 +7,10 @@
 use chrono::{DateTime, Utc};
 
 use super::Facts;
+use super::{ActionError, stamp};
 use crate::case::{Case, Escalation, EventKind, TimerKind, Transition};
 use crate::escalation::Position;
 use crate::routing::Urgency;
-use super::{ActionError, stamp};
 
 impl Facts<'_> {
     /// When a `working-hours` case may next be paged, if not now: the next

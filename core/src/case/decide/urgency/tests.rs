@@ -150,7 +150,11 @@ fn a_low_case_never_pages_by_sms_whatever_the_channel_order() {
         tr = fire(&Facts { now, ..f }, &tr.case, TimerKind::Step);
         all.extend(tr.pages.clone());
     }
-    let breach = fire(&Facts { now: now + chrono::TimeDelta::days(2), ..f }, &tr.case, TimerKind::Deadline(crate::sla::SlaClock::Respond));
+    let breach = fire(
+        &Facts { now: now + chrono::TimeDelta::days(2), ..f },
+        &tr.case,
+        TimerKind::Deadline(crate::sla::SlaClock::Respond),
+    );
     all.extend(breach.pages);
     let to_people: Vec<_> = all.iter().filter(|p| p.person.is_some()).collect();
     assert!(to_people.iter().filter(|p| p.kind == PageKind::Page).count() >= 2, "{all:?}");
