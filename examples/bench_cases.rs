@@ -154,7 +154,8 @@ async fn main() -> anyhow::Result<()> {
     let ana = token_of(TokenRole::Engineer, Some("ana")).await?;
     let http = reqwest::Client::new();
     let base = format!("http://{}", app.addr);
-    let deep = n as i64 / 100;
+    // Case numbers start at 1001: the oldest 1% lie below this.
+    let deep = 1001 + n as i64 / 100;
     let searches = [
         ("everything, newest first", "/api/v1/cases?limit=100".to_owned(), 200, &admin),
         ("everything, deep (the oldest 1%)", format!("/api/v1/cases?limit=100&before={deep}"), 200, &admin),

@@ -223,7 +223,7 @@ pub(crate) fn load_templates(config: &Config) -> anyhow::Result<Templates> {
 /// The override service on the configured store: all `override` and
 /// `oncall` need (no reply key, no inbox).
 pub(crate) async fn override_service(config: &Config) -> anyhow::Result<crate::service::overrides::OverrideService> {
-    let rules = std::sync::Arc::new(load_rules(config)?);
+    let rules = crate::rules::LiveRules::new(load_rules(config)?);
     let store = crate::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
     let clock = std::sync::Arc::new(crate::clock::SystemClock);
     Ok(crate::service::overrides::OverrideService { store, rules, clock })

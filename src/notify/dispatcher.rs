@@ -29,7 +29,7 @@ use crate::case::{Case, NewPage, PageKind, Status};
 use crate::clock::Clock;
 use crate::people::ChannelKind;
 use crate::routing::Urgency;
-use crate::rules::Rules;
+use crate::rules::{LiveRules, Rules};
 use crate::store::{Delivery, PageRecord, Store, StoreError};
 
 /// How many times a page is tried before it fails for good.
@@ -54,7 +54,7 @@ impl Channels {
 /// Delivers queued pages.
 pub struct Dispatcher {
     pub store: Arc<dyn Store>,
-    pub rules: Arc<Rules>,
+    pub rules: LiveRules,
     pub templates: Live,
     pub channels: Channels,
     pub clock: Arc<dyn Clock>,
@@ -321,11 +321,12 @@ impl Dispatcher {
     }
 
     async fn fallback(&self, page: &PageRecord) -> Option<NewPage> {
-        fallback(&self.rules, self.store.as_ref(), page).await
+        fallback(&self.rules.get(), self.store.as_ref(), page).await
     }
 
     fn message(&self, case: &Case, page: &PageRecord) -> Message {
-        let person = page.person.as_ref().and_then(|p| self.rules.people.get(p));
+        let rules = self.rules.get();
+        let person = page.person.as_ref().and_then(|p| rules.people.get(p));
         let ctx = context(case, page, person, &self.public_url);
         let body = self.templates.get().render(page.kind, page.channel, &ctx).unwrap_or_else(|e| {
             tracing::error!(page = page.id, error = %e, "template failed; sending the built-in text");
@@ -391,7 +392,8 @@ impl Dispatcher {
 
     /// A notice belongs to no case: it renders its text alone.
     async fn send_notice(&self, page: &PageRecord) -> Delivery {
-        let person = page.person.as_ref().and_then(|p| self.rules.people.get(p));
+        let rules = self.rules.get();
+        let person = page.person.as_ref().and_then(|p| rules.people.get(p));
         let ctx = super::notice_context(page, person, &self.public_url);
         let body = self.templates.get().render(page.kind, page.channel, &ctx).unwrap_or_else(|e| {
             tracing::error!(page = page.id, error = %e, "notice template failed; sending the built-in text");

@@ -17,7 +17,7 @@ use crate::case::{ActionError, Actor, Case, CaseNumber, Facts, Filing, RequestKe
 use crate::clock::Clock;
 use crate::escalation::Position;
 use crate::people::PersonId;
-use crate::rules::Rules;
+use crate::rules::LiveRules;
 use crate::sla::Priority;
 use crate::store::{CaseQuery, Store, StoreError};
 use crate::token::{TokenInfo, TokenRole};
@@ -131,7 +131,7 @@ pub struct Wakers {
 /// Changes cases.
 pub struct CaseService {
     pub store: Arc<dyn Store>,
-    pub rules: Arc<Rules>,
+    pub rules: LiveRules,
     pub clock: Arc<dyn Clock>,
     pub wake: Wakers,
 }
@@ -183,7 +183,7 @@ impl CaseService {
     /// anyone; an engineer may take a case they can see (assigned to them,
     /// or that paged them) and give their own cases away.
     async fn may_assign(&self, by: &PersonId, case: &Case, to: &PersonId) -> Result<(), CaseError> {
-        let role = self.rules.people.get(by).map(|p| p.role);
+        let role = self.rules.get().people.get(by).map(|p| p.role);
         if role == Some(crate::people::Role::Manager) || case.assignee.as_ref() == Some(by) {
             return Ok(());
         }
@@ -240,7 +240,7 @@ impl CaseService {
         let now = self.now();
         let overrides = super::overrides::by_schedule(self.store.as_ref(), now).await?;
         let sms_off = self.sms_off().await?;
-        let facts = Facts { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
+        let facts = Facts { rules: &self.rules.get(), overrides: &overrides, sms_off: &sms_off, now };
         let mut tr = facts.open(new)?;
         tr.filing = filing;
         tr.request = request;
@@ -269,7 +269,7 @@ impl CaseService {
             let now = self.now();
             let overrides = super::overrides::by_schedule(self.store.as_ref(), now).await?;
             let sms_off = self.sms_off().await?;
-            let facts = Facts { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
+            let facts = Facts { rules: &self.rules.get(), overrides: &overrides, sms_off: &sms_off, now };
             let tr = match action {
                 Action::Ack { by, text } => facts.ack(&case, by, via, text.as_deref())?,
                 Action::Note { text } => facts.note(&case, actor, via, text)?,
@@ -324,7 +324,7 @@ impl CaseService {
         let now = self.now();
         let overrides = super::overrides::by_schedule(self.store.as_ref(), now).await?;
         let sms_off = self.sms_off().await?;
-        let facts = Facts { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
+        let facts = Facts { rules: &self.rules.get(), overrides: &overrides, sms_off: &sms_off, now };
         let mut fired = vec![false; timers.len()];
         let (mut decided, mut slots) = (Vec::with_capacity(timers.len()), Vec::with_capacity(timers.len()));
         for (i, timer) in timers.iter().enumerate() {
@@ -369,7 +369,7 @@ impl CaseService {
             let now = self.now();
             let overrides = super::overrides::by_schedule(self.store.as_ref(), now).await?;
             let sms_off = self.sms_off().await?;
-            let facts = Facts { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
+            let facts = Facts { rules: &self.rules.get(), overrides: &overrides, sms_off: &sms_off, now };
             let tr = facts.fire(&case, timer);
             match self.store.commit(&tr, case.version, Some((timer.id, owner))).await {
                 Ok(_) => {

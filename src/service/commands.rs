@@ -35,7 +35,8 @@ fn hm(person: &Person, at: Option<DateTime<Utc>>) -> String {
 }
 
 fn name(service: &CaseService, id: Option<&crate::people::PersonId>) -> String {
-    id.and_then(|p| service.rules.people.get(p))
+    let rules = service.rules.get();
+    id.and_then(|p| rules.people.get(p))
         .map_or_else(|| "someone".to_owned(), |p| p.name.split(' ').next().unwrap_or(&p.name).to_owned())
 }
 
@@ -134,9 +135,9 @@ pub async fn execute(
         Verb::Snooze(hold) => Action::Snooze { by: who.clone(), hold: *hold },
         Verb::Take => Action::Assign { to: who.clone() },
         Verb::Assign(to) => match to.parse::<PersonId>() {
-            Ok(to) if service.rules.people.contains_key(&to) => Action::Assign { to },
+            Ok(to) if service.rules.get().people.contains_key(&to) => Action::Assign { to },
             _ => {
-                let known = service.rules.people.keys().map(PersonId::as_str).collect::<Vec<_>>().join(", ");
+                let known = service.rules.get().people.keys().map(PersonId::as_str).collect::<Vec<_>>().join(", ");
                 let to: String = to.chars().take(20).collect();
                 return Ok(Answer::error(Some(number), format!("No person {to:?}. Use one of: {known}.")));
             }

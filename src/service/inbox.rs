@@ -187,9 +187,8 @@ impl Inbox {
             if domain != r.domain {
                 continue;
             }
-            let person = self
-                .cases
-                .rules
+            let rules = self.cases.rules.get();
+            let person = rules
                 .people
                 .keys()
                 .find(|p| constant_eq(r.key.reply_token(CaseNumber(n), p.as_str()).as_bytes(), token.as_bytes()));
@@ -237,7 +236,8 @@ impl Inbox {
         person: &PersonId,
         verdict: &Verification,
     ) -> Result<Outcome, CaseError> {
-        let Some(who) = self.cases.rules.people.get(person) else {
+        let rules = self.cases.rules.get();
+        let Some(who) = rules.people.get(person) else {
             return self.settle(id, Outcome::Refused(format!("{person} is no longer in the rules"))).await;
         };
         if let Some(why) = &mail.automatic {
@@ -339,7 +339,8 @@ impl Inbox {
         }
         let Some(n) = mail.subject_tag() else { return Ok(None) };
         let Some(case) = self.store.case(n).await? else { return Ok(None) };
-        let customer = self.cases.rules.customer_for(&mail.from).map(|c| c.name.as_str());
+        let rules = self.cases.rules.get();
+        let customer = rules.customer_for(&mail.from).map(|c| c.name.as_str());
         let theirs = case.requester == mail.from || (customer.is_some() && customer == case.customer.as_deref());
         Ok(theirs.then_some(n))
     }

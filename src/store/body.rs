@@ -1290,4 +1290,40 @@ where
         let rows = q.build().fetch_all(&self.reader).await?;
         rows.iter().map(rows::case).collect()
     }
+
+    // --- issue 15: calendar feed versions ---
+    async fn feed_versions(
+        &self,
+        shifts: &[(String, String)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(i64, DateTime<Utc>)>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let mut out = Vec::with_capacity(shifts.len());
+        for (uid, fingerprint) in shifts {
+            sql::<D>(
+                "INSERT INTO feed_shifts (uid, fingerprint, sequence, stamp) VALUES (?, ?, 0, ?) ON CONFLICT (uid) DO NOTHING",
+            )
+            .bind(uid.as_str())
+            .bind(fingerprint.as_str())
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+            sql::<D>(
+                "UPDATE feed_shifts SET sequence = sequence + 1, fingerprint = ?, stamp = ? WHERE uid = ? AND fingerprint <> ?",
+            )
+            .bind(fingerprint.as_str())
+            .bind(ms(now))
+            .bind(uid.as_str())
+            .bind(fingerprint.as_str())
+            .execute(&mut *tx)
+            .await?;
+            let row = sql::<D>("SELECT sequence, stamp FROM feed_shifts WHERE uid = ?")
+                .bind(uid.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            out.push((row.int("sequence")?, row.instant("stamp")?));
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
 }

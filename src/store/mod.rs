@@ -403,6 +403,19 @@ pub trait Store: Send + Sync + 'static {
     /// first, at most `q.limit`. Each filter walks an index ending in
     /// `number`, so a page costs the same deep in the list as at its top.
     async fn find_cases(&self, q: &CaseQuery) -> Result<Vec<Case>, StoreError>;
+
+    // --- issue 15: calendar feed versions ---
+    /// Records the shifts a feed serves, `(uid, fingerprint)`, and answers
+    /// for each its `(sequence, stamp)`: a new shift gets sequence 0 and
+    /// `now`; one whose fingerprint changed since it was last served gets
+    /// its sequence raised by one and `now`; an unchanged one keeps both.
+    /// Each row changes in one statement, so two fetches at once raise a
+    /// sequence once.
+    async fn feed_versions(
+        &self,
+        shifts: &[(String, String)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(i64, DateTime<Utc>)>, StoreError>;
 }
 
 /// What a search for cases asks (`GET /api/v1/cases`, the dashboard's

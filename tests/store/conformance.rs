@@ -115,6 +115,8 @@ conformance!(
     a_held_case_keeps_its_urgency_hold_and_hold_timer,
     // --- issue 15: finding cases ---
     find_cases_filters_pages_by_cursor_and_limits_an_engineer_to_their_cases,
+    // --- issue 15: calendar feed versions ---
+    a_feed_shift_keeps_its_version_until_its_fingerprint_changes,
 );
 
 const T0: &str = "2026-11-24T10:00:00.123Z";
@@ -1111,4 +1113,26 @@ async fn find_cases_filters_pages_by_cursor_and_limits_an_engineer_to_their_case
     assert_eq!(find(CaseQuery { seen_by: Some("ana".parse().unwrap()), ..all.clone() }).await, pick(&[3, 9]));
     assert_eq!(find(CaseQuery { seen_by: Some("ben".parse().unwrap()), ..all.clone() }).await, pick(&[7]));
     assert_eq!(find(CaseQuery { seen_by: Some("chen".parse().unwrap()), ..all }).await, pick(&[]));
+}
+
+// --- issue 15: calendar feed versions ---
+async fn a_feed_shift_keeps_its_version_until_its_fingerprint_changes(b: &Backend) {
+    let s = &*b.store;
+    let shift = |uid: &str, f: &str| (uid.to_owned(), f.to_owned());
+    let t1 = t0() + TimeDelta::hours(1);
+    let got = s.feed_versions(&[shift("a", "1|x"), shift("b", "2|y")], t0()).await.unwrap();
+    assert_eq!(got, [(0, t0()), (0, t0())]);
+    // Unchanged: the same; changed: one more, stamped now.
+    let got = s.feed_versions(&[shift("a", "1|x"), shift("b", "3|y")], t1).await.unwrap();
+    assert_eq!(got, [(0, t0()), (1, t1)]);
+    let got = s.feed_versions(&[shift("b", "3|y")], t1 + TimeDelta::hours(1)).await.unwrap();
+    assert_eq!(got, [(1, t1)]);
+    // Two fetches at once raise a sequence once.
+    let four = [shift("b", "4|y")];
+    let (x, y) = tokio::join!(
+        s.feed_versions(&four, t1 + TimeDelta::hours(2)),
+        s.feed_versions(&four, t1 + TimeDelta::hours(2))
+    );
+    assert_eq!(x.unwrap()[0].0, 2);
+    assert_eq!(y.unwrap()[0].0, 2);
 }

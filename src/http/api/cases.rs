@@ -608,7 +608,7 @@ async fn assign_case(
 ) -> Result<Json<CaseView>, ApiError> {
     let actor = auth.actor(b.by.as_deref(), &state)?;
     let to: PersonId = b.to.trim().parse().map_err(|e: String| ApiError::unprocessable(format!("to: {e}")))?;
-    if !state.rules.people.contains_key(&to) {
+    if !state.rules.get().people.contains_key(&to) {
         return Err(ApiError::unprocessable(format!(
             "to: unknown person {:?}: use an id from rules/people.toml",
             to.as_str()

@@ -95,13 +95,13 @@ fn held_until(c: &Case, tz: Tz) -> Option<String> {
 
 fn person_name(state: &AppState, p: Option<&PersonId>) -> String {
     match p {
-        Some(p) => state.rules.people.get(p).map_or_else(|| p.as_str().to_owned(), |x| x.name.clone()),
+        Some(p) => state.rules.get().people.get(p).map_or_else(|| p.as_str().to_owned(), |x| x.name.clone()),
         None => String::new(),
     }
 }
 
 fn case_row(state: &AppState, c: &Case, now: DateTime<Utc>, tz: Tz) -> CaseRow {
-    let next = next_due(&state.rules, c).map(|d| {
+    let next = next_due(&state.rules.get(), c).map(|d| {
         let breached = c.warned.contains(&format!("{}:breach", d.clock.as_str()));
         due_view(d.clock, d.at, d.warn, breached, now, tz)
     });
@@ -208,6 +208,7 @@ async fn now_view(state: &AppState, s: &Session) -> Result<NowView, WebError> {
     let none = Vec::new();
     let oncall = state
         .rules
+        .get()
         .schedules
         .values()
         .map(|sch| {
@@ -399,7 +400,7 @@ async fn case_view(state: &AppState, s: &Session, c: Case, error: Option<String>
             }?;
             let breached = c.warned.contains(&format!("{}:breach", clock.as_str()));
             let running = crate::case::decide::running(&c, clock);
-            let warn = next_due(&state.rules, &c).filter(|d| d.clock == clock).and_then(|d| d.warn);
+            let warn = next_due(&state.rules.get(), &c).filter(|d| d.clock == clock).and_then(|d| d.warn);
             let mut d = due_view(clock, at, warn, breached, now, tz);
             if !running && !breached {
                 // Met, or the clock is stopped: no countdown.
@@ -421,6 +422,7 @@ async fn case_view(state: &AppState, s: &Session, c: Case, error: Option<String>
         resume: acting && c.status == Status::Waiting,
         people: state
             .rules
+            .get()
             .people
             .values()
             .filter(|p| c.assignee.as_ref() != Some(&p.id))
@@ -598,6 +600,7 @@ async fn schedules_view(
     let mut shades: Vec<PersonId> = Vec::new();
     let schedules = state
         .rules
+        .get()
         .schedules
         .values()
         .map(|sch| {
@@ -658,8 +661,8 @@ async fn schedules_view(
                 by: o.created_by,
             })
             .collect(),
-        people: state.rules.people.values().map(|p| (p.id.as_str().to_owned(), p.name.clone())).collect(),
-        names: state.rules.schedules.keys().cloned().collect(),
+        people: state.rules.get().people.values().map(|p| (p.id.as_str().to_owned(), p.name.clone())).collect(),
+        names: state.rules.get().schedules.keys().cloned().collect(),
         error,
         form,
     })

@@ -72,7 +72,7 @@ async fn page(state: &AppState, s: &Session, search: CaseSearch) -> Result<(Stat
     cases.truncate(limit);
     let next = cases.last().filter(|_| more).map(|c| search.next(c.number));
     let name = |p: Option<&crate::people::PersonId>| {
-        p.map(|p| state.rules.people.get(p).map_or_else(|| p.to_string(), |x| x.name.clone())).unwrap_or_default()
+        p.map(|p| state.rules.get().people.get(p).map_or_else(|| p.to_string(), |x| x.name.clone())).unwrap_or_default()
     };
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let view = View {
@@ -86,8 +86,8 @@ async fn page(state: &AppState, s: &Session, search: CaseSearch) -> Result<(Stat
         priority: text(&search.priority),
         q: text(&search.q),
         statuses: Status::ALL.iter().map(|s| s.as_str()).collect(),
-        customers: state.rules.customers.iter().map(|c| c.name.clone()).collect(),
-        people: state.rules.people.values().map(|p| (p.id.to_string(), p.name.clone())).collect(),
+        customers: state.rules.get().customers.iter().map(|c| c.name.clone()).collect(),
+        people: state.rules.get().people.values().map(|p| (p.id.to_string(), p.name.clone())).collect(),
         cases: cases
             .iter()
             .map(|c| Row {
