@@ -236,6 +236,9 @@ fn feed_name(raw: &str) -> Result<&str, ApiError> {
     raw.strip_suffix(".ics").ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "feeds end in .ics"))
 }
 
+/// A shift as served: UID, fingerprint, summary, start, end.
+type FeedEvent = (String, String, String, DateTime<Utc>, DateTime<Utc>);
+
 /// Shifts as iCalendar events, one per span someone is on call. A shift's
 /// UID is built from the shift (schedule, person, true start), so it is the
 /// same on every fetch; its `SEQUENCE` and `DTSTAMP` move only when the
@@ -249,7 +252,7 @@ async fn calendar(
     now: DateTime<Utc>,
 ) -> Result<String, ApiError> {
     let rules = state.rules.get();
-    let events: Vec<(String, String, String, DateTime<Utc>, DateTime<Utc>)> = shifts
+    let events: Vec<FeedEvent> = shifts
         .into_iter()
         .map(|(schedule, start, end, person)| {
             let who = rules.people.get(&person).map_or(person.as_str(), |p| p.name.as_str());
