@@ -24,7 +24,7 @@ use crate::notify::ids::ReplyKey;
 use crate::notify::outbox::Outbox;
 use crate::notify::templates::Live;
 use crate::notify::twilio::Twilio;
-use crate::rules::Rules;
+use crate::rules::{LiveRules, Rules};
 use crate::scheduler::Scheduler;
 use crate::service::audit::Audit;
 use crate::service::cases::{CaseService, Wakers};
@@ -32,6 +32,7 @@ use crate::service::digest::Digester;
 use crate::service::inbox::{Inbox, ReplyAddresses, Settings as InboxSettings};
 use crate::service::overrides::OverrideService;
 use crate::service::phone::Phone;
+use crate::service::reload::RulesReload;
 use crate::service::tokens::TokenService;
 use crate::service::verify::{SystemDns, TxtLookup, Verifier};
 use crate::smtp::{SmtpServer, tls_acceptor};
@@ -111,7 +112,7 @@ impl Services {
     /// Builds the services over `store` as `config` says.
     pub fn build(
         config: &Config,
-        rules: Arc<Rules>,
+        rules: LiveRules,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         key: ReplyKey,
@@ -156,7 +157,7 @@ impl Services {
     pub async fn open(config: &Config, rules: Rules, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
         let store = crate::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
         let key = reply_key(config, store.as_ref()).await?;
-        Services::build(config, Arc::new(rules), store, clock, key, Arc::new(verifier(config, None)?))
+        Services::build(config, LiveRules::new(rules), store, clock, key, Arc::new(verifier(config, None)?))
     }
 }
 
@@ -376,6 +377,9 @@ pub struct App {
     pub inbox: Arc<Inbox>,
     /// The managers' daily digest, unless `[digest] at` is empty.
     pub digester: Option<Arc<Digester>>,
+    /// Reloads the rules folder (on SIGHUP and changed files, with
+    /// background workers; tests call [`RulesReload::reload`]).
+    pub reload: Arc<RulesReload>,
     /// Where the SMTP listener listens, if it runs.
     pub smtp_addr: Option<SocketAddr>,
     /// Counts timers fired by this instance.
@@ -473,7 +477,7 @@ impl App {
     ) -> anyhow::Result<App> {
         let Listeners { http: listener, smtp } = listeners;
         let lock = InstanceLock::take(config)?;
-        let rules = Arc::new(rules);
+        let rules = LiveRules::new(rules);
         let key = reply_key(config, store.as_ref()).await?;
         let verifier = Arc::new(verifier(config, dns)?);
         let services = Services::build(config, rules.clone(), store.clone(), clock.clone(), key.clone(), verifier)?;
@@ -531,6 +535,7 @@ impl App {
         let web = Arc::new(crate::http::web::Web::new(reports, config).map_err(anyhow::Error::msg)?);
         let tokens = Arc::new(TokenService::new(store.clone(), clock.clone(), &config.dashboard)?);
         let audit = Arc::new(Audit { store: store.clone(), clock: clock.clone() });
+        let reload = Arc::new(RulesReload::new(config.paths.rules.clone(), rules.clone(), audit.clone()));
         let state = AppState {
             inbox: inbox.clone(),
             cases,
@@ -610,6 +615,8 @@ impl App {
             }
             let stop = shutdown.subscribe();
             tasks.push(tokio::spawn(templates.watch(stop)));
+            let stop = shutdown.subscribe();
+            tasks.push(tokio::spawn(reload.clone().watch(stop)));
             let i = inbox.clone();
             let stop = shutdown.subscribe();
             tasks.push(tokio::spawn(async move { Inbox::run(&i, stop).await }));
@@ -627,6 +634,7 @@ impl App {
             dispatcher,
             inbox,
             digester,
+            reload,
             smtp_addr,
             fired,
             drain_timeout: config.server.drain_timeout,

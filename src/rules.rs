@@ -3,8 +3,34 @@
 //! the files and reads them.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 pub use tocsin_core::rules::{Diagnostic, Rules, Source};
+
+/// The rules in force: one `Rules`, replaced whole when the folder is
+/// reloaded (`tocsin serve` on SIGHUP or a changed file). Each decision
+/// takes the rules once ([`LiveRules::get`]) and decides on that one set,
+/// so no decision ever sees half of an old folder and half of a new one.
+#[derive(Debug, Clone)]
+pub struct LiveRules {
+    current: Arc<RwLock<Arc<Rules>>>,
+}
+
+impl LiveRules {
+    pub fn new(rules: Rules) -> Self {
+        Self { current: Arc::new(RwLock::new(Arc::new(rules))) }
+    }
+
+    /// The rules in force now.
+    pub fn get(&self) -> Arc<Rules> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Puts `rules` in force for everything decided from now on.
+    pub fn replace(&self, rules: Rules) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+    }
+}
 
 /// Reads and checks every `*.toml` file in `dir` (and the holiday feeds they
 /// name, beside them).

@@ -219,6 +219,26 @@ impl Calendar {
         None
     }
 
+    /// The earliest instant at or after `at` that is working time: `at`
+    /// itself while working time runs. `None` only if there is none within
+    /// the search horizon (a calendar whose every working day is a holiday).
+    pub fn next_working(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.is_always() {
+            return Some(at);
+        }
+        let mut day = self.local_date(at).pred_opt()?;
+        let mut spans = Vec::new();
+        for _ in 0..SEARCH_DAYS {
+            spans.clear();
+            self.working_spans(day, &mut spans);
+            if let Some(&(a, _)) = spans.iter().find(|(_, b)| *b > at) {
+                return Some(a.max(at));
+            }
+            day = day.succ_opt()?;
+        }
+        None
+    }
+
     /// The working time between `from` and `to` (zero when `to <= from`).
     pub fn working_time(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> TimeDelta {
         if to <= from {
@@ -362,6 +382,28 @@ mod tests {
     fn deadline_in_zone(c: &Calendar, from: &str, within: &str) -> String {
         let d = c.deadline(at(from), TimeDelta::from_std(humantime::parse_duration(within).unwrap()).unwrap()).unwrap();
         d.with_timezone(&c.tz).to_rfc3339()
+    }
+
+    #[test]
+    fn the_next_working_instant_skips_nights_weekends_holidays_and_lunch() {
+        let c = office();
+        let next = |s: &str| c.next_working(at(s)).unwrap().to_rfc3339();
+        // Inside working time: now.
+        assert_eq!(next("2026-11-24T10:15:00Z"), "2026-11-24T10:15:00+00:00");
+        // 02:00 on a Tuesday: 09:00 the same day.
+        assert_eq!(next("2026-11-24T02:00:00Z"), "2026-11-24T09:00:00+00:00");
+        // Friday lunch: 14:00.
+        assert_eq!(next("2026-11-27T13:30:00Z"), "2026-11-27T14:00:00+00:00");
+        // Friday evening: Monday 09:00.
+        assert_eq!(next("2026-11-27T18:00:00Z"), "2026-11-30T09:00:00+00:00");
+        // Christmas Eve evening: over the holiday, the weekend and the
+        // second holiday to Tuesday the 29th.
+        assert_eq!(next("2026-12-24T18:00:00Z"), "2026-12-29T09:00:00+00:00");
+        // The Sunday clocks go forward: Monday 09:00 BST is 08:00 UTC.
+        assert_eq!(next("2026-03-29T02:00:00Z"), "2026-03-30T08:00:00+00:00");
+        // The end of a range is not working time.
+        assert_eq!(next("2026-11-24T17:30:00Z"), "2026-11-25T09:00:00+00:00");
+        assert_eq!(Calendar::always().next_working(at("2026-11-24T02:00:00Z")), Some(at("2026-11-24T02:00:00Z")));
     }
 
     #[test]

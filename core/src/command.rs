@@ -3,7 +3,8 @@
 //! error out.
 //!
 //! `ACK [n]`, `NOTE [n] text`, `REPLY [n] text`, `RES [n] [text]`, `ESC [n]`,
-//! `SNOOZE [n] DURATION`, `LIST`, `HELP`; case-insensitive; the number as
+//! `SNOOZE [n] DURATION`, `TAKE [n]`, `ASSIGN [n] PERSON`, `WAIT [n] [text]`,
+//! `RESUME [n]`, `LIST`, `HELP`; case-insensitive; the number as
 //! `1042` or `#1042`, before or after the verb (`1042 ack`); `A`, `R` and
 //! `E` as short forms; surrounding quotes, punctuation and a phone's
 //! autocorrect capitalisation tolerated. Carrier keywords (`STOP`, `START`)
@@ -26,6 +27,14 @@ pub enum Verb {
     Resolve(Option<String>),
     Escalate,
     Snooze(TimeDelta),
+    /// Assign the case to the sender (acknowledges an open case).
+    Take,
+    /// Assign the case to the person with this id, as written (lower-cased).
+    Assign(String),
+    /// Waiting on the customer, with an optional reason.
+    Wait(Option<String>),
+    /// No longer waiting.
+    Resume,
     List,
     Help,
     /// Carrier opt-out keyword.
@@ -59,10 +68,12 @@ pub enum ParseError {
     SnoozeWithoutTime,
     #[error("{0:?} is not a time; write e.g. 30m or 1h.")]
     BadTime(String),
+    #[error("ASSIGN needs a person, e.g. ASSIGN 1042 ben.")]
+    AssignWithoutPerson,
 }
 
 /// The grammar, for HELP replies (one SMS).
-pub const HELP: &str = "Commands: ACK [case], NOTE [case] text, REPLY [case] text (customer), RES [case] [text], ESC [case], SNOOZE [case] 30m, LIST. Case optional if 1 pages you.";
+pub const HELP: &str = "Commands: ACK, NOTE text, REPLY text (to customer), RES [text], ESC, SNOOZE 30m, TAKE, ASSIGN who, WAIT, RESUME, LIST. Add case # (ACK 1042) unless 1 pages you.";
 
 /// Characters around a word that carry no meaning: quotes of every kind,
 /// punctuation a phone adds.
@@ -97,6 +108,10 @@ fn verb_of(word: &str) -> Option<&'static str> {
         "res" | "r" | "resolve" | "resolved" => "res",
         "esc" | "e" | "escalate" => "esc",
         "snooze" => "snooze",
+        "take" | "mine" => "take",
+        "assign" | "give" => "assign",
+        "wait" | "waiting" => "wait",
+        "resume" | "unwait" => "resume",
         "list" | "ls" => "list",
         "help" | "h" => "help",
         "stop" | "stopall" | "unsubscribe" | "cancel" | "end" | "quit" => "stop",
@@ -184,6 +199,13 @@ fn parse_with(input: &str, more: &str) -> Result<Command, ParseError> {
             let d = TimeDelta::from_std(d).ok().filter(|d| *d > TimeDelta::zero() && *d <= TimeDelta::days(7));
             Verb::Snooze(d.ok_or_else(|| ParseError::BadTime(text.chars().take(20).collect()))?)
         }
+        "take" => Verb::Take,
+        "assign" => match args.first() {
+            Some(who) => Verb::Assign(who.trim_matches(is_noise).to_lowercase()),
+            None => return Err(ParseError::AssignWithoutPerson),
+        },
+        "wait" => Verb::Wait((!text.is_empty()).then_some(text)),
+        "resume" => Verb::Resume,
         "list" => Verb::List,
         "help" => Verb::Help,
         "stop" => Verb::Stop,
@@ -263,6 +285,18 @@ mod tests {
             ("STOP", ok(None, Verb::Stop)),
             ("Unsubscribe", ok(None, Verb::Stop)),
             ("START", ok(None, Verb::Start)),
+            ("TAKE", ok(None, Verb::Take)),
+            ("take 1042", ok(Some(1042), Verb::Take)),
+            ("1042 Take.", ok(Some(1042), Verb::Take)),
+            ("ASSIGN 1042 ben", ok(Some(1042), Verb::Assign("ben".into()))),
+            ("assign #1042 Ben.", ok(Some(1042), Verb::Assign("ben".into()))),
+            ("1042 assign chen", ok(Some(1042), Verb::Assign("chen".into()))),
+            ("assign ben", ok(None, Verb::Assign("ben".into()))),
+            ("assign 1042", Err(ParseError::AssignWithoutPerson)),
+            ("WAIT", ok(None, Verb::Wait(None))),
+            ("wait 1042 asked for logs", ok(Some(1042), Verb::Wait(Some("asked for logs".into())))),
+            ("Resume #1042", ok(Some(1042), Verb::Resume)),
+            ("resume", ok(None, Verb::Resume)),
             ("", Err(ParseError::Empty)),
             ("   ", Err(ParseError::Empty)),
             ("...", Err(ParseError::Empty)),
@@ -280,6 +314,7 @@ mod tests {
             ("ack #0", ok(None, Verb::Ack)),
         ];
         assert!(table.len() >= 60);
+        assert!(HELP.len() <= 160, "HELP fits one SMS: {}", HELP.len());
         for (input, want) in table {
             assert_eq!(parse(input), want, "{input:?}");
         }

@@ -1,9 +1,59 @@
 //! Routing: which priority and escalation policy a new case gets.
 //! Routes are tried in order; the first that matches wins.
 
+use std::fmt;
+use std::str::FromStr;
+
 use regex::Regex;
+use serde::{Deserialize, Serialize};
 
 use crate::sla::Priority;
+
+/// How hard a route's cases may interrupt people (PRODUCT.md, "Support
+/// hours and the team's day"). Kept on the case when it is opened, like its
+/// policy, and worked out again from the routes when its priority changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum Urgency {
+    /// Page at any hour, on each person's own channel order.
+    #[default]
+    High,
+    /// Page by email only: never SMS (nor voice), whatever the person's
+    /// channel order says.
+    Low,
+    /// As `High` while the case's plan calendar has working time; outside
+    /// it nobody is paged and the policy starts when working time begins.
+    WorkingHours,
+}
+
+impl Urgency {
+    pub const ALL: [Urgency; 3] = [Urgency::High, Urgency::Low, Urgency::WorkingHours];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Urgency::High => "high",
+            Urgency::Low => "low",
+            Urgency::WorkingHours => "working-hours",
+        }
+    }
+}
+
+impl fmt::Display for Urgency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Urgency {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Urgency::ALL
+            .into_iter()
+            .find(|u| u.as_str() == s)
+            .ok_or_else(|| format!("unknown urgency {s:?}: use \"high\", \"low\" or \"working-hours\""))
+    }
+}
 
 /// One `[[route]]`. Every condition given must hold.
 #[derive(Debug, Clone)]
@@ -16,6 +66,7 @@ pub struct Route {
     pub when_priority: Vec<Priority>,
     pub priority: Priority,
     pub policy: String,
+    pub urgency: Urgency,
 }
 
 impl Route {
@@ -59,6 +110,7 @@ mod tests {
             when_priority: vec![],
             priority: priority.parse().unwrap(),
             policy: policy.into(),
+            urgency: Urgency::High,
         }
     }
 
@@ -74,5 +126,14 @@ mod tests {
         assert_eq!(route(&routes, &case("slow", Some("Acme"))).unwrap().policy, "gold");
         assert_eq!(route(&routes, &case("slow", None)).unwrap().policy, "standard");
         assert_eq!(route(&routes, &case("breakdown", None)).unwrap().policy, "standard");
+    }
+
+    #[test]
+    fn urgencies_parse_back_and_an_unknown_one_names_the_three() {
+        for u in Urgency::ALL {
+            assert_eq!(u.as_str().parse(), Ok(u));
+        }
+        let e = "night".parse::<Urgency>().unwrap_err();
+        assert!(e.contains("\"working-hours\""), "{e}");
     }
 }

@@ -47,7 +47,10 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: HTTP API, scheduler and notification dispatcher.
-    /// Refuses to start on invalid config, rules or templates.
+    /// Refuses to start on invalid config, rules or templates. Reloads the
+    /// rules folder on SIGHUP and when a file in it changes (a broken
+    /// change is logged and refused; the running rules stay). SIGTERM or
+    /// Ctrl-C drains and stops.
     Serve,
     /// Validate config, rules and templates; print a summary, or every
     /// error with its file and line. Also names where the reply key comes
@@ -79,7 +82,8 @@ pub enum Command {
     },
     /// Print the audit log: token creation and revocation, dashboard
     /// sign-ins and failed sign-ins, overrides added and removed, actions
-    /// an admin or integration token took for someone else. Oldest first;
+    /// an admin or integration token took for someone else, rules reloads.
+    /// Oldest first;
     /// text is `at<TAB>actor<TAB>action<TAB>subject<TAB>client<TAB>detail`.
     Audit {
         /// RFC 3339 instant, inclusive; default a week before --to.
@@ -223,7 +227,7 @@ pub(crate) fn load_templates(config: &Config) -> anyhow::Result<Templates> {
 /// The override service on the configured store: all `override` and
 /// `oncall` need (no reply key, no inbox).
 pub(crate) async fn override_service(config: &Config) -> anyhow::Result<crate::service::overrides::OverrideService> {
-    let rules = std::sync::Arc::new(load_rules(config)?);
+    let rules = crate::rules::LiveRules::new(load_rules(config)?);
     let store = crate::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
     let clock = std::sync::Arc::new(crate::clock::SystemClock);
     Ok(crate::service::overrides::OverrideService { store, rules, clock })

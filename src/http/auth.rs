@@ -168,7 +168,7 @@ impl Auth {
             )),
             (Some(by), _) => {
                 let id: PersonId = by.parse().map_err(|e: String| ApiError::unprocessable(format!("by: {e}")))?;
-                if !state.rules.people.contains_key(&id) {
+                if !state.rules.get().people.contains_key(&id) {
                     return Err(ApiError::unprocessable(format!(
                         "by: unknown person {by:?}; use an id from rules/people.toml"
                     )));

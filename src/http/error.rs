@@ -61,6 +61,7 @@ impl From<CaseError> for ApiError {
                     | ActionError::NotDone { .. }
                     | ActionError::AlreadyEscalated { .. }
                     | ActionError::NoNextStep { .. }
+                    | ActionError::AlreadyAssigned { .. }
                     | ActionError::WrongStatus { .. } => StatusCode::CONFLICT,
                     ActionError::NeedsPerson
                     | ActionError::UnknownPerson(_)
@@ -76,6 +77,7 @@ impl From<CaseError> for ApiError {
                 ApiError::new(status, a.to_string())
             }
             CaseError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            CaseError::Forbidden(why) => ApiError::new(StatusCode::FORBIDDEN, why),
             CaseError::Store(s) => s.into(),
         }
     }

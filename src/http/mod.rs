@@ -28,7 +28,7 @@ use tower_http::trace::TraceLayer;
 
 use self::error::ApiError;
 use crate::clock::Clock;
-use crate::rules::Rules;
+use crate::rules::LiveRules;
 use crate::service::audit::Audit;
 use crate::service::cases::CaseService;
 use crate::service::inbox::Inbox;
@@ -54,7 +54,7 @@ pub struct AppState {
     /// The audit log.
     pub audit: Arc<Audit>,
     pub store: Arc<dyn Store>,
-    pub rules: Arc<Rules>,
+    pub rules: LiveRules,
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,
     /// The SHA-256 (hex) of the token `/metrics` needs, when `[server]

@@ -28,7 +28,8 @@ use super::{Channel, Message, Rendered, SendError, context};
 use crate::case::{Case, NewPage, PageKind, Status};
 use crate::clock::Clock;
 use crate::people::ChannelKind;
-use crate::rules::Rules;
+use crate::routing::Urgency;
+use crate::rules::{LiveRules, Rules};
 use crate::store::{Delivery, PageRecord, Store, StoreError};
 
 /// How many times a page is tried before it fails for good.
@@ -53,7 +54,7 @@ impl Channels {
 /// Delivers queued pages.
 pub struct Dispatcher {
     pub store: Arc<dyn Store>,
-    pub rules: Arc<Rules>,
+    pub rules: LiveRules,
     pub templates: Live,
     pub channels: Channels,
     pub clock: Arc<dyn Clock>,
@@ -82,10 +83,20 @@ pub fn superseded(case: &Case, page: &PageRecord) -> Option<String> {
                 case.status == Status::Open && case.escalation.running && Some(case.escalation.at) == page.position;
             (!paging).then(|| format!("superseded: the case is {} and at {}", case.status.as_str(), case.escalation.at))
         }
+        // Reminders, warnings and news of a case go to its assignee: once
+        // it is given to someone else, those still queued for the previous
+        // one do not go out.
+        _ if matches!(page.kind, PageKind::Reminder | PageKind::Warning | PageKind::Reply | PageKind::Assigned)
+            && page.person.is_some()
+            && case.assignee.is_some()
+            && page.person != case.assignee =>
+        {
+            Some("superseded: the case was assigned to someone else".to_owned())
+        }
         PageKind::Reminder => {
             (case.status != Status::Acknowledged).then(|| format!("superseded: the case is {}", case.status.as_str()))
         }
-        PageKind::Warning | PageKind::Reply => {
+        PageKind::Warning | PageKind::Reply | PageKind::Assigned => {
             case.status.is_done().then(|| format!("superseded: the case is {}", case.status.as_str()))
         }
         // A reply a person wrote goes out whatever became of the case since.
@@ -101,7 +112,7 @@ pub fn superseded(case: &Case, page: &PageRecord) -> Option<String> {
 }
 
 /// The same person's next channel after `page`'s, for a page that failed;
-/// never SMS for someone who replied STOP.
+/// never SMS for someone who replied STOP, nor for a `low` case.
 pub async fn fallback(rules: &Rules, store: &dyn Store, page: &PageRecord) -> Option<NewPage> {
     let person = rules.people.get(page.person.as_ref()?)?;
     // Read only when a page fails. Should the read fail, the carrier still
@@ -114,6 +125,15 @@ pub async fn fallback(rules: &Rules, store: &dyn Store, page: &PageRecord) -> Op
         }
     };
     let (channel, address) = person.reach(sms_off, Some(page.channel))?;
+    // A `low` case is paged by email alone: a failed email never falls
+    // back to SMS (the case is read only when a page fails).
+    if channel == ChannelKind::Sms
+        && let Some(n) = page.case
+        && let Ok(Some(case)) = store.case(n).await
+        && case.urgency == Urgency::Low
+    {
+        return None;
+    }
     Some(NewPage {
         person: Some(person.id.clone()),
         address: address.to_owned(),
@@ -311,12 +331,13 @@ impl Dispatcher {
     }
 
     async fn fallback(&self, page: &PageRecord) -> Option<NewPage> {
-        fallback(&self.rules, self.store.as_ref(), page).await
+        fallback(&self.rules.get(), self.store.as_ref(), page).await
     }
 
     fn message(&self, case: &Case, page: &PageRecord) -> Message {
-        let person = page.person.as_ref().and_then(|p| self.rules.people.get(p));
-        let author = page.author.as_ref().and_then(|p| self.rules.people.get(p));
+        let rules = self.rules.get();
+        let person = page.person.as_ref().and_then(|p| rules.people.get(p));
+        let author = page.author.as_ref().and_then(|p| rules.people.get(p));
         let ctx = super::context_by(case, page, person, author, &self.public_url);
         let body = self.templates.get().render(page.kind, page.channel, &ctx).unwrap_or_else(|e| {
             tracing::error!(page = page.id, error = %e, "template failed; sending the built-in text");
@@ -387,7 +408,8 @@ impl Dispatcher {
 
     /// A notice belongs to no case: it renders its text alone.
     async fn send_notice(&self, page: &PageRecord) -> Delivery {
-        let person = page.person.as_ref().and_then(|p| self.rules.people.get(p));
+        let rules = self.rules.get();
+        let person = page.person.as_ref().and_then(|p| rules.people.get(p));
         let ctx = super::notice_context(page, person, &self.public_url);
         let body = self.templates.get().render(page.kind, page.channel, &ctx).unwrap_or_else(|e| {
             tracing::error!(page = page.id, error = %e, "notice template failed; sending the built-in text");

@@ -203,6 +203,8 @@ pub fn sample_renders(templates: &Templates) -> Vec<Result<(PageKind, ChannelKin
         unverified: false,
         respond_met_at: None,
         update_met_at: None,
+        urgency: crate::routing::Urgency::High,
+        held_until: None,
         version: 1,
     };
     let person = Person {

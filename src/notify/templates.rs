@@ -16,9 +16,15 @@ const FUEL: u64 = 100_000;
 /// The templates every kind of message needs, by file name.
 pub fn required() -> Vec<String> {
     let mut names = Vec::new();
-    for kind in
-        [PageKind::Page, PageKind::Reminder, PageKind::Breach, PageKind::Warning, PageKind::Notice, PageKind::Reply]
-    {
+    for kind in [
+        PageKind::Page,
+        PageKind::Reminder,
+        PageKind::Breach,
+        PageKind::Warning,
+        PageKind::Notice,
+        PageKind::Reply,
+        PageKind::Assigned,
+    ] {
         names.push(format!("{}.sms.txt", kind.as_str()));
         names.extend(email_names(kind));
     }

@@ -17,9 +17,9 @@ use crate::case::{ActionError, Actor, Case, CaseNumber, Facts, Filing, RequestKe
 use crate::clock::Clock;
 use crate::escalation::Position;
 use crate::people::PersonId;
-use crate::rules::Rules;
+use crate::rules::LiveRules;
 use crate::sla::Priority;
-use crate::store::{Store, StoreError};
+use crate::store::{CaseQuery, Store, StoreError};
 use crate::token::{TokenInfo, TokenRole};
 
 /// How often a change is decided again after losing a race.
@@ -89,6 +89,11 @@ pub enum Action {
         text: String,
         why: String,
     },
+    /// Give the case to `to` (assignment, `TAKE`, `ASSIGN`); an open case
+    /// is acknowledged by it.
+    Assign {
+        to: PersonId,
+    },
 }
 
 impl Action {
@@ -108,6 +113,7 @@ impl Action {
             Action::Snooze { .. } => "snooze",
             Action::Mail { .. } => "mail",
             Action::LimitedMail { .. } => "limited_mail",
+            Action::Assign { .. } => "assign",
         }
     }
 }
@@ -121,6 +127,9 @@ pub enum CaseError {
     Refused(#[from] ActionError),
     #[error("the case keeps changing under this request; try again")]
     Busy,
+    /// The person may not do this (assigning someone else's case).
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -135,7 +144,7 @@ pub struct Wakers {
 /// Changes cases.
 pub struct CaseService {
     pub store: Arc<dyn Store>,
-    pub rules: Arc<Rules>,
+    pub rules: LiveRules,
     pub clock: Arc<dyn Clock>,
     pub wake: Wakers,
 }
@@ -166,6 +175,45 @@ impl CaseService {
             return Ok(true);
         }
         Ok(self.store.pages_of(case.number).await?.iter().any(|p| p.person.as_ref() == Some(me)))
+    }
+
+    /// Cases `viewer` may see that meet `q`, newest first: the rule of
+    /// [`Self::visible_to`], asked of the store within the one query (so a
+    /// page of an engineer's cases is full, and costs one statement).
+    pub async fn find(&self, viewer: &TokenInfo, mut q: CaseQuery) -> Result<Vec<Case>, StoreError> {
+        match viewer.role {
+            TokenRole::Manager | TokenRole::Admin | TokenRole::Integration => {}
+            TokenRole::Feed => return Ok(Vec::new()),
+            TokenRole::Engineer => match &viewer.person {
+                Some(me) => q.seen_by = Some(me.clone()),
+                None => return Ok(Vec::new()),
+            },
+        }
+        self.store.find_cases(&q).await
+    }
+
+    /// Whether person `by` may give `case` to `to`: a manager may assign
+    /// anyone; an engineer may take a case they can see (assigned to them,
+    /// or that paged them) and give their own cases away.
+    async fn may_assign(&self, by: &PersonId, case: &Case, to: &PersonId) -> Result<(), CaseError> {
+        let role = self.rules.get().people.get(by).map(|p| p.role);
+        if role == Some(crate::people::Role::Manager) || case.assignee.as_ref() == Some(by) {
+            return Ok(());
+        }
+        if by == to {
+            let paged = self.store.pages_of(case.number).await?.iter().any(|p| p.person.as_ref() == Some(by));
+            if paged {
+                return Ok(());
+            }
+            return Err(CaseError::Forbidden(format!(
+                "case {} did not page you and is not yours: ask a manager to assign it",
+                case.number
+            )));
+        }
+        Err(CaseError::Forbidden(format!(
+            "case {} is not yours to give away: only its assignee or a manager can assign it",
+            case.number
+        )))
     }
 
     /// Who replied STOP to an SMS.
@@ -205,7 +253,7 @@ impl CaseService {
         let now = self.now();
         let overrides = super::overrides::by_schedule(self.store.as_ref(), now).await?;
         let sms_off = self.sms_off().await?;
-        let facts = Facts { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
+        let facts = Facts { rules: &self.rules.get(), overrides: &overrides, sms_off: &sms_off, now };
         let mut tr = facts.open(new)?;
         tr.filing = filing;
         tr.request = request;
@@ -234,7 +282,7 @@ impl CaseService {
             let now = self.now();
             let overrides = super::overrides::by_schedule(self.store.as_ref(), now).await?;
             let sms_off = self.sms_off().await?;
-            let facts = Facts { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
+            let facts = Facts { rules: &self.rules.get(), overrides: &overrides, sms_off: &sms_off, now };
             let tr = match action {
                 Action::Ack { by, text } => facts.ack(&case, by, via, text.as_deref())?,
                 Action::Note { text } => facts.note(&case, actor, via, text)?,
@@ -250,6 +298,12 @@ impl CaseService {
                     facts.mail(&case, from, text, automatic.as_deref(), *reopen_within)?
                 }
                 Action::LimitedMail { from, subject, text, why } => facts.limited_mail(&case, from, subject, text, why),
+                Action::Assign { to } => {
+                    if let Actor::Person(by) = actor {
+                        self.may_assign(by, &case, to).await?;
+                    }
+                    facts.assign(&case, to, actor, via)?
+                }
                 Action::Escalate { from } => {
                     let from = match (from, actor) {
                         (Some(p), _) => Some(*p),
@@ -285,7 +339,7 @@ impl CaseService {
         let now = self.now();
         let overrides = super::overrides::by_schedule(self.store.as_ref(), now).await?;
         let sms_off = self.sms_off().await?;
-        let facts = Facts { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
+        let facts = Facts { rules: &self.rules.get(), overrides: &overrides, sms_off: &sms_off, now };
         let mut fired = vec![false; timers.len()];
         let (mut decided, mut slots) = (Vec::with_capacity(timers.len()), Vec::with_capacity(timers.len()));
         for (i, timer) in timers.iter().enumerate() {
@@ -330,7 +384,7 @@ impl CaseService {
             let now = self.now();
             let overrides = super::overrides::by_schedule(self.store.as_ref(), now).await?;
             let sms_off = self.sms_off().await?;
-            let facts = Facts { rules: &self.rules, overrides: &overrides, sms_off: &sms_off, now };
+            let facts = Facts { rules: &self.rules.get(), overrides: &overrides, sms_off: &sms_off, now };
             let tr = facts.fire(&case, timer);
             match self.store.commit(&tr, case.version, Some((timer.id, owner))).await {
                 Ok(_) => {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::case::{ActionError, Actor, Case, CaseNumber, Filing, Status, Via};
 use crate::command::{Command, HELP, Verb};
-use crate::people::Person;
+use crate::people::{Person, PersonId};
 use crate::service::cases::{Action, CaseError, CaseService};
 
 /// What to answer.
@@ -35,7 +35,8 @@ fn hm(person: &Person, at: Option<DateTime<Utc>>) -> String {
 }
 
 fn name(service: &CaseService, id: Option<&crate::people::PersonId>) -> String {
-    id.and_then(|p| service.rules.people.get(p))
+    let rules = service.rules.get();
+    id.and_then(|p| rules.people.get(p))
         .map_or_else(|| "someone".to_owned(), |p| p.name.split(' ').next().unwrap_or(&p.name).to_owned())
 }
 
@@ -84,8 +85,25 @@ pub async fn execute(
         }
         _ => {}
     }
+    // WAIT, RESUME and ASSIGN are about the sender's own work: without a
+    // number, the one case assigned to them.
+    let own = matches!(cmd.verb, Verb::Wait(_) | Verb::Resume | Verb::Assign(_));
     let number = match cmd.case.or(implied) {
         Some(n) => n,
+        None if own => {
+            let mine = service.store.cases_assigned(who).await?;
+            match mine.as_slice() {
+                [one] => one.number,
+                [] => return Ok(Answer::error(None, "No case is assigned to you. Name one, e.g. WAIT 1042.")),
+                [first, ..] => {
+                    let list = mine.iter().map(|c| c.number.to_string()).collect::<Vec<_>>().join(", ");
+                    return Ok(Answer::error(
+                        None,
+                        format!("{} cases are yours: {list}. Name one, e.g. WAIT {}", mine.len(), first.number.0),
+                    ));
+                }
+            }
+        }
         None => {
             let paging = service.store.cases_paging(who).await?;
             match paging.as_slice() {
@@ -99,6 +117,7 @@ pub async fn execute(
                         Verb::Resolve(_) => "RES",
                         Verb::Escalate => "ESC",
                         Verb::Snooze(_) => "SNOOZE",
+                        Verb::Take => "TAKE",
                         _ => "ACK",
                     };
                     return Ok(Answer::error(
@@ -116,6 +135,17 @@ pub async fn execute(
         Verb::Resolve(text) => Action::Resolve { text: text.clone() },
         Verb::Escalate => Action::Escalate { from: None },
         Verb::Snooze(hold) => Action::Snooze { by: who.clone(), hold: *hold },
+        Verb::Take => Action::Assign { to: who.clone() },
+        Verb::Assign(to) => match to.parse::<PersonId>() {
+            Ok(to) if service.rules.get().people.contains_key(&to) => Action::Assign { to },
+            _ => {
+                let known = service.rules.get().people.keys().map(PersonId::as_str).collect::<Vec<_>>().join(", ");
+                let to: String = to.chars().take(20).collect();
+                return Ok(Answer::error(Some(number), format!("No person {to:?}. Use one of: {known}.")));
+            }
+        },
+        Verb::Wait(text) => Action::Wait { text: text.clone() },
+        Verb::Resume => Action::Resume { text: None },
         // Answered above, before a case was needed.
         Verb::Help | Verb::List | Verb::Stop | Verb::Start => return Ok(Answer::error(None, HELP)),
     };
@@ -136,6 +166,14 @@ pub async fn execute(
                 Verb::Resolve(_) => format!("Case {number} resolved by {first}."),
                 Verb::Escalate => format!("Case {number} escalated to {}.", case.escalation.at),
                 Verb::Snooze(_) => format!("Reminders for {number} held until {}.", hm(person, case.snoozed_until)),
+                Verb::Take => {
+                    format!("Case {number} is yours, {first}. Next update due {}.", hm(person, case.deadlines.update))
+                }
+                Verb::Assign(_) => format!("Case {number} assigned to {}.", name(service, case.assignee.as_ref())),
+                Verb::Wait(_) => format!("Case {number} waits on the customer. Reply RESUME {} to go on.", number.0),
+                Verb::Resume => {
+                    format!("Case {number} resumed. Next update due {}.", hm(person, case.deadlines.update))
+                }
                 _ => format!("Done: {number}."),
             };
             Ok(Answer::ok(number, text))
@@ -150,6 +188,7 @@ pub async fn execute(
             ))
         }
         Err(CaseError::Refused(e)) => Ok(Answer::error(Some(number), e.to_string())),
+        Err(CaseError::Forbidden(why)) => Ok(Answer::error(Some(number), why)),
         Err(e) => Err(e),
     }
 }

@@ -32,14 +32,16 @@ impl Digester {
         let on_call: Vec<(String, Option<String>)> = self
             .cases
             .rules
+            .get()
             .schedules
             .values()
             .map(|s| {
                 let who = s.on_call(overrides.get(&s.name).unwrap_or(&none), now);
-                (s.name.clone(), who.and_then(|p| self.cases.rules.people.get(&p)).map(|p| p.name.clone()))
+                let rules = self.cases.rules.get();
+                (s.name.clone(), who.and_then(|p| rules.people.get(&p)).map(|p| p.name.clone()))
             })
             .collect();
-        for manager in self.cases.rules.managers() {
+        for manager in self.cases.rules.get().managers() {
             let local = now.with_timezone(&manager.timezone);
             if local.time() < self.at {
                 continue;
@@ -77,7 +79,7 @@ impl Digester {
                 }
                 continue;
             }
-            let until = digest::next_due(self.cases.rules.managers(), self.at, self.cases.clock.now());
+            let until = digest::next_due(self.cases.rules.get().managers(), self.at, self.cases.clock.now());
             tokio::select! {
                 _ = self.cases.clock.sleep_until(until) => {}
                 _ = shutdown.changed() => return,

@@ -217,9 +217,8 @@ impl Inbox {
             if domain != r.domain {
                 continue;
             }
-            let person = self
-                .cases
-                .rules
+            let rules = self.cases.rules.get();
+            let person = rules
                 .people
                 .keys()
                 .find(|p| constant_eq(r.key.reply_token(CaseNumber(n), p.as_str()).as_bytes(), token.as_bytes()));
@@ -281,7 +280,8 @@ impl Inbox {
         person: &PersonId,
         verdict: &Verification,
     ) -> Result<Outcome, CaseError> {
-        let Some(who) = self.cases.rules.people.get(person) else {
+        let rules = self.cases.rules.get();
+        let Some(who) = rules.people.get(person) else {
             return self.settle(id, Outcome::Refused(format!("{person} is no longer in the rules"))).await;
         };
         if let Some(why) = &mail.automatic {
@@ -362,7 +362,8 @@ impl Inbox {
         if mail.automatic.is_some() || !mail.to.iter().any(|a| self.replies.support.contains(a)) {
             return Ok(None);
         }
-        let Some(person) = self.cases.rules.people.values().find(|p| p.email.eq_ignore_ascii_case(&mail.from)) else {
+        let rules = self.cases.rules.get();
+        let Some(person) = rules.people.values().find(|p| p.email.eq_ignore_ascii_case(&mail.from)) else {
             return Ok(None);
         };
         let case = match self.store.case_by_message_id(&mail.refs).await? {
@@ -443,7 +444,8 @@ impl Inbox {
         }
         let Some(n) = mail.subject_tag() else { return Ok(None) };
         let Some(case) = self.store.case(n).await? else { return Ok(None) };
-        let customer = self.cases.rules.customer_for(&mail.from).map(|c| c.name.as_str());
+        let rules = self.cases.rules.get();
+        let customer = rules.customer_for(&mail.from).map(|c| c.name.as_str());
         let theirs = case.requester == mail.from || (customer.is_some() && customer == case.customer.as_deref());
         Ok(theirs.then_some(n))
     }

@@ -10,6 +10,8 @@
 //! - [`overrides`]: on-call overrides and who is on call.
 //! - [`phone`]: SMS from engineers' phones and Twilio's delivery reports.
 //! - [`digest`]: the managers' daily digest.
+//! - [`reload`]: reloading the rules folder on SIGHUP or a changed file.
+//! - [`search`]: finding cases: the filters both the API and the dashboard read.
 //! - [`tokens`]: API tokens, whether one may be used now, sign-in limits.
 //! - [`audit`]: the audit log.
 //! - [`attachments`]: attachments and raw messages of a case, as downloads.
@@ -26,5 +28,7 @@ pub mod inbox;
 pub mod intake;
 pub mod overrides;
 pub mod phone;
+pub mod reload;
+pub mod search;
 pub mod tokens;
 pub mod verify;

@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::escalation::Overrides;
 use crate::overrides::{FieldError, OverrideRequest};
 use crate::people::PersonId;
-use crate::rules::Rules;
+use crate::rules::LiveRules;
 use crate::schedule::Override;
 use crate::store::{OverrideRecord, Store, StoreError};
 
@@ -28,7 +28,7 @@ pub enum OverrideError {
 /// Overrides, and on-call answers that honour them.
 pub struct OverrideService {
     pub store: Arc<dyn Store>,
-    pub rules: Arc<Rules>,
+    pub rules: LiveRules,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -36,7 +36,7 @@ impl OverrideService {
     /// Checks and stores `request`, made by `created_by` (a person id, a
     /// token name or "cli").
     pub async fn add(&self, request: OverrideRequest, created_by: &str) -> Result<OverrideRecord, OverrideError> {
-        let person = request.check(&self.rules)?;
+        let person = request.check(&self.rules.get())?;
         let record = OverrideRecord {
             id: 0,
             schedule: request.schedule,
@@ -103,9 +103,9 @@ impl OverrideService {
         at: DateTime<Utc>,
     ) -> Result<Vec<(String, Option<PersonId>)>, OverrideError> {
         if let Some(name) = schedule
-            && !self.rules.schedules.contains_key(name)
+            && !self.rules.get().schedules.contains_key(name)
         {
-            let known = self.rules.schedules.keys().cloned().collect::<Vec<_>>().join(", ");
+            let known = self.rules.get().schedules.keys().cloned().collect::<Vec<_>>().join(", ");
             let message = format!("unknown schedule {name:?}; use one of {known}");
             return Err(FieldError { field: "schedule", message }.into());
         }
@@ -113,6 +113,7 @@ impl OverrideService {
         let none = Vec::new();
         Ok(self
             .rules
+            .get()
             .schedules
             .values()
             .filter(|s| schedule.is_none_or(|name| name == s.name))

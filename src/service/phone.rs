@@ -38,7 +38,7 @@ impl Phone {
     /// STOP/START (the carrier answers those), or a phone past its error
     /// budget until its next good command or page.
     pub async fn message(&self, from: &str, body: &str) -> Result<Option<String>, CaseError> {
-        let rules = &self.cases.rules;
+        let rules = self.cases.rules.get();
         let Some(person) = rules.people.values().find(|p| p.phone.as_ref().is_some_and(|ph| ph.as_str() == from))
         else {
             tracing::info!(from, "SMS from a number no person has; ignored");
@@ -80,7 +80,7 @@ impl Phone {
             let fallback = if status == PageStatus::Delivered {
                 None
             } else {
-                fallback(&self.cases.rules, store.as_ref(), &page).await
+                fallback(&self.cases.rules.get(), store.as_ref(), &page).await
             };
             let moved =
                 store.report_delivery(page.id, status, error, fallback.as_ref(), self.cases.clock.now()).await?;
@@ -155,7 +155,7 @@ impl Phone {
     /// Tells every manager at once that `person` opted out of SMS (`out`)
     /// or back in, and what that means for the schedules they are on.
     async fn tell_managers(&self, person: &Person, out: bool) -> Result<(), StoreError> {
-        let rules = &self.cases.rules;
+        let rules = self.cases.rules.get();
         let schedules: Vec<&str> = rules
             .schedules
             .values()

@@ -19,8 +19,8 @@ use sqlx::{AssertSqlSafe, Database, Encode, Executor, Pool, QueryBuilder, Transa
 use super::dialect::{Affected, Dialect};
 use super::rows::{self, CASE_COLUMNS, Columns, PAGE_COLUMNS, PAGE_FACT_COLUMNS, TOKEN_COLUMNS, Value, ms};
 use super::{
-    AttachmentRecord, Counts, Delivery, DigestData, EventRecord, InboxRecord, MessageRecord, OverrideRecord,
-    PageRecord, PageStatus, ReportData, SessionRecord, Store, StoreError,
+    AttachmentRecord, CaseQuery, Counts, Delivery, DigestData, EventRecord, InboxRecord, MessageRecord,
+    OverrideRecord, PageRecord, PageStatus, ReportData, SessionRecord, Store, StoreError,
 };
 use crate::audit::{AuditAction, AuditEntry};
 use crate::case::{Case, CaseNumber, NewEvent, NewPage, Status, Timer, Transition};
@@ -1360,5 +1360,84 @@ where
                 })
             })
             .collect()
+    }
+
+    // --- issue 15: finding cases ---
+    async fn find_cases(&self, f: &CaseQuery) -> Result<Vec<Case>, StoreError> {
+        let mut q = QueryBuilder::<D::DB>::new(format!("SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1"));
+        let text = |v: Option<&str>| Value::Text(v.map(|s| Cow::Owned(s.to_owned())));
+        let exact = [
+            ("status", f.status.map(Status::as_str)),
+            ("customer", f.customer.as_deref()),
+            ("assignee", f.assignee.as_ref().map(PersonId::as_str)),
+            ("requester", f.requester.as_deref()),
+            ("priority", f.priority.as_ref().map(|p| p.as_str())),
+        ];
+        for (column, value) in exact {
+            if value.is_some() {
+                q.push(" AND ").push(column).push(" = ");
+                Self::push_value(&mut q, text(value));
+            }
+        }
+        if let Some(words) = &f.text {
+            // LIKE with the wildcards in the words escaped: a substring,
+            // lower-cased on both sides (both databases lower ASCII alike).
+            let escaped = words.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let pattern = format!("%{escaped}%");
+            q.push(" AND (lower(subject) LIKE ");
+            Self::push_value(&mut q, text(Some(&pattern)));
+            q.push(" ESCAPE '\\' OR lower(body) LIKE ");
+            Self::push_value(&mut q, text(Some(&pattern)));
+            q.push(" ESCAPE '\\')");
+        }
+        if let Some(before) = f.before {
+            q.push(" AND number < ").push_bind(before.0);
+        }
+        if let Some(me) = &f.seen_by {
+            q.push(" AND (assignee = ");
+            Self::push_value(&mut q, text(Some(me.as_str())));
+            q.push(" OR EXISTS (SELECT 1 FROM pages WHERE pages.case_number = cases.number AND pages.person = ");
+            Self::push_value(&mut q, text(Some(me.as_str())));
+            q.push("))");
+        }
+        q.push(" ORDER BY number DESC LIMIT ").push_bind(i64::from(f.limit));
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter().map(rows::case).collect()
+    }
+
+    // --- issue 15: calendar feed versions ---
+    async fn feed_versions(
+        &self,
+        shifts: &[(String, String)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(i64, DateTime<Utc>)>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let mut out = Vec::with_capacity(shifts.len());
+        for (uid, fingerprint) in shifts {
+            sql::<D>(
+                "INSERT INTO feed_shifts (uid, fingerprint, sequence, stamp) VALUES (?, ?, 0, ?) ON CONFLICT (uid) DO NOTHING",
+            )
+            .bind(uid.as_str())
+            .bind(fingerprint.as_str())
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+            sql::<D>(
+                "UPDATE feed_shifts SET sequence = sequence + 1, fingerprint = ?, stamp = ? WHERE uid = ? AND fingerprint <> ?",
+            )
+            .bind(fingerprint.as_str())
+            .bind(ms(now))
+            .bind(uid.as_str())
+            .bind(fingerprint.as_str())
+            .execute(&mut *tx)
+            .await?;
+            let row = sql::<D>("SELECT sequence, stamp FROM feed_shifts WHERE uid = ?")
+                .bind(uid.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            out.push((row.int("sequence")?, row.instant("stamp")?));
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 }

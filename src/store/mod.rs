@@ -430,6 +430,25 @@ pub trait Store: Send + Sync + 'static {
     /// The inbox rows filed on case `number` (its messages), oldest first,
     /// without their raw bytes.
     async fn case_messages(&self, number: CaseNumber) -> Result<Vec<MessageRecord>, StoreError>;
+
+    // --- issue 15: finding cases ---
+    /// Cases that meet every condition of `q`, newest (highest number)
+    /// first, at most `q.limit`. Each filter walks an index ending in
+    /// `number`, so a page costs the same deep in the list as at its top.
+    async fn find_cases(&self, q: &CaseQuery) -> Result<Vec<Case>, StoreError>;
+
+    // --- issue 15: calendar feed versions ---
+    /// Records the shifts a feed serves, `(uid, fingerprint)`, and answers
+    /// for each its `(sequence, stamp)`: a new shift gets sequence 0 and
+    /// `now`; one whose fingerprint changed since it was last served gets
+    /// its sequence raised by one and `now`; an unchanged one keeps both.
+    /// Each row changes in one statement, so two fetches at once raise a
+    /// sequence once.
+    async fn feed_versions(
+        &self,
+        shifts: &[(String, String)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(i64, DateTime<Utc>)>, StoreError>;
 }
 
 /// An attachment listed on a case; its bytes are in the raw message of
@@ -452,6 +471,27 @@ pub struct MessageRecord {
     pub id: i64,
     pub received_at: DateTime<Utc>,
     pub status: InboxStatus,
+}
+
+/// What a search for cases asks (`GET /api/v1/cases`, the dashboard's
+/// Cases page). Every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseQuery {
+    pub status: Option<Status>,
+    /// A customer's name, as in the rules.
+    pub customer: Option<String>,
+    pub assignee: Option<PersonId>,
+    /// The requester's mail address, exactly.
+    pub requester: Option<String>,
+    pub priority: Option<crate::sla::Priority>,
+    /// Text the subject or the body contains (ASCII letters in any case).
+    pub text: Option<String>,
+    /// The cursor: only cases numbered below it.
+    pub before: Option<CaseNumber>,
+    /// Only cases this person may see as an engineer: assigned to them, or
+    /// that paged them.
+    pub seen_by: Option<PersonId>,
+    pub limit: u32,
 }
 
 /// Opens the store `[database]` names: `sqlite://PATH` (created if missing)

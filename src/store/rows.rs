@@ -25,7 +25,7 @@ use crate::token::{TokenInfo, TokenRecord};
 use tocsin_core::delivery::PageFacts;
 
 /// The columns [`case`] reads.
-pub const CASE_COLUMNS: &str = "number, subject, body, customer, requester, priority, plan, policy, status, assignee, opened_at, acked_at, resolved_at, respond_due, update_due, resolve_due, esc_round, esc_step, esc_running, version, respond_from, update_from, pauses, warned, snoozed_until, unverified, respond_met_at, update_met_at";
+pub const CASE_COLUMNS: &str = "number, subject, body, customer, requester, priority, plan, policy, status, assignee, opened_at, acked_at, resolved_at, respond_due, update_due, resolve_due, esc_round, esc_step, esc_running, version, respond_from, update_from, pauses, warned, snoozed_until, unverified, respond_met_at, update_met_at, urgency, held_until";
 /// The columns [`page`] reads.
 pub const PAGE_COLUMNS: &str = "id, case_number, person, address, channel, kind, round, step, detail, status, created_at, updated_at, attempts, provider_id, error, in_doubt, prev_claimed_at, author";
 /// The columns [`page_facts`] reads.
@@ -94,7 +94,7 @@ pub fn case_opening(c: &Case) -> [(&'static str, Value<'_>); 6] {
 /// The columns every change of a case writes: the one list that opening a
 /// case and committing a change both bind. A new case column goes here, in
 /// [`CASE_COLUMNS`] and in [`case`].
-pub fn case_state(c: &Case) -> Result<[(&'static str, Value<'_>); 20], StoreError> {
+pub fn case_state(c: &Case) -> Result<[(&'static str, Value<'_>); 22], StoreError> {
     Ok([
         ("status", c.status.as_str().into()),
         ("assignee", c.assignee.as_ref().map(|p| p.as_str()).into()),
@@ -116,6 +116,8 @@ pub fn case_state(c: &Case) -> Result<[(&'static str, Value<'_>); 20], StoreErro
         ("snoozed_until", c.snoozed_until.into()),
         ("respond_met_at", c.respond_met_at.into()),
         ("update_met_at", c.update_met_at.into()),
+        ("urgency", c.urgency.as_str().into()),
+        ("held_until", c.held_until.into()),
     ])
 }
 
@@ -240,6 +242,8 @@ pub fn case(r: &impl Columns) -> Result<Case, StoreError> {
         unverified: r.flag("unverified")?,
         respond_met_at: r.opt_instant("respond_met_at")?,
         update_met_at: r.opt_instant("update_met_at")?,
+        urgency: r.parsed("urgency")?,
+        held_until: r.opt_instant("held_until")?,
         version: r.int("version")?,
     })
 }

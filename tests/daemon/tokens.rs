@@ -233,10 +233,10 @@ async fn audit_records_tokens_sign_ins_overrides_and_actions_taken_for_someone_e
         expires: Some("90d".into()),
         ..NewToken::default()
     };
-    let (max, info) = state.tokens.create(new.clone(), &rules, "cli").await.unwrap();
+    let (max, info) = state.tokens.create(new.clone(), &rules.get(), "cli").await.unwrap();
     assert_eq!(info.expires_at, Some(t.clock_now() + TimeDelta::days(90)));
     assert!(matches!(
-        state.tokens.create(new, &rules, "cli").await,
+        state.tokens.create(new, &rules.get(), "cli").await,
         Err(tocsin::service::tokens::TokenError::Duplicate(_))
     ));
     let (_s, _): (Signed, String) = sign_in(&t, &max).await;

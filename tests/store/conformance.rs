@@ -17,8 +17,9 @@ use tocsin::config::Database;
 use tocsin::escalation::Position;
 use tocsin::mail::{Envelope, InboxStatus};
 use tocsin::people::ChannelKind;
+use tocsin::routing::Urgency;
 use tocsin::sla::{Deadlines, SlaClock};
-use tocsin::store::{Delivery, OverrideRecord, PageStatus, Store, StoreError};
+use tocsin::store::{CaseQuery, Delivery, OverrideRecord, PageStatus, Store, StoreError};
 use tocsin::token::{TokenInfo, TokenRecord, TokenRole};
 
 use crate::harness::at;
@@ -116,6 +117,12 @@ conformance!(
     // --- issue 14: replies ---
     a_reply_keeps_its_author_and_answers_the_customers_own_mail,
     attachments_are_listed_with_their_filing_and_only_on_their_case,
+    // --- issue 15: urgency ---
+    a_held_case_keeps_its_urgency_hold_and_hold_timer,
+    // --- issue 15: finding cases ---
+    find_cases_filters_pages_by_cursor_and_limits_an_engineer_to_their_cases,
+    // --- issue 15: calendar feed versions ---
+    a_feed_shift_keeps_its_version_until_its_fingerprint_changes,
 );
 
 const T0: &str = "2026-11-24T10:00:00.123Z";
@@ -153,6 +160,8 @@ fn case_at(opened: DateTime<Utc>) -> Case {
         unverified: false,
         respond_met_at: None,
         update_met_at: None,
+        urgency: Urgency::High,
+        held_until: None,
         version: 0,
     }
 }
@@ -1227,4 +1236,111 @@ async fn attachments_are_listed_with_their_filing_and_only_on_their_case(b: &Bac
     });
     assert!(matches!(s.commit(&again, c.version, None).await, Err(StoreError::AlreadyFiled)));
     assert_eq!(s.attachments_of(c.number).await.unwrap().len(), 2, "rolled back");
+}
+
+// --- issue 15: urgency ---
+async fn a_held_case_keeps_its_urgency_hold_and_hold_timer(b: &Backend) {
+    let s = &*b.store;
+    let until = t0() + TimeDelta::hours(7);
+    let mut c = case_at(t0());
+    c.urgency = Urgency::WorkingHours;
+    c.held_until = Some(until);
+    let mut tr = Transition::new(&c, t0());
+    tr.events.push(NewEvent {
+        at: t0(),
+        kind: EventKind::Held,
+        actor: "tocsin".into(),
+        channel: Some(Via::Scheduler),
+        text: "held".into(),
+    });
+    tr.set_timer(TimerKind::Hold, until, Position::FIRST);
+    let opened = s.create_case(&tr).await.unwrap();
+    let read = s.case(opened.number).await.unwrap().unwrap();
+    assert_eq!((read.urgency, read.held_until), (Urgency::WorkingHours, Some(until)));
+    assert!(
+        s.claim_timers(until - TimeDelta::milliseconds(1), "a", TimeDelta::seconds(30), 10).await.unwrap().is_empty()
+    );
+    let got = s.claim_timers(until, "a", TimeDelta::seconds(30), 10).await.unwrap();
+    assert_eq!(got.iter().map(|t| (t.case, t.kind)).collect::<Vec<_>>(), [(read.number, TimerKind::Hold)]);
+    // Released by a change: both columns are rewritten.
+    let mut next = read.clone();
+    next.urgency = Urgency::High;
+    next.held_until = None;
+    let changed = s.commit(&Transition::new(&next, t0()), read.version, Some((got[0].id, "a"))).await.unwrap();
+    assert_eq!((changed.urgency, changed.held_until), (Urgency::High, None));
+    let read = s.case(opened.number).await.unwrap().unwrap();
+    assert_eq!((read.urgency, read.held_until), (Urgency::High, None));
+    assert_eq!(s.timeline(opened.number).await.unwrap()[0].kind, "held");
+}
+
+// --- issue 15: finding cases ---
+async fn find_cases_filters_pages_by_cursor_and_limits_an_engineer_to_their_cases(b: &Backend) {
+    let s = &*b.store;
+    let mut numbers = Vec::new();
+    for i in 0..12i64 {
+        let mut c = case_at(t0() + TimeDelta::minutes(i));
+        c.subject = if i % 4 == 0 { format!("Disk FULL on db{i}") } else { format!("slow {i}") };
+        c.body = if i == 5 { "at 100% since noon".into() } else { "nothing".into() };
+        c.customer = (i % 2 == 0).then(|| "Acme".to_owned());
+        c.requester = format!("r{}@example.com", i % 3);
+        c.priority = if i < 6 { "P1".parse().unwrap() } else { "P3".parse().unwrap() };
+        let mut tr = Transition::new(&c, c.opened_at);
+        if i == 7 {
+            // Paged Ben, not assigned to him.
+            tr.pages.push(page_to("ben", ChannelKind::Sms, PageKind::Page, Some(Position::FIRST)));
+        }
+        let opened = s.create_case(&tr).await.unwrap();
+        if i == 3 || i == 9 {
+            s.commit(&acked(&opened, opened.opened_at), opened.version, None).await.unwrap();
+        }
+        numbers.push(opened.number);
+    }
+    let find =
+        |q: CaseQuery| async move { s.find_cases(&q).await.unwrap().iter().map(|c| c.number).collect::<Vec<_>>() };
+    let all = CaseQuery { limit: 100, ..Default::default() };
+    let pick = |idx: &[usize]| idx.iter().rev().map(|i| numbers[*i]).collect::<Vec<_>>();
+    assert_eq!(find(all.clone()).await, pick(&(0..12).collect::<Vec<_>>()), "newest first");
+    // The cursor: below a number, and a limit.
+    let q = CaseQuery { before: Some(numbers[6]), limit: 3, ..all.clone() };
+    assert_eq!(find(q).await, pick(&[3, 4, 5]));
+    // Each filter, and together.
+    assert_eq!(find(CaseQuery { text: Some("disk full".into()), ..all.clone() }).await, pick(&[0, 4, 8]));
+    assert_eq!(find(CaseQuery { text: Some("100%".into()), ..all.clone() }).await, pick(&[5]));
+    assert_eq!(find(CaseQuery { text: Some("1_0".into()), ..all.clone() }).await, pick(&[]), "_ is no wildcard");
+    assert_eq!(find(CaseQuery { customer: Some("Acme".into()), ..all.clone() }).await, pick(&[0, 2, 4, 6, 8, 10]));
+    assert_eq!(find(CaseQuery { requester: Some("r1@example.com".into()), ..all.clone() }).await, pick(&[1, 4, 7, 10]));
+    assert_eq!(
+        find(CaseQuery { priority: Some("P3".parse().unwrap()), ..all.clone() }).await,
+        pick(&[6, 7, 8, 9, 10, 11])
+    );
+    assert_eq!(find(CaseQuery { status: Some(Status::Acknowledged), ..all.clone() }).await, pick(&[3, 9]));
+    assert_eq!(find(CaseQuery { assignee: Some("ana".parse().unwrap()), ..all.clone() }).await, pick(&[3, 9]));
+    let q = CaseQuery { customer: Some("Acme".into()), priority: Some("P1".parse().unwrap()), ..all.clone() };
+    assert_eq!(find(q).await, pick(&[0, 2, 4]));
+    // An engineer: assigned to them, or paged them.
+    assert_eq!(find(CaseQuery { seen_by: Some("ana".parse().unwrap()), ..all.clone() }).await, pick(&[3, 9]));
+    assert_eq!(find(CaseQuery { seen_by: Some("ben".parse().unwrap()), ..all.clone() }).await, pick(&[7]));
+    assert_eq!(find(CaseQuery { seen_by: Some("chen".parse().unwrap()), ..all }).await, pick(&[]));
+}
+
+// --- issue 15: calendar feed versions ---
+async fn a_feed_shift_keeps_its_version_until_its_fingerprint_changes(b: &Backend) {
+    let s = &*b.store;
+    let shift = |uid: &str, f: &str| (uid.to_owned(), f.to_owned());
+    let t1 = t0() + TimeDelta::hours(1);
+    let got = s.feed_versions(&[shift("a", "1|x"), shift("b", "2|y")], t0()).await.unwrap();
+    assert_eq!(got, [(0, t0()), (0, t0())]);
+    // Unchanged: the same; changed: one more, stamped now.
+    let got = s.feed_versions(&[shift("a", "1|x"), shift("b", "3|y")], t1).await.unwrap();
+    assert_eq!(got, [(0, t0()), (1, t1)]);
+    let got = s.feed_versions(&[shift("b", "3|y")], t1 + TimeDelta::hours(1)).await.unwrap();
+    assert_eq!(got, [(1, t1)]);
+    // Two fetches at once raise a sequence once.
+    let four = [shift("b", "4|y")];
+    let (x, y) = tokio::join!(
+        s.feed_versions(&four, t1 + TimeDelta::hours(2)),
+        s.feed_versions(&four, t1 + TimeDelta::hours(2))
+    );
+    assert_eq!(x.unwrap()[0].0, 2);
+    assert_eq!(y.unwrap()[0].0, 2);
 }

@@ -17,7 +17,7 @@ use super::{
 use crate::calendar::Calendar;
 use crate::escalation::{Overrides, Position, resolve_targets};
 use crate::people::{ChannelKind, PersonId};
-use crate::routing::{self, Incoming};
+use crate::routing::{self, Incoming, Urgency};
 use crate::rules::Rules;
 use crate::sla::{self, Deadlines, Pause, Plan, Priority, RespondMetBy, SlaClock, Targets, UpdateMetBy};
 
@@ -50,6 +50,8 @@ pub enum ActionError {
     EmptyText,
     #[error("nothing to change: send a new \"priority\" or \"plan\"")]
     NothingToChange,
+    #[error("case {number} is already assigned to {to}")]
+    AlreadyAssigned { number: CaseNumber, to: String },
     #[error("case {0} was resolved too long ago to reopen")]
     TooOldToReopen(CaseNumber),
     #[error("a reply needs text: send {{\"text\": \"what to tell the customer\"}}")]
@@ -307,6 +309,8 @@ impl Facts<'_> {
             unverified: new.unverified.is_some(),
             respond_met_at: None,
             update_met_at: None,
+            urgency: route.map_or(Urgency::High, |r| r.urgency),
+            held_until: None,
             version: 0,
         };
         let mut tr = Transition::new(&case, self.now);
@@ -329,7 +333,7 @@ impl Facts<'_> {
             });
         }
         self.clocks(&mut tr);
-        self.run_step(&mut tr, Position::FIRST)?;
+        self.start_policy(&mut tr)?;
         Ok(tr)
     }
 
@@ -358,13 +362,15 @@ impl Facts<'_> {
             text += &format!("; {miss}");
         }
         tr.events.push(self.system_event(EventKind::Paged, text));
+        Self::release(tr);
         tr.case.escalation = Escalation { at, running: true };
         tr.set_timer(TimerKind::Step, self.now + step.wait, at);
         Ok(())
     }
 
-    /// Queues a message to `id` on their first channel; the channel's name,
-    /// or `None` if the person is gone from the rules.
+    /// Queues a message to `id` on their first channel (by email alone for
+    /// a `low` case, whatever their channel order); the channel's name, or
+    /// `None` if the person is gone from the rules.
     fn page_person(
         &self,
         tr: &mut Transition,
@@ -374,7 +380,10 @@ impl Facts<'_> {
         detail: &str,
     ) -> Option<&'static str> {
         let person = self.rules.people.get(id)?;
-        let (channel, address) = person.reach(self.sms_off.contains(id), None)?;
+        let (channel, address) = match tr.case.urgency {
+            Urgency::Low => (ChannelKind::Email, person.email.as_str()),
+            Urgency::High | Urgency::WorkingHours => person.reach(self.sms_off.contains(id), None)?,
+        };
         let address = address.to_owned();
         tr.pages.push(NewPage {
             person: Some(id.clone()),
@@ -420,6 +429,7 @@ impl Facts<'_> {
         tr.case.escalation.running = false;
         tr.case.update_from = Some(self.now);
         Self::new_window(&mut tr.case, SlaClock::Update);
+        Self::release(&mut tr);
         tr.cancel_timer(TimerKind::Step);
         tr.cancel_timer(TimerKind::UpdateGrace);
         self.clocks(&mut tr);
@@ -506,6 +516,7 @@ impl Facts<'_> {
         {
             tr.case.assignee = Some(p.clone());
         }
+        Self::release(&mut tr);
         tr.cancel_timer(TimerKind::Step);
         tr.cancel_timer(TimerKind::UpdateGrace);
         self.clocks(&mut tr);
@@ -542,7 +553,7 @@ impl Facts<'_> {
         Self::new_window(&mut tr.case, SlaClock::Update);
         self.clocks(&mut tr);
         tr.events.push(self.event(EventKind::Reopened, actor, via, text.map(str::trim).unwrap_or("")));
-        self.run_step(&mut tr, Position::FIRST)?;
+        self.start_policy(&mut tr)?;
         Ok(tr)
     }
 
@@ -633,11 +644,33 @@ impl Facts<'_> {
             return Err(ActionError::NothingToChange);
         }
         let mut tr = Transition::new(case, self.now);
-        let text = format!("{} {} → {} {}", case.plan, case.priority, plan_name, priority);
+        let mut text = format!("{} {} → {} {}", case.plan, case.priority, plan_name, priority);
+        // The urgency follows the route the new priority takes.
+        let incoming = Incoming {
+            subject: &case.subject,
+            body: &case.body,
+            customer: case.customer.as_deref(),
+            priority: Some(&priority),
+        };
+        let urgency = routing::route(&self.rules.routes, &incoming).map_or(case.urgency, |r| r.urgency);
+        if urgency != case.urgency {
+            text += &format!(" (urgency {} → {urgency})", case.urgency);
+        }
         tr.case.priority = priority;
         tr.case.plan = plan_name;
+        tr.case.urgency = urgency;
         self.clocks(&mut tr);
+        // A held case whose new urgency (or plan calendar) pages now is
+        // paged at once, from step 1.
+        let release =
+            tr.case.status == Status::Open && tr.case.held_until.is_some() && self.hold_until(&tr.case).is_none();
+        if release {
+            text += "; no longer held";
+        }
         tr.events.push(self.event(EventKind::Changed, actor, via, text));
+        if release {
+            self.run_step(&mut tr, Position::FIRST)?;
+        }
         Ok(tr)
     }
 
@@ -660,7 +693,9 @@ impl Facts<'_> {
         let policy =
             self.rules.policies.get(&case.policy).ok_or_else(|| ActionError::UnknownPolicy(case.policy.clone()))?;
         let exhausted = case.status == Status::Open && !case.escalation.running;
-        let next = if exhausted { Some(Position::FIRST) } else { policy.after(current) };
+        // A held case has paged nobody yet: escalating pages step 1 now.
+        let held = case.status == Status::Open && case.held_until.is_some();
+        let next = if exhausted || held { Some(Position::FIRST) } else { policy.after(current) };
         let Some(next) = next else {
             return Err(ActionError::NoNextStep { number: case.number, policy: policy.name.clone() });
         };
@@ -699,11 +734,16 @@ impl Facts<'_> {
                         "no update after the reminder: escalating from the first step",
                     ));
                     self.clocks(&mut tr);
-                    self.run_step(&mut tr, Position::FIRST)
+                    self.start_policy(&mut tr)
                 } else {
                     Ok(())
                 }
             }
+            TimerKind::Hold if case.status == Status::Open && case.held_until.is_some() => {
+                tr.case.held_until = None;
+                self.start_policy(&mut tr)
+            }
+            TimerKind::Hold => Ok(()),
         };
         // A timer whose policy vanished from the rules cannot page; it is
         // consumed all the same, and the case keeps its state.
@@ -718,6 +758,9 @@ impl Facts<'_> {
         let policy =
             self.rules.policies.get(&case.policy).ok_or_else(|| ActionError::UnknownPolicy(case.policy.clone()))?;
         match policy.after(of) {
+            // Working time ended while the policy ran: it starts over from
+            // step 1 when working time begins again.
+            Some(_) if self.hold_until(&tr.case).is_some() => self.start_policy(tr),
             Some(next) => self.run_step(tr, next),
             None => {
                 tr.case.escalation.running = false;
@@ -804,8 +847,10 @@ impl Facts<'_> {
     }
 }
 
+mod assign;
 mod limited;
 mod reply;
+mod urgency;
 
 #[cfg(test)]
 mod tests;

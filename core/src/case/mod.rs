@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::escalation::Position;
 use crate::people::{ChannelKind, PersonId};
+use crate::routing::Urgency;
 use crate::sla::{Deadlines, Pause, Priority, SlaClock};
 
 pub use decide::{ActionError, Facts};
@@ -139,6 +140,13 @@ pub struct Case {
     /// When the update clock was last met (a note or reply, as the plan's
     /// `update_met_by` says); `None` until then in the current window.
     pub update_met_at: Option<DateTime<Utc>>,
+    /// Its route's urgency: set at opening, worked out again when its
+    /// priority changes.
+    pub urgency: Urgency,
+    /// A `working-hours` case that came up outside working time: nobody is
+    /// paged until then, when its policy runs from step 1 (a
+    /// [`TimerKind::Hold`] timer). `None` when not held.
+    pub held_until: Option<DateTime<Utc>>,
     /// Bumped by every committed change; a commit names the version it was
     /// decided on, so two racing changes cannot both apply.
     pub version: i64,
@@ -219,6 +227,11 @@ pub enum EventKind {
     /// A message to the customer (a reply) left Tocsin: its delivery
     /// status, as a failed page's is.
     Sent,
+    /// A `working-hours` case came up outside working time: nobody is
+    /// paged until it begins.
+    Held,
+    /// The case was given to someone (assignment, TAKE, ASSIGN).
+    Assigned,
 }
 
 impl EventKind {
@@ -243,6 +256,8 @@ impl EventKind {
             EventKind::Unverified => "unverified",
             EventKind::Reply => "reply",
             EventKind::Sent => "sent",
+            EventKind::Held => "held",
+            EventKind::Assigned => "assigned",
         }
     }
 }
@@ -285,10 +300,12 @@ pub enum PageKind {
     CustomerAck,
     /// The customer is told their case was resolved, and how to reopen it.
     CustomerResolved,
+    /// A case was given to someone: the new assignee is told.
+    Assigned,
 }
 
 impl PageKind {
-    pub const ALL: [PageKind; 12] = [
+    pub const ALL: [PageKind; 13] = [
         PageKind::Page,
         PageKind::Reminder,
         PageKind::Breach,
@@ -301,6 +318,7 @@ impl PageKind {
         PageKind::CustomerReply,
         PageKind::CustomerAck,
         PageKind::CustomerResolved,
+        PageKind::Assigned,
     ];
 
     /// Position in [`PageKind::ALL`]. The match is exhaustive, so a new kind
@@ -319,6 +337,7 @@ impl PageKind {
             PageKind::CustomerReply => 9,
             PageKind::CustomerAck => 10,
             PageKind::CustomerResolved => 11,
+            PageKind::Assigned => 12,
         }
     }
 
@@ -336,6 +355,7 @@ impl PageKind {
             PageKind::CustomerReply => "customer_reply",
             PageKind::CustomerAck => "customer_ack",
             PageKind::CustomerResolved => "customer_resolved",
+            PageKind::Assigned => "assigned",
         }
     }
 
@@ -368,7 +388,7 @@ fn every_page_kind_is_listed_once_and_parses_back() {
         assert_eq!(kind.index(), i);
         assert_eq!(kind.as_str().parse::<PageKind>(), Ok(*kind));
     }
-    assert_eq!(PageKind::ALL.len(), PageKind::CustomerResolved.index() + 1, "a kind is missing from ALL");
+    assert_eq!(PageKind::ALL.len(), PageKind::Assigned.index() + 1, "a kind is missing from ALL");
 }
 
 impl FromStr for PageKind {
@@ -407,6 +427,9 @@ pub enum TimerKind {
     Warn(SlaClock, u8),
     /// The assignee was reminded of a missed update; escalate if still silent.
     UpdateGrace,
+    /// A held `working-hours` case: working time begins, the policy runs
+    /// from step 1.
+    Hold,
 }
 
 impl fmt::Display for TimerKind {
@@ -416,6 +439,7 @@ impl fmt::Display for TimerKind {
             TimerKind::Deadline(c) => f.write_str(c.as_str()),
             TimerKind::Warn(c, i) => write!(f, "warn:{}:{i}", c.as_str()),
             TimerKind::UpdateGrace => f.write_str("update_grace"),
+            TimerKind::Hold => f.write_str("hold"),
         }
     }
 }
@@ -427,6 +451,7 @@ impl FromStr for TimerKind {
         match s {
             "step" => Ok(TimerKind::Step),
             "update_grace" => Ok(TimerKind::UpdateGrace),
+            "hold" => Ok(TimerKind::Hold),
             _ => match s.split(':').collect::<Vec<_>>()[..] {
                 ["warn", clock, i] => {
                     Ok(TimerKind::Warn(SlaClock::parse(clock).ok_or_else(bad)?, i.parse().map_err(|_| bad())?))

@@ -126,4 +126,5 @@ pub struct Route {
     pub when_priority: Vec<S<String>>,
     pub priority: S<String>,
     pub policy: S<String>,
+    pub urgency: Option<S<String>>,
 }

@@ -300,3 +300,25 @@ fn what_meets_the_clocks_is_read_per_plan_and_bad_values_name_their_line() {
     let want = "rules/sla.toml:5: plan standard: tell_customer must be a list of \"ack\" and \"resolve\"";
     assert!(errors.iter().any(|e| e.starts_with(want)), "{errors:?}");
 }
+
+#[test]
+fn a_route_urgency_is_read_and_a_bad_one_names_file_and_line() {
+    let e = one_error("rules/routing.toml", "[[route]]\npriority = \"P1\"\npolicy = \"urgent\"\nurgency = \"night\"\n");
+    assert!(e.starts_with("rules/routing.toml:4: route 1: unknown urgency \"night\""), "{e}");
+    assert!(e.contains("\"working-hours\""), "{e}");
+}
+
+#[test]
+fn a_route_urgency_defaults_to_high() {
+    let routing = "[[route]]\nwhen_priority = [\"P1\"]\npriority = \"P1\"\npolicy = \"urgent\"\n\n[[route]]\npriority = \"P3\"\npolicy = \"urgent\"\nurgency = \"working-hours\"\n";
+    let files = [
+        ("rules/people.toml", PEOPLE),
+        ("rules/schedules.toml", SCHEDULES),
+        ("rules/sla.toml", SLA),
+        ("rules/policies.toml", POLICIES),
+        ("rules/routing.toml", routing),
+    ];
+    let rules = from_sources(&files).unwrap();
+    let urgencies: Vec<_> = rules.routes.iter().map(|r| r.urgency).collect();
+    assert_eq!(urgencies, [crate::routing::Urgency::High, crate::routing::Urgency::WorkingHours]);
+}

@@ -14,7 +14,7 @@ use super::{Diagnostic, Rules, Source};
 use crate::calendar::{self, Calendar, Holiday};
 use crate::escalation::{Policy, Step, Target};
 use crate::people::{ChannelKind, Person, PersonId, PhoneNumber, Role};
-use crate::routing::Route;
+use crate::routing::{Route, Urgency};
 use crate::schedule::{Active, Layer, Schedule};
 use crate::sla::{Customer, Plan, Priority, RespondMetBy, Targets, UpdateMetBy};
 
@@ -745,7 +745,11 @@ fn routes(
                     ),
                 );
             }
-            let Some(priority) = priority else { continue };
+            let urgency = match &r.urgency {
+                None => Some(Urgency::High),
+                Some(u) => u.get_ref().parse::<Urgency>().map_err(|e| c.err(*f, u.span(), format!("{at}: {e}"))).ok(),
+            };
+            let (Some(priority), Some(urgency)) = (priority, urgency) else { continue };
             let route = Route {
                 subject,
                 body,
@@ -753,6 +757,7 @@ fn routes(
                 when_priority,
                 priority,
                 policy: r.policy.get_ref().clone(),
+                urgency,
             };
             last = Some((*f, entry.span()));
             out.push(route);

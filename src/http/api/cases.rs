@@ -19,7 +19,10 @@ use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::ApiError;
 use crate::limits::{MAX_REQUEST_KEY, MAX_SUBJECT, MAX_TEXT};
+use crate::people::PersonId;
+use crate::routing::Urgency;
 use crate::service::cases::{Action, CaseError};
+use crate::service::search::CaseSearch;
 use crate::sla::Priority;
 use crate::store::{EventRecord, PageRecord, StoreError};
 
@@ -37,6 +40,7 @@ pub fn routes() -> OpenApiRouter<super::AppState> {
         .routes(routes!(resolve_case))
         .routes(routes!(reopen_case))
         .routes(routes!(escalate_case))
+        .routes(routes!(assign_case))
 }
 
 /// A new case.
@@ -71,6 +75,16 @@ pub struct ChangeBody {
     by: Option<String>,
 }
 
+/// An assignment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignBody {
+    /// The person id the case goes to (`ben`).
+    to: String,
+    /// Person id to act as (admin and integration tokens only).
+    by: Option<String>,
+}
+
 /// Escalation request.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -86,8 +100,28 @@ pub struct EscalateBody {
 pub struct ListQuery {
     /// open, acknowledged, waiting, resolved or closed
     status: Option<String>,
+    /// A customer's name, as in the rules (`Acme`).
+    customer: Option<String>,
+    /// A person id (`ana`).
+    assignee: Option<String>,
+    /// The requester's mail address, exactly.
+    requester: Option<String>,
+    /// A priority (`P1`).
+    priority: Option<String>,
+    /// Text the subject or the body contains (ASCII letters in any case).
+    q: Option<String>,
+    /// The cursor: only cases numbered below this. The `Link: rel="next"`
+    /// header of an answer carries the next page's.
+    before: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     limit: Option<u32>,
+}
+
+impl From<ListQuery> for CaseSearch {
+    fn from(q: ListQuery) -> Self {
+        let ListQuery { status, customer, assignee, requester, priority, q, before, limit } = q;
+        CaseSearch { status, customer, assignee, requester, priority, q, before, limit }
+    }
 }
 
 /// The SLA deadlines of a case.
@@ -169,6 +203,13 @@ pub struct CaseView {
     /// signature, nor a trusted `Authentication-Results` pass): the sender
     /// may not be who they say. Its timeline says why.
     unverified: bool,
+    /// The urgency of the route that opened it (`high`, `low`,
+    /// `working-hours`), worked out again when its priority changes.
+    urgency: Urgency,
+    /// A `working-hours` case outside working time: nobody is paged until
+    /// then, when its policy starts from step 1. Absent when not held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_until: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -244,6 +285,8 @@ impl CaseView {
                 running: c.escalation.running,
             },
             unverified: c.unverified,
+            urgency: c.urgency,
+            held_until: c.held_until,
             body: None,
             timeline: None,
             pages: None,
@@ -429,23 +472,33 @@ async fn create_case(
     Ok(response)
 }
 
-/// List cases, newest first.
+/// Find cases, newest first: every filter given must hold. When more
+/// remain, `Link: <…?before=N…>; rel="next"` (RFC 8288) names the next page.
 #[utoipa::path(get, path = "/api/v1/cases", params(ListQuery), security(("bearer" = [])),
-    responses((status = 200, body = CaseList), (status = 400, description = "unknown status")))]
+    responses((status = 200, body = CaseList, headers(("Link" = String, description = "the next page, when more remain"))),
+        (status = 400, description = "a filter that cannot be read (unknown status, bad person id or case number)")))]
 async fn list_cases(
     State(state): State<AppState>,
     auth: Auth,
     Query(q): Query<ListQuery>,
-) -> Result<Json<CaseList>, ApiError> {
-    let status = q.status.as_deref().map(str::parse::<Status>).transpose().map_err(ApiError::bad_request)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let mut cases = Vec::new();
-    for case in state.store.cases(status, limit).await? {
-        if state.cases.visible_to(&auth.0, &case).await? {
-            cases.push(case);
+) -> Result<impl IntoResponse, ApiError> {
+    let search = CaseSearch::from(q);
+    let mut query = search.query(100).map_err(ApiError::bad_request)?;
+    let limit = query.limit as usize;
+    // One more than asked says whether a next page exists.
+    query.limit += 1;
+    let mut cases = state.cases.find(&auth.0, query).await?;
+    let more = cases.len() > limit;
+    cases.truncate(limit);
+    let mut headers = HeaderMap::new();
+    if more && let Some(last) = cases.last() {
+        let link = format!("</api/v1/cases?{}>; rel=\"next\"", search.next(last.number));
+        // Form-encoded, so always a valid header value.
+        if let Ok(link) = HeaderValue::from_str(&link) {
+            headers.insert(header::LINK, link);
         }
     }
-    Ok(Json(CaseList { cases: cases.into_iter().map(CaseView::summary).collect() }))
+    Ok((headers, Json(CaseList { cases: cases.into_iter().map(CaseView::summary).collect() })))
 }
 
 /// One case with its timeline, deadlines and pages.
@@ -681,4 +734,29 @@ async fn change_case(
     let actor = auth.actor(b.by.as_deref(), &state)?;
     let priority = b.priority.map(|p| p.parse::<Priority>()).transpose().map_err(ApiError::unprocessable)?;
     act(&state, &auth, &raw, Action::Change { priority, plan: b.plan }, actor).await
+}
+
+/// Give the case to someone. Managers assign anyone; engineers take cases
+/// they can see and give their own away. An open case is acknowledged by
+/// it; otherwise the update clock carries on. The new assignee is told on
+/// their first channel (unless they took it themselves).
+#[utoipa::path(post, path = "/api/v1/cases/{number}/assign", request_body = AssignBody, params(("number" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = CaseView),
+        (status = 403, description = "not yours to assign"), (status = 409, description = "resolved, or already theirs"),
+        (status = 422, description = "unknown person")))]
+async fn assign_case(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(raw): Path<String>,
+    ApiJson(b): ApiJson<AssignBody>,
+) -> Result<Json<CaseView>, ApiError> {
+    let actor = auth.actor(b.by.as_deref(), &state)?;
+    let to: PersonId = b.to.trim().parse().map_err(|e: String| ApiError::unprocessable(format!("to: {e}")))?;
+    if !state.rules.get().people.contains_key(&to) {
+        return Err(ApiError::unprocessable(format!(
+            "to: unknown person {:?}: use an id from rules/people.toml",
+            to.as_str()
+        )));
+    }
+    act(&state, &auth, &raw, Action::Assign { to }, actor).await
 }

@@ -47,14 +47,15 @@ async fn sla(State(state): State<AppState>, auth: Auth, Query(q): Query<SlaQuery
             format!("reports need a manager or admin token; this one is {}", auth.0.role),
         ));
     }
+    let rules = state.rules.get();
     let zone = match q.zone.as_deref() {
         Some(z) => z.parse().map_err(|_| ApiError::bad_request(format!("zone: {z:?} is not an IANA time zone")))?,
-        None => auth.0.person.as_ref().and_then(|p| state.rules.people.get(p)).map_or(state.web.zone, |p| p.timezone),
+        None => auth.0.person.as_ref().and_then(|p| rules.people.get(p)).map_or(state.web.zone, |p| p.timezone),
     };
     let range =
         reports::range(q.from.as_deref(), q.to.as_deref(), zone, state.clock.now()).map_err(ApiError::bad_request)?;
     let data = state.web.reports.report_data(range.from, range.to).await?;
-    let report = Report::compute(&data, &state.rules, zone, range.from, range.to);
+    let report = Report::compute(&data, &state.rules.get(), zone, range.from, range.to);
     match q.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(report).into_response()),
         "csv" => {

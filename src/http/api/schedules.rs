@@ -80,15 +80,17 @@ async fn oncall(
     let none = Vec::new();
     let schedules = state
         .rules
+        .get()
         .schedules
         .values()
         .map(|s| {
             let o = overrides.get(&s.name).unwrap_or(&none);
             let person = s.on_call(o, at);
             let until = s.next_change(o, at, at + TimeDelta::days(HORIZON_DAYS));
+            let rules = state.rules.get();
             OnCallView {
                 schedule: s.name.clone(),
-                name: person.as_ref().and_then(|p| state.rules.people.get(p)).map(|p| p.name.clone()),
+                name: person.as_ref().and_then(|p| rules.people.get(p)).map(|p| p.name.clone()),
                 person: person.map(String::from),
                 next: until.and_then(|u| s.on_call(o, u)).map(String::from),
                 until,
@@ -208,32 +210,75 @@ fn window(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     (now - TimeDelta::days(7), now + TimeDelta::days(HORIZON_DAYS))
 }
 
+/// How long before the window a shift that is still running in it may have
+/// begun (and after it, how long one that starts in it may run): a shift is
+/// served whole, from its true start to its true end, so its UID and its
+/// content are the same on every fetch.
+const LOOKBACK: TimeDelta = TimeDelta::days(60);
+
+/// The shifts of `schedule` that overlap `[from, to)`, each whole.
+fn shifts_of(
+    schedule: &crate::schedule::Schedule,
+    overrides: &crate::escalation::Overrides,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<(String, DateTime<Utc>, DateTime<Utc>, PersonId)> {
+    let o = overrides.get(&schedule.name).map_or(&[][..], |v| &v[..]);
+    schedule
+        .spans(o, from - LOOKBACK, to + LOOKBACK)
+        .into_iter()
+        .filter(|(start, end, _)| *end > from && *start < to)
+        .filter_map(|(s, e, p)| p.map(|p| (schedule.name.clone(), s, e, p)))
+        .collect()
+}
+
 fn feed_name(raw: &str) -> Result<&str, ApiError> {
     raw.strip_suffix(".ics").ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "feeds end in .ics"))
 }
 
-/// Shifts as iCalendar events, one per span someone is on call.
-fn calendar(
+/// A shift as served: UID, fingerprint, summary, start, end.
+type FeedEvent = (String, String, String, DateTime<Utc>, DateTime<Utc>);
+
+/// Shifts as iCalendar events, one per span someone is on call. A shift's
+/// UID is built from the shift (schedule, person, true start), so it is the
+/// same on every fetch; its `SEQUENCE` and `DTSTAMP` move only when the
+/// shift changes (its end, or its person's name), as the store remembers
+/// (RFC 5545 3.8.7.4), so calendar apps update it instead of deleting and
+/// re-adding it on every refresh.
+async fn calendar(
     state: &AppState,
     name: &str,
     shifts: Vec<(String, DateTime<Utc>, DateTime<Utc>, PersonId)>,
     now: DateTime<Utc>,
-) -> String {
+) -> Result<String, ApiError> {
+    let rules = state.rules.get();
+    let events: Vec<FeedEvent> = shifts
+        .into_iter()
+        .map(|(schedule, start, end, person)| {
+            let who = rules.people.get(&person).map_or(person.as_str(), |p| p.name.as_str());
+            let uid = format!("{schedule}-{person}-{}@tocsin", start.timestamp());
+            let summary = format!("On call: {who} ({schedule})");
+            let fingerprint = format!("{}|{summary}", end.timestamp());
+            (uid, fingerprint, summary, start, end)
+        })
+        .collect();
+    let keys: Vec<(String, String)> = events.iter().map(|(u, f, ..)| (u.clone(), f.clone())).collect();
+    let versions = state.store.feed_versions(&keys, now).await?;
     let mut cal = icalendar::Calendar::new();
     cal.name(name);
-    for (schedule, start, end, person) in shifts {
-        let who = state.rules.people.get(&person).map_or(person.as_str(), |p| p.name.as_str());
+    for ((uid, _, summary, start, end), (sequence, stamp)) in events.into_iter().zip(versions) {
         cal.push(
             icalendar::Event::new()
-                .uid(&format!("{schedule}-{person}-{}@tocsin", start.timestamp()))
-                .summary(&format!("On call: {who} ({schedule})"))
-                .timestamp(now)
+                .uid(&uid)
+                .summary(&summary)
+                .timestamp(stamp)
+                .add_property("SEQUENCE", sequence.to_string())
                 .starts(start)
                 .ends(end)
                 .done(),
         );
     }
-    cal.done().to_string()
+    Ok(cal.done().to_string())
 }
 
 fn ics(body: String) -> impl IntoResponse {
@@ -256,20 +301,16 @@ async fn schedule_feed(
 ) -> Result<impl IntoResponse, ApiError> {
     let name = feed_name(&raw)?;
     auth.may_read(&Feed::Schedule(name.to_owned()))?;
-    let schedule = state
-        .rules
+    let rules = state.rules.get();
+    let schedule = rules
         .schedules
         .get(name)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no schedule {name:?}")))?;
     let now = state.clock.now();
     let (from, to) = window(now);
-    let overrides = state.overrides.by_schedule(from).await?;
-    let shifts = schedule
-        .spans(overrides.get(name).map_or(&[][..], |v| &v[..]), from, to)
-        .into_iter()
-        .filter_map(|(s, e, p)| p.map(|p| (name.to_owned(), s, e, p)))
-        .collect();
-    Ok(ics(calendar(&state, &format!("On call: {name}"), shifts, now)))
+    let overrides = state.overrides.by_schedule(from - LOOKBACK).await?;
+    let shifts = shifts_of(schedule, &overrides, from, to);
+    Ok(ics(calendar(&state, &format!("On call: {name}"), shifts, now).await?))
 }
 
 /// One person's shifts on every schedule, as an iCalendar feed. `?token=`
@@ -287,19 +328,16 @@ async fn person_feed(
 ) -> Result<impl IntoResponse, ApiError> {
     let id: PersonId = feed_name(&raw)?.parse().map_err(|e: String| ApiError::new(StatusCode::NOT_FOUND, e))?;
     auth.may_read(&Feed::Person(id.clone()))?;
+    let rules = state.rules.get();
     let person =
-        state.rules.people.get(&id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no person {id:?}")))?;
+        rules.people.get(&id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no person {id:?}")))?;
     let now = state.clock.now();
     let (from, to) = window(now);
-    let overrides = state.overrides.by_schedule(from).await?;
+    let overrides = state.overrides.by_schedule(from - LOOKBACK).await?;
     let mut shifts = Vec::new();
-    for s in state.rules.schedules.values() {
-        for (start, end, p) in s.spans(overrides.get(&s.name).map_or(&[][..], |v| &v[..]), from, to) {
-            if p.as_ref() == Some(&id) {
-                shifts.push((s.name.clone(), start, end, id.clone()));
-            }
-        }
+    for s in rules.schedules.values() {
+        shifts.extend(shifts_of(s, &overrides, from, to).into_iter().filter(|shift| shift.3 == id));
     }
     shifts.sort_by_key(|s| s.1);
-    Ok(ics(calendar(&state, &format!("On call: {}", person.name), shifts, now)))
+    Ok(ics(calendar(&state, &format!("On call: {}", person.name), shifts, now).await?))
 }

@@ -11,6 +11,7 @@
 pub mod charts;
 pub mod pages;
 pub mod reports;
+pub mod search;
 pub mod session;
 
 use std::sync::Arc;
@@ -28,7 +29,7 @@ use crate::http::AppState;
 use crate::store::{Store, StoreError};
 
 /// The page templates, compiled in.
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 9] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("now.html", include_str!("templates/now.html")),
@@ -37,6 +38,7 @@ const TEMPLATES: [(&str, &str); 8] = [
     ("reports.html", include_str!("templates/reports.html")),
     ("schedules.html", include_str!("templates/schedules.html")),
     ("macros.html", include_str!("templates/macros.html")),
+    ("cases.html", include_str!("templates/cases.html")),
 ];
 
 /// Static files: path, content type, body.
@@ -191,6 +193,7 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(session::logout))
         .route("/now", get(pages::now))
         .route("/now/live", get(pages::now_live))
+        .route("/cases", get(search::cases))
         .route("/cases/{number}", get(pages::case))
         .route("/cases/{number}/{action}", post(pages::act))
         .route("/cases/{number}/attachments/{id}", get(pages::attachment))

@@ -84,17 +84,24 @@ struct CaseRow {
     since: String,
     /// Opened by mail whose From could not be verified.
     unverified: bool,
+    /// A held `working-hours` case: when paging starts ("Mon 09:00").
+    held: Option<String>,
+}
+
+/// When a held case starts paging, in the viewer's zone: "Mon 09:00".
+fn held_until(c: &Case, tz: Tz) -> Option<String> {
+    c.held_until.map(|at| at.with_timezone(&tz).format("%a %H:%M").to_string())
 }
 
 fn person_name(state: &AppState, p: Option<&PersonId>) -> String {
     match p {
-        Some(p) => state.rules.people.get(p).map_or_else(|| p.as_str().to_owned(), |x| x.name.clone()),
+        Some(p) => state.rules.get().people.get(p).map_or_else(|| p.as_str().to_owned(), |x| x.name.clone()),
         None => String::new(),
     }
 }
 
 fn case_row(state: &AppState, c: &Case, now: DateTime<Utc>, tz: Tz) -> CaseRow {
-    let next = next_due(&state.rules, c).map(|d| {
+    let next = next_due(&state.rules.get(), c).map(|d| {
         let breached = c.warned.contains(&format!("{}:breach", d.clock.as_str()));
         due_view(d.clock, d.at, d.warn, breached, now, tz)
     });
@@ -109,6 +116,7 @@ fn case_row(state: &AppState, c: &Case, now: DateTime<Utc>, tz: Tz) -> CaseRow {
         next,
         since,
         unverified: c.unverified,
+        held: held_until(c, tz),
     }
 }
 
@@ -200,6 +208,7 @@ async fn now_view(state: &AppState, s: &Session) -> Result<NowView, WebError> {
     let none = Vec::new();
     let oncall = state
         .rules
+        .get()
         .schedules
         .values()
         .map(|sch| {
@@ -323,6 +332,12 @@ struct Can {
     reply: bool,
     escalate: bool,
     resolve: bool,
+    /// Assignment, waiting on the customer and resuming (issue 15).
+    assign: bool,
+    wait: bool,
+    resume: bool,
+    /// Whom the case may be given to: (id, name), the assignee left out.
+    people: Vec<(String, String)>,
 }
 
 /// Whether this session may see the case (the case service's rule).
@@ -407,7 +422,7 @@ async fn case_view(state: &AppState, s: &Session, c: Case, error: Option<String>
             }?;
             let breached = c.warned.contains(&format!("{}:breach", clock.as_str()));
             let running = crate::case::decide::running(&c, clock);
-            let warn = next_due(&state.rules, &c).filter(|d| d.clock == clock).and_then(|d| d.warn);
+            let warn = next_due(&state.rules.get(), &c).filter(|d| d.clock == clock).and_then(|d| d.warn);
             let mut d = due_view(clock, at, warn, breached, now, tz);
             if !running && !breached {
                 // Met, or the clock is stopped: no countdown.
@@ -425,6 +440,17 @@ async fn case_view(state: &AppState, s: &Session, c: Case, error: Option<String>
         reply: s.person().is_some() && c.status != Status::Closed,
         escalate: acting && !done && c.escalation.running,
         resolve: acting && !done,
+        assign: acting && !done,
+        wait: acting && c.status == Status::Acknowledged,
+        resume: acting && c.status == Status::Waiting,
+        people: state
+            .rules
+            .get()
+            .people
+            .values()
+            .filter(|p| c.assignee.as_ref() != Some(&p.id))
+            .map(|p| (p.id.to_string(), p.name.clone()))
+            .collect(),
     };
     Ok(CaseView {
         me: s.me(),
@@ -435,7 +461,11 @@ async fn case_view(state: &AppState, s: &Session, c: Case, error: Option<String>
             "step {}{}{}",
             c.escalation.at.step + 1,
             if c.escalation.at.round > 0 { format!(", round {}", c.escalation.at.round + 1) } else { String::new() },
-            if c.escalation.running { ", escalating" } else { "" }
+            match c.held_until {
+                Some(at) => format!(", held until {} (urgency working-hours)", local(at, tz)),
+                None if c.escalation.running => ", escalating".to_owned(),
+                None => String::new(),
+            }
         ),
         unverified: c.unverified,
         subject: c.subject,
@@ -471,6 +501,9 @@ pub struct ActionForm {
     csrf: String,
     #[serde(default)]
     text: String,
+    /// For `assign`: the person id the case goes to.
+    #[serde(default)]
+    to: String,
 }
 
 /// `POST /cases/{n}/{ack|note|reply|escalate|resolve}`
@@ -512,10 +545,16 @@ pub async fn act(
         },
         "escalate" => Action::Escalate { from: None },
         "resolve" => Action::Resolve { text },
+        "wait" => Action::Wait { text },
+        "resume" => Action::Resume { text },
+        "assign" => match f.to.trim().parse::<PersonId>() {
+            Ok(to) => Action::Assign { to },
+            Err(e) => return Err(WebError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("assign to whom? {e}"))),
+        },
         other => {
             return Err(WebError::new(
                 StatusCode::NOT_FOUND,
-                format!("there is no action {other:?}; use ack, note, reply, escalate or resolve"),
+                format!("there is no action {other:?}; use ack, note, reply, escalate, resolve, assign, wait or resume"),
             ));
         }
     };
@@ -593,6 +632,7 @@ async fn schedules_view(
     let mut shades: Vec<PersonId> = Vec::new();
     let schedules = state
         .rules
+        .get()
         .schedules
         .values()
         .map(|sch| {
@@ -653,8 +693,8 @@ async fn schedules_view(
                 by: o.created_by,
             })
             .collect(),
-        people: state.rules.people.values().map(|p| (p.id.as_str().to_owned(), p.name.clone())).collect(),
-        names: state.rules.schedules.keys().cloned().collect(),
+        people: state.rules.get().people.values().map(|p| (p.id.as_str().to_owned(), p.name.clone())).collect(),
+        names: state.rules.get().schedules.keys().cloned().collect(),
         error,
         form,
     })

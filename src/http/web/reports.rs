@@ -29,7 +29,7 @@ async fn compute(state: &AppState, s: &Session, q: &RangeQuery) -> Result<(repor
     let range = reports::range(q.from.as_deref(), q.to.as_deref(), s.zone, state.clock.now())
         .map_err(|e| WebError::new(StatusCode::BAD_REQUEST, e))?;
     let data = state.web.reports.report_data(range.from, range.to).await?;
-    Ok((range, Report::compute(&data, &state.rules, s.zone, range.from, range.to)))
+    Ok((range, Report::compute(&data, &state.rules.get(), s.zone, range.from, range.to)))
 }
 
 #[derive(Serialize)]

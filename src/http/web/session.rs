@@ -164,7 +164,8 @@ impl FromRequestParts<AppState> for Session {
         };
         match found {
             Ok(Some((info, s))) => {
-                let person = info.person.as_ref().and_then(|p| state.rules.people.get(p));
+                let rules = state.rules.get();
+                let person = info.person.as_ref().and_then(|p| rules.people.get(p));
                 Ok(Session {
                     zone: person.map_or(state.web.zone, |p| p.timezone),
                     name: person.map_or_else(|| info.name.clone(), |p| p.name.clone()),
