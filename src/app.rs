@@ -390,37 +390,6 @@ pub struct App {
     tasks: Vec<JoinHandle<()>>,
     /// Held while this daemon runs on a SQLite database.
     _lock: Option<InstanceLock>,
-    /// Renews the leases of the work this instance holds; stops when the
-    /// app is dropped.
-    renewal: AbortOnDrop,
-}
-
-/// A task that ends when its handle is dropped.
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// How long a page may be held by a live instance, its lease renewed,
-/// before it is let go to be taken in doubt: longer than any send takes.
-const LONGEST_SEND: TimeDelta = TimeDelta::minutes(2);
-
-/// Renews, every third of `lease`, the leases of the timers and pages
-/// `owner` holds, so that `[scheduler] lease` can be short: a live
-/// instance keeps its work however long a batch takes, and a dead one's is
-/// taken over by another instance a lease after its death.
-async fn renew_leases(store: Arc<dyn Store>, clock: Arc<dyn Clock>, owner: String, lease: TimeDelta) {
-    let every = (lease / 3).to_std().unwrap_or_default().max(std::time::Duration::from_millis(100));
-    loop {
-        tokio::time::sleep(every).await;
-        let now = clock.now();
-        if let Err(e) = store.renew_leases(&owner, now + lease, now - LONGEST_SEND).await {
-            tracing::warn!(error = %e, "cannot renew this instance's leases; its work may be taken over as in doubt");
-        }
-    }
 }
 
 /// What [`App::drain`] did.
@@ -570,12 +539,6 @@ impl App {
         };
         let (shutdown, _) = watch::channel(false);
         let mut tasks = Vec::new();
-        let renewal = AbortOnDrop(tokio::spawn(renew_leases(
-            state.store.clone(),
-            state.clock.clone(),
-            scheduler.owner.clone(),
-            lease,
-        )));
         let addr = listener.local_addr()?;
         let limits = http::Limits::of(&config.server);
         let router = http::app(state.clone(), routes, limits);
@@ -641,7 +604,6 @@ impl App {
             shutdown,
             tasks,
             _lock: lock,
-            renewal,
         })
     }
 
@@ -689,8 +651,6 @@ impl App {
                 "drain: [server] drain_timeout passed; abandoning what is still running"
             );
         }
-        // What is abandoned now keeps its lease only until it runs out.
-        drop(self.renewal);
         let released = match self.scheduler.store.release_timers(&self.scheduler.owner).await {
             Ok(n) => n,
             Err(e) => {
@@ -708,6 +668,5 @@ impl App {
         for t in self.tasks {
             let _ = t.await;
         }
-        drop(self.renewal);
     }
 }

@@ -400,7 +400,7 @@ pub struct Scheduler {
 
 impl Default for Scheduler {
     fn default() -> Self {
-        Self { lease: std::time::Duration::from_secs(4), batch: 256 }
+        Self { lease: std::time::Duration::from_secs(30), batch: 256 }
     }
 }
 

@@ -1287,30 +1287,6 @@ where
         Ok((timers.rows(), pages.rows()))
     }
 
-    async fn renew_leases(
-        &self,
-        owner: &str,
-        until: DateTime<Utc>,
-        claimed_since: DateTime<Utc>,
-    ) -> Result<(u64, u64), StoreError> {
-        // `lease_until >= 0` lets the partial index of leased timers serve
-        // this (a handful of rows), not a scan of every timer.
-        let timers = sql::<D>("UPDATE timers SET lease_until = ? WHERE owner = ? AND lease_until >= 0")
-            .bind(ms(until))
-            .bind(owner)
-            .execute(&self.writer)
-            .await?;
-        // A page's `updated_at` is set when it is claimed.
-        let pages =
-            sql::<D>("UPDATE pages SET lease_until = ? WHERE status = 'sending' AND owner = ? AND updated_at >= ?")
-                .bind(ms(until))
-                .bind(owner)
-                .bind(ms(claimed_since))
-                .execute(&self.writer)
-                .await?;
-        Ok((timers.rows(), pages.rows()))
-    }
-
     // --- issue 14: replies ---
     async fn customer_messages(&self, number: CaseNumber) -> Result<Vec<String>, StoreError> {
         let rows = sql::<D>(

@@ -408,17 +408,6 @@ pub trait Store: Send + Sync + 'static {
     /// instance that knows no other is alive (a SQLite daemon holding the
     /// database's lock). Returns (timers, pages) taken over.
     async fn take_over_leases(&self, owner: &str, now: DateTime<Utc>) -> Result<(u64, u64), StoreError>;
-    /// Moves to `until` the lease of every timer `owner` holds, and of
-    /// every page it has been sending since `claimed_since` or later: a
-    /// live worker keeps its work while a send takes long, so leases can be
-    /// short and a dead worker's work is taken soon, while a send stuck for
-    /// longer than that is let go. Returns (timers, pages) renewed.
-    async fn renew_leases(
-        &self,
-        owner: &str,
-        until: DateTime<Utc>,
-        claimed_since: DateTime<Utc>,
-    ) -> Result<(u64, u64), StoreError>;
     // --- issue 14: replies ---
     /// The Message-IDs of the customer's mail filed on case `number`,
     /// oldest first: a reply answers the last and references them all.
