@@ -1247,4 +1247,16 @@ where
             .await?
             .int("n")
     }
+
+    // --- issue 18: rehearsing rules ---
+    async fn next_page_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = sql::<D>(
+            "SELECT MIN(at) AS at FROM (
+                 SELECT MIN(COALESCE(next_attempt_at, created_at)) AS at FROM pages WHERE status = 'queued'
+                 UNION ALL SELECT MIN(lease_until) FROM pages WHERE status = 'sending') AS next",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        row.opt_instant("at")
+    }
 }

@@ -58,4 +58,37 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
         Ok(Self::new(writer, reader))
     }
+
+    /// Opens an existing database at `url` to read only: no migration, no
+    /// file created, no write (`tocsin simulate` reads opt-outs and
+    /// overrides this way).
+    pub async fn open_read_only(url: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?.read_only(true).busy_timeout(busy_timeout);
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+        Ok(Self::new(pool.clone(), pool))
+    }
+
+    /// A database of its own in memory, gone when the store is dropped:
+    /// what `tocsin simulate` runs the engine on, so nothing of the user's
+    /// is read or written by it. A named shared-cache database, so the
+    /// reader pool sees the writer's tables (each plain `:memory:`
+    /// connection would be a database of its own).
+    pub async fn open_private() -> Result<Self, StoreError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let url = format!("sqlite:file:tocsin-rehearsal-{}-{n}?mode=memory&cache=shared", std::process::id());
+        let options = SqliteConnectOptions::from_str(&url)?.shared_cache(true).foreign_keys(true);
+        // The database lives while a connection holds it: the writer keeps
+        // one open for the store's life.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await?;
+        Sqlite::MIGRATIONS.run(&writer).await?;
+        let reader = SqlitePoolOptions::new().max_connections(2).connect_with(options).await?;
+        Ok(Self::new(writer, reader))
+    }
 }

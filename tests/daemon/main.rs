@@ -25,6 +25,7 @@ mod limits;
 mod mail;
 mod multi_instance;
 mod phone;
+mod rehearse;
 mod sms;
 mod smtp;
 mod time;
