@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Datelike, NaiveTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
-use super::{Happening, Rehearsal, Scenario, Stage, rehearse};
+use super::{Bench, Happening, Rehearsal, Scenario, Stage, rehearse, rehearse_on};
 use crate::schedule::to_utc;
 use crate::sla::Priority;
 
@@ -79,50 +79,81 @@ fn offset(secs: i64) -> String {
     }
 }
 
-/// The difference of two outcomes in words: what only the base does, then
-/// what only the other does.
+/// The difference of two outcomes in words, kept short enough to read in
+/// a review: per step, whom it reaches (over every repeat); per deadline,
+/// breach or miss, when; and only where that is the same, when the pages
+/// go out.
 fn describe(a: &Outcome, b: &Outcome) -> Option<String> {
-    let word = |(at, kind, person, channel, step, round): &(
-        i64,
-        &str,
-        Option<String>,
-        Option<&str>,
-        Option<u32>,
-        Option<u32>,
-    )| {
-        let mut s = format!("{} {kind}", offset(*at));
-        if let Some(p) = person {
-            s += &format!(" {p}");
-        }
-        if let Some(c) = channel {
-            s += &format!(" by {c}");
-        }
-        match (step, round) {
-            (Some(st), Some(0)) => s += &format!(" (step {st})"),
-            (Some(st), Some(r)) => s += &format!(" (step {st}, repeat {r})"),
-            _ => {}
-        }
-        s
-    };
-    let mut only_a = a.clone();
-    let mut only_b = Vec::new();
-    for x in b {
-        match only_a.iter().position(|y| y == x) {
-            Some(i) => {
-                only_a.remove(i);
-            }
-            None => only_b.push(x.clone()),
-        }
-    }
-    if only_a.is_empty() && only_b.is_empty() {
+    let (mut x, mut y) = (a.clone(), b.clone());
+    x.sort();
+    y.sort();
+    if x == y {
         return None;
     }
+    type Steps = BTreeMap<u32, std::collections::BTreeSet<String>>;
+    let reached = |o: &Outcome| -> Steps {
+        let mut m = Steps::new();
+        for (_, kind, person, channel, step, _) in o {
+            if let (&"page", Some(step)) = (kind, step) {
+                let who = format!("{} by {}", person.as_deref().unwrap_or("?"), channel.unwrap_or("?"));
+                m.entry(*step).or_default().insert(who);
+            }
+        }
+        m
+    };
+    let (ra, rb) = (reached(a), reached(b));
     let mut parts = Vec::new();
-    if !only_a.is_empty() {
-        parts.push(format!("was: {}", only_a.iter().map(word).collect::<Vec<_>>().join(", ")));
+    let list = |s: Option<&std::collections::BTreeSet<String>>| {
+        s.filter(|s| !s.is_empty()).map_or_else(|| "nobody".to_owned(), |s| s.iter().cloned().collect::<Vec<_>>().join(", "))
+    };
+    let empty = std::collections::BTreeSet::new();
+    for step in ra.keys().chain(rb.keys()).collect::<std::collections::BTreeSet<_>>() {
+        let (was, now) = (ra.get(step).unwrap_or(&empty), rb.get(step).unwrap_or(&empty));
+        if was == now {
+            continue;
+        }
+        // Only who is no longer reached, and who is reached instead.
+        let gone: std::collections::BTreeSet<String> = was.difference(now).cloned().collect();
+        let new: std::collections::BTreeSet<String> = now.difference(was).cloned().collect();
+        parts.push(match (gone.is_empty(), new.is_empty()) {
+            (false, false) => format!("step {step}: {} → {}", list(Some(&gone)), list(Some(&new))),
+            (false, true) => format!("step {step}: no longer {}", list(Some(&gone))),
+            _ => format!("step {step}: also {}", list(Some(&new))),
+        });
     }
-    if !only_b.is_empty() {
-        parts.push(format!("now: {}", only_b.iter().map(word).collect::<Vec<_>>().join(", ")));
+    let when = |o: &Outcome, kind: &str| -> Vec<i64> {
+        let mut v: Vec<i64> = o.iter().filter(|e| e.1 == kind).map(|e| e.0).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let offsets = |v: &[i64]| {
+        if v.is_empty() { "none".to_owned() } else { v.iter().map(|s| offset(*s)).collect::<Vec<_>>().join(", ") }
+    };
+    for kind in ["deadline", "breach", "unreached", "exhausted"] {
+        let (was, now) = (when(a, kind), when(b, kind));
+        if was != now {
+            parts.push(format!("{kind} {} → {}", offsets(&was), offsets(&now)));
+        }
+    }
+    if parts.is_empty() {
+        // The same people, at other times.
+        for step in ra.keys() {
+            let at = |o: &Outcome| -> Vec<i64> {
+                let mut v: Vec<i64> =
+                    o.iter().filter(|e| e.1 == "page" && e.4 == Some(*step)).map(|e| e.0).collect();
+                v.sort();
+                v.dedup();
+                v
+            };
+            let (was, now) = (at(a), at(b));
+            if was != now {
+                parts.push(format!("step {step} pages at {} → {}", offsets(&was), offsets(&now)));
+            }
+        }
+    }
+    if parts.is_empty() {
+        parts.push("the same pages, on other channels or rounds".into());
     }
     Some(parts.join("; "))
 }
@@ -144,7 +175,10 @@ pub struct RowChange {
     pub row: Row,
     /// (first hour's local start, number of hours, what changes)
     pub runs: Vec<(DateTime<Tz>, u32, String)>,
+    /// How many hours change, of `of` rehearsed (a week has 167 or 169
+    /// wall-clock hours when DST changes in it).
     pub hours: u32,
+    pub of: u32,
 }
 
 /// The rows of the matrix of `stage`'s rules: every customer with every
@@ -207,11 +241,41 @@ pub async fn matrix(base: &Stage, other: &Stage, scenario: &Scenario, workers: u
             cells.push((r, at, s));
         }
     }
-    let outcomes = run_all(base, other, cells, workers.max(1)).await?;
+    // Rows that route alike on both rule sets (same plan, priority and
+    // policy) rehearse alike: each such class is run once.
+    let class = |row: &Row| -> (String, String, String, String) {
+        let routed = |stage: &Stage| {
+            let rules = &stage.rules;
+            let customer = rules.customer_for(&row.requester);
+            let plan = rules.plan_for(customer).name.clone();
+            let incoming = crate::routing::Incoming {
+                subject: &scenario.subject,
+                body: &scenario.body,
+                customer: customer.map(|c| c.name.as_str()),
+                priority: Some(&row.priority),
+            };
+            let policy = crate::routing::route(&rules.routes, &incoming).map(|r| r.policy.clone()).unwrap_or_default();
+            (plan, policy)
+        };
+        let (a, b) = (routed(base), routed(other));
+        (a.0, format!("{}/{}", a.1, row.priority), b.0, b.1)
+    };
+    let mut first_of: BTreeMap<(String, String, String, String), usize> = BTreeMap::new();
+    let same_as: Vec<usize> = rows.iter().enumerate().map(|(r, row)| *first_of.entry(class(row)).or_insert(r)).collect();
+    cells.retain(|(r, _, _)| same_as[*r] == *r);
+    let mut outcomes = run_all(base, other, cells, workers.max(1)).await?;
+    for (r, first) in same_as.iter().enumerate() {
+        if *first != r
+            && let Some(v) = outcomes.get(first).cloned()
+        {
+            outcomes.insert(r, v);
+        }
+    }
     let mut changes = Vec::new();
     for (r, row) in rows.into_iter().enumerate() {
         let mut runs: Vec<(DateTime<Tz>, u32, String)> = Vec::new();
         let mut hours = 0;
+        let of = outcomes.get(&r).map_or(0, |v| v.len() as u32);
         let mut last: Option<DateTime<Utc>> = None;
         for (at, change) in outcomes.get(&r).into_iter().flatten() {
             let Some(change) = change else {
@@ -226,7 +290,7 @@ pub async fn matrix(base: &Stage, other: &Stage, scenario: &Scenario, workers: u
             last = Some(*at);
         }
         if hours > 0 {
-            changes.push(RowChange { row, runs, hours });
+            changes.push(RowChange { row, runs, hours, of });
         }
     }
     Ok(changes)
@@ -245,10 +309,11 @@ async fn run_all(
     for part in cells.chunks(chunk) {
         let (base, other, part) = (base.clone(), other.clone(), part.to_vec());
         tasks.spawn(async move {
+            let bench = Bench::new().await?;
             let mut out = Vec::new();
             for (r, at, s) in part {
-                let a = rehearse(&base, &s).await?;
-                let b = rehearse(&other, &s).await?;
+                let a = rehearse_on(&bench, &base, &s).await?;
+                let b = rehearse_on(&bench, &other, &s).await?;
                 out.push((r, at, describe(&outcome(&a, at), &outcome(&b, at))));
             }
             anyhow::Ok(out)
@@ -266,15 +331,23 @@ async fn run_all(
     Ok(all)
 }
 
-/// The matrix's summary, ready to paste into a review.
+/// The matrix's summary, ready to paste into a review: rows that change
+/// alike are listed together, hours that change alike as one run.
 pub fn matrix_text(changes: &[RowChange], cells: usize) -> String {
     if changes.is_empty() {
         return format!("no change in any of {cells} rehearsals (customer × priority × hour of the week)\n");
     }
-    let mut out = String::new();
+    let mut groups: Vec<(Vec<String>, &RowChange)> = Vec::new();
     for c in changes {
-        let who = c.row.customer.as_deref().unwrap_or("(no customer)");
-        out += &format!("{who} {}: {} of 168 hours change\n", c.row.priority, c.hours);
+        let name = format!("{} {}", c.row.customer.as_deref().unwrap_or("(no customer)"), c.row.priority);
+        match groups.iter_mut().find(|(_, g)| g.runs == c.runs && g.hours == c.hours && g.of == c.of) {
+            Some((names, _)) => names.push(name),
+            None => groups.push((vec![name], c)),
+        }
+    }
+    let mut out = String::new();
+    for (names, c) in groups {
+        out += &format!("{}: {} of {} hours change\n", names.join(", "), c.hours, c.of);
         for (start, n, what) in &c.runs {
             let end = *start + TimeDelta::hours(i64::from(*n) - 1);
             let when = if *n == 1 {
@@ -309,6 +382,7 @@ pub fn matrix_json(changes: &[RowChange]) -> serde_json::Value {
                 "customer": c.row.customer,
                 "priority": c.row.priority.as_str(),
                 "hours": c.hours,
+                "of": c.of,
                 "runs": c.runs.iter().map(|(start, n, what)| serde_json::json!({
                     "from": start.to_rfc3339(),
                     "hours": n,

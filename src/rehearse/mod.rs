@@ -38,7 +38,7 @@ use crate::scheduler::Scheduler;
 use crate::service::cases::Action;
 use crate::service::verify::Verifier;
 use crate::sla::{Priority, SlaClock};
-use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::{Scratch, SqliteStore};
 use crate::store::{OverrideRecord, Store};
 
 /// What a rehearsal runs on: the rules and templates, the config's
@@ -148,9 +148,29 @@ impl Stage {
     }
 }
 
-/// Runs `scenario` on `stage`.
+/// A private in-memory database to rehearse on, emptied before each
+/// rehearsal: one per worker serves many (the matrix runs thousands).
+pub struct Bench {
+    store: Arc<dyn Store>,
+    scratch: Scratch,
+}
+
+impl Bench {
+    pub async fn new() -> anyhow::Result<Bench> {
+        let (store, scratch) = SqliteStore::open_private().await?;
+        Ok(Bench { store: Arc::new(store), scratch })
+    }
+}
+
+/// Runs `scenario` on `stage`, on a database of its own.
 pub async fn rehearse(stage: &Stage, scenario: &Scenario) -> anyhow::Result<Rehearsal> {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_private().await?);
+    rehearse_on(&Bench::new().await?, stage, scenario).await
+}
+
+/// Runs `scenario` on `stage` on `bench`, emptied first.
+pub async fn rehearse_on(bench: &Bench, stage: &Stage, scenario: &Scenario) -> anyhow::Result<Rehearsal> {
+    bench.scratch.clear().await?;
+    let store = bench.store.clone();
     for person in &stage.sms_off {
         store.set_sms_opt_out(person, true, scenario.at).await?;
     }

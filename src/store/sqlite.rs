@@ -73,7 +73,10 @@ impl SqliteStore {
     /// is read or written by it. A named shared-cache database, so the
     /// reader pool sees the writer's tables (each plain `:memory:`
     /// connection would be a database of its own).
-    pub async fn open_private() -> Result<Self, StoreError> {
+    ///
+    /// The [`Scratch`] beside it empties the database for the next
+    /// rehearsal, which costs far less than a new one (the migrations).
+    pub async fn open_private() -> Result<(Self, Scratch), StoreError> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let url = format!("sqlite:file:tocsin-rehearsal-{}-{n}?mode=memory&cache=shared", std::process::id());
@@ -89,6 +92,43 @@ impl SqliteStore {
             .await?;
         Sqlite::MIGRATIONS.run(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(2).connect_with(options).await?;
-        Ok(Self::new(writer, reader))
+        Ok((Self::new(writer.clone(), reader), Scratch { writer }))
+    }
+}
+
+/// A handle on a private in-memory database ([`SqliteStore::open_private`]).
+#[derive(Debug, Clone)]
+pub struct Scratch {
+    writer: sqlx::SqlitePool,
+}
+
+impl Scratch {
+    /// Empties every table but the record of migrations, as if the
+    /// database were new (no migration seeds rows; one that did would have
+    /// to be run again here). Refuses any database with a file: this is
+    /// for private in-memory ones only.
+    pub async fn clear(&self) -> Result<(), StoreError> {
+        let mut conn = self.writer.acquire().await?;
+        let files: Vec<String> =
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'").fetch_all(&mut *conn).await?;
+        if files.iter().any(|f| !f.is_empty()) {
+            return Err(StoreError::Database(sqlx::Error::Configuration("only an in-memory database may be cleared".into())));
+        }
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != '_sqlx_migrations'",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
+        let mut result = Ok(());
+        for table in tables {
+            let delete = format!("DELETE FROM \"{}\"", table.replace('"', "\"\""));
+            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(delete)).execute(&mut *conn).await {
+                result = Err(e.into());
+                break;
+            }
+        }
+        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+        result
     }
 }

@@ -349,3 +349,124 @@ async fn the_schedules_page_marks_holes_and_an_override_fills_one() {
     assert!(!html.contains(first), "{html}");
     assert!(html.contains("Hole:</strong> nobody on call Sat 05 Dec 08:00"), "{html}");
 }
+
+/// A copy of the shipped rules with `file`'s text changed by `edit`.
+fn rules_changed(file: &str, edit: impl Fn(&str) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(repo().join("rules")).unwrap() {
+        let f = f.unwrap();
+        let mut bytes = std::fs::read(f.path()).unwrap();
+        if f.file_name() == file {
+            let text = String::from_utf8(bytes).unwrap();
+            let changed = edit(&text);
+            assert_ne!(changed, text, "the edit of {file} changed nothing");
+            bytes = changed.into_bytes();
+        }
+        std::fs::write(dir.path().join(f.file_name()), bytes).unwrap();
+    }
+    dir
+}
+
+async fn stage_of(rules: &Path) -> Stage {
+    let mut config = tocsin::config::Config::default();
+    config.paths.rules = rules.to_owned();
+    config.paths.templates = repo().join("templates");
+    let templates = Templates::load(&config.paths.templates).unwrap();
+    Stage::load(&config, tocsin::rules::load(rules).unwrap(), templates, false).await.unwrap()
+}
+
+#[tokio::test]
+async fn compare_reports_exactly_the_differences_of_a_hand_made_change() {
+    // Step 2 of "urgent" stops paging Dana beside the secondary rotation.
+    let other_dir = rules_changed("policies.toml", |t| {
+        t.replacen("notify = [\"schedule:secondary\", \"person:dana\"]", "notify = [\"schedule:secondary\"]", 1)
+    });
+    let base = stage_of(&repo().join("rules")).await;
+    let other = stage_of(other_dir.path()).await;
+    let s = scenario(at(START), "Site down", "ops@acme.com", None, 1);
+    let (_, diff) = tocsin::rehearse::compare::compare(&base, &other, &s).await.unwrap();
+    let got: Vec<(bool, String, &str, Option<String>, Option<u32>, Option<u32>)> = diff
+        .iter()
+        .map(|d| {
+            let h = &d.happening;
+            (d.added, h.at.to_rfc3339(), h.kind, h.person.clone(), h.step, h.round)
+        })
+        .collect();
+    let dana = |at: &str, round| (false, at.to_owned(), "page", Some("dana".to_owned()), Some(2), Some(round));
+    assert_eq!(got, [dana("2026-11-24T10:05:00+00:00", 0), dana("2026-11-24T10:35:00+00:00", 1)]);
+
+    // The same rules on both sides: nothing to report.
+    let same = stage_of(&repo().join("rules")).await;
+    let (_, diff) = tocsin::rehearse::compare::compare(&base, &same, &s).await.unwrap();
+    assert!(diff.is_empty(), "{diff:?}");
+
+    // And from the command line: only the two lines, marked "-".
+    let o = tocsin(&repo(), &[
+        "simulate",
+        "--compare",
+        other_dir.path().to_str().unwrap(),
+        "--at",
+        START,
+        "--subject",
+        "Site down",
+        "--requester",
+        "ops@acme.com",
+        "--for",
+        "1h",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let marked: Vec<&str> = out.lines().filter(|l| l.starts_with("- ") || l.starts_with("+ ")).collect();
+    assert_eq!(marked.len(), 2, "{out}");
+    assert!(marked.iter().all(|l| l.starts_with("- 2026-11-24 10:") && l.contains("dana") && l.contains("step 2")), "{out}");
+}
+
+#[test]
+fn the_matrix_summarises_a_rotation_swap_hour_by_hour_on_the_plan_clock() {
+    // One plan with one priority, so one row: 168 rehearsals a side.
+    let sla = "default_plan = \"standard\"\nwarn_at = [0.5, 0.8]\n[plan.standard]\ncalendar = \"office\"\nP1 = { respond = \
+               \"2h\", update = \"4h\", resolve = \"2d\" }\n";
+    let routing = "[[route]]\npriority = \"P1\"\npolicy = \"urgent\"\n";
+    let small = |swap: bool| {
+        let dir = rules_changed("sla.toml", |_| sla.to_owned());
+        std::fs::write(dir.path().join("routing.toml"), routing).unwrap();
+        if swap {
+            let path = dir.path().join("schedules.toml");
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, text.replacen("[\"ana\", \"ben\", \"chen\"]", "[\"ben\", \"ana\", \"chen\"]", 1))
+                .unwrap();
+        }
+        dir
+    };
+    let (base, other) = (small(false), small(true));
+    let args = [
+        "simulate",
+        "--rules",
+        base.path().to_str().unwrap(),
+        "--compare",
+        other.path().to_str().unwrap(),
+        "--matrix",
+        "--at",
+        START,
+        "--for",
+        "20m",
+    ];
+    let o = tocsin(&repo(), &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    // Week of Monday 23 November 2026: Ana's week on the primary rotation
+    // (Ben's with the swap) from Monday 09:00; Dana has the weeknights;
+    // Chen's week runs until Monday 09:00 on both sides.
+    let expected = "(no customer) P1: 89 of 168 hours change
+  Mon 09:00–Mon 17:00 GMT: step 1: ana by sms → ben by sms
+  Tue 08:00–Tue 17:00 GMT: step 1: ana by sms → ben by sms
+  Wed 08:00–Wed 17:00 GMT: step 1: ana by sms → ben by sms
+  Thu 08:00–Thu 17:00 GMT: step 1: ana by sms → ben by sms
+  Fri 08:00–Fri 17:00 GMT: step 1: ana by sms → ben by sms
+  Sat 08:00–Sun 23:00 GMT: step 1: ana by sms → ben by sms
+";
+    assert_eq!(out, expected);
+    // No change: said in one line.
+    let o = tocsin(&repo(), &[&args[..3], &["--compare", base.path().to_str().unwrap()], &args[5..]].concat());
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("no change in any of 168 rehearsals"), "{}", text(&o));
+}
