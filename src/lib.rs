@@ -11,8 +11,8 @@
 //! clock to show what rules would do.
 
 pub use tocsin_core::{
-    audit, calendar, case, command, coverage, digest, escalation, limits, mail, overrides, people, reports, routing, schedule,
-    sla,
+    audit, calendar, case, command, coverage, digest, escalation, limits, mail, overrides, people, reports, routing,
+    schedule, sla,
 };
 
 pub mod app;

@@ -210,7 +210,11 @@ fn why_empty(schedule: &Schedule, overrides: &[Override], at: DateTime<Utc>) -> 
         if layer.members.is_empty() {
             why.push(format!("layer {n} has no members"));
         } else if first.is_none_or(|f| f > at) {
-            why.push(format!("layer {n} ({}) starts only at {}", members.join(", "), layer.start.format("%Y-%m-%dT%H:%M")));
+            why.push(format!(
+                "layer {n} ({}) starts only at {}",
+                members.join(", "),
+                layer.start.format("%Y-%m-%dT%H:%M")
+            ));
         } else if let Some(active) = &layer.active {
             let days: Vec<String> = active.days.iter().map(|d| d.to_string().to_lowercase()).collect();
             why.push(format!(
@@ -228,16 +232,10 @@ fn why_empty(schedule: &Schedule, overrides: &[Override], at: DateTime<Utc>) -> 
     if schedule.layers.is_empty() {
         why.push("the schedule has no layers".into());
     }
-    let ended: Vec<String> = overrides
-        .iter()
-        .filter(|o| o.end <= at)
-        .map(|o| format!("{} until {}", o.person, stamp(o.end)))
-        .collect();
-    let later: Vec<String> = overrides
-        .iter()
-        .filter(|o| o.start > at)
-        .map(|o| format!("{} from {}", o.person, stamp(o.start)))
-        .collect();
+    let ended: Vec<String> =
+        overrides.iter().filter(|o| o.end <= at).map(|o| format!("{} until {}", o.person, stamp(o.end))).collect();
+    let later: Vec<String> =
+        overrides.iter().filter(|o| o.start > at).map(|o| format!("{} from {}", o.person, stamp(o.start))).collect();
     let mut o = "no override covers it".to_owned();
     if let Some(e) = ended.last() {
         o += &format!(" (the last ended: {e})");
@@ -260,9 +258,8 @@ fn reaches(
     to: DateTime<Utc>,
     why: &mut Vec<String>,
 ) -> bool {
-    let can = |p: &PersonId| {
-        rules.people.get(p).is_some_and(|person| person.reach(sms_off.contains(p), None).is_some())
-    };
+    let can =
+        |p: &PersonId| rules.people.get(p).is_some_and(|person| person.reach(sms_off.contains(p), None).is_some());
     match target {
         Target::Person(p) if can(p) => true,
         Target::Person(p) => {

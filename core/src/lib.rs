@@ -31,8 +31,8 @@
 pub mod audit;
 pub mod calendar;
 pub mod case;
-pub mod coverage;
 pub mod command;
+pub mod coverage;
 pub mod delivery;
 pub mod digest;
 pub mod escalation;

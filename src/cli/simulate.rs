@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use chrono::TimeDelta;
 
-use super::{Format, load_templates, parse_instant};
+use super::{load_templates, parse_instant};
 use crate::config::Config;
 use crate::rehearse::{Scenario, Stage, compare, rehearse};
 
@@ -54,13 +54,27 @@ pub struct SimulateArgs {
     /// plan calendar's clock; prints a summary of what changes.
     #[arg(long, requires = "compare")]
     pub matrix: bool,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub format: Output,
+}
+
+/// How a rehearsal is printed.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Output {
+    /// A summary line, then one line per happening on the plan
+    /// calendar's clock (with --compare: only differences, marked - and
+    /// +; with --matrix: the hours that change, per row).
+    Text,
+    /// One JSON array: of {"at", "kind", "person", "channel", "step",
+    /// "round", "text"} (with --compare also "side"; with --matrix one
+    /// object per row that changes).
+    Json,
 }
 
 /// A humantime duration from flag `flag`.
 pub(crate) fn duration(s: &str, flag: &str) -> anyhow::Result<TimeDelta> {
-    let d = humantime::parse_duration(s).with_context(|| format!("{flag} {s:?} is not a duration like 90s, 15m or 2h"))?;
+    let d =
+        humantime::parse_duration(s).with_context(|| format!("{flag} {s:?} is not a duration like 90s, 15m or 2h"))?;
     TimeDelta::from_std(d).with_context(|| format!("{flag} {s:?} is too long"))
 }
 
@@ -122,8 +136,8 @@ pub async fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<()> {
     let Some(other_dir) = &args.compare else {
         let rehearsal = rehearse(&stage, &scenario).await?;
         match args.format {
-            Format::Text => print!("{}", rehearsal.text()),
-            Format::Json => println!("{}", rehearsal.json()),
+            Output::Text => print!("{}", rehearsal.text()),
+            Output::Json => println!("{}", rehearsal.json()),
         }
         return Ok(());
     };
@@ -131,22 +145,24 @@ pub async fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<()> {
     let other = self::stage(&other).await?;
     if args.matrix {
         let started = std::time::Instant::now();
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // Twice the cores: a rehearsal waits on its SQLite connection's thread
+        // half the time, and another can use the core meanwhile.
+        let workers = 2 * std::thread::available_parallelism().map_or(2, |n| n.get());
         let changes = compare::matrix(&stage, &other, &scenario, workers).await?;
         let cells: usize = compare::rows(&stage).iter().map(|r| compare::week(scenario.at, r.tz).len()).sum();
         match args.format {
-            Format::Text => {
+            Output::Text => {
                 print!("{}", compare::matrix_text(&changes, cells));
                 eprintln!("{cells} rehearsals on each rule set in {:.1}s", started.elapsed().as_secs_f64());
             }
-            Format::Json => println!("{}", serde_json::to_string_pretty(&compare::matrix_json(&changes))?),
+            Output::Json => println!("{}", serde_json::to_string_pretty(&compare::matrix_json(&changes))?),
         }
         return Ok(());
     }
     let (rehearsal, diff) = compare::compare(&stage, &other, &scenario).await?;
     match args.format {
-        Format::Text => print!("{}", compare::text(&rehearsal, &diff)),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&compare::json(&diff))?),
+        Output::Text => print!("{}", compare::text(&rehearsal, &diff)),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&compare::json(&diff))?),
     }
     Ok(())
 }

@@ -104,7 +104,8 @@ fn describe(a: &Outcome, b: &Outcome) -> Option<String> {
     let (ra, rb) = (reached(a), reached(b));
     let mut parts = Vec::new();
     let list = |s: Option<&std::collections::BTreeSet<String>>| {
-        s.filter(|s| !s.is_empty()).map_or_else(|| "nobody".to_owned(), |s| s.iter().cloned().collect::<Vec<_>>().join(", "))
+        s.filter(|s| !s.is_empty())
+            .map_or_else(|| "nobody".to_owned(), |s| s.iter().cloned().collect::<Vec<_>>().join(", "))
     };
     let empty = std::collections::BTreeSet::new();
     for step in ra.keys().chain(rb.keys()).collect::<std::collections::BTreeSet<_>>() {
@@ -140,8 +141,7 @@ fn describe(a: &Outcome, b: &Outcome) -> Option<String> {
         // The same people, at other times.
         for step in ra.keys() {
             let at = |o: &Outcome| -> Vec<i64> {
-                let mut v: Vec<i64> =
-                    o.iter().filter(|e| e.1 == "page" && e.4 == Some(*step)).map(|e| e.0).collect();
+                let mut v: Vec<i64> = o.iter().filter(|e| e.1 == "page" && e.4 == Some(*step)).map(|e| e.0).collect();
                 v.sort();
                 v.dedup();
                 v
@@ -227,7 +227,12 @@ pub fn week(from: DateTime<Utc>, tz: Tz) -> Vec<DateTime<Utc>> {
 
 /// Runs the matrix on both stages; `scenario` gives the subject, body,
 /// answers and length, and `--at` the week. Uses `workers` tasks at once.
-pub async fn matrix(base: &Stage, other: &Stage, scenario: &Scenario, workers: usize) -> anyhow::Result<Vec<RowChange>> {
+pub async fn matrix(
+    base: &Stage,
+    other: &Stage,
+    scenario: &Scenario,
+    workers: usize,
+) -> anyhow::Result<Vec<RowChange>> {
     let rows = rows(base);
     let mut cells = Vec::new();
     for (r, row) in rows.iter().enumerate() {
@@ -261,7 +266,8 @@ pub async fn matrix(base: &Stage, other: &Stage, scenario: &Scenario, workers: u
         (a.0, format!("{}/{}", a.1, row.priority), b.0, b.1)
     };
     let mut first_of: BTreeMap<(String, String, String, String), usize> = BTreeMap::new();
-    let same_as: Vec<usize> = rows.iter().enumerate().map(|(r, row)| *first_of.entry(class(row)).or_insert(r)).collect();
+    let same_as: Vec<usize> =
+        rows.iter().enumerate().map(|(r, row)| *first_of.entry(class(row)).or_insert(r)).collect();
     cells.retain(|(r, _, _)| same_as[*r] == *r);
     let mut outcomes = run_all(base, other, cells, workers.max(1)).await?;
     for (r, first) in same_as.iter().enumerate() {

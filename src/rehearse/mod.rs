@@ -137,9 +137,16 @@ impl Stage {
     /// The stage of `config`: its rules (or those in `rules`), templates,
     /// and, when `with_database`, the SMS opt-outs and overrides of its
     /// database, read without migrating or writing anything.
-    pub async fn load(config: &Config, rules: Rules, templates: Templates, with_database: bool) -> anyhow::Result<Stage> {
+    pub async fn load(
+        config: &Config,
+        rules: Rules,
+        templates: Templates,
+        with_database: bool,
+    ) -> anyhow::Result<Stage> {
         let (mut sms_off, mut overrides) = (BTreeSet::new(), Vec::new());
-        if with_database && let Some(store) = crate::store::open_read_only(&config.database).await.map_err(anyhow::Error::msg)? {
+        if with_database
+            && let Some(store) = crate::store::open_read_only(&config.database).await.map_err(anyhow::Error::msg)?
+        {
             sms_off = store.sms_opt_outs().await?;
             overrides = store.overrides(DateTime::<Utc>::MIN_UTC).await?;
         }
@@ -181,8 +188,14 @@ pub async fn rehearse_on(bench: &Bench, stage: &Stage, scenario: &Scenario) -> a
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
     // Signs reply addresses in emails; any key does, nothing is sent.
     let key = ReplyKey::new(b"tocsin-rehearsal");
-    let services =
-        Services::build(&stage.config, stage.rules.clone(), store.clone(), shared.clone(), key.clone(), Arc::new(Verifier::none()))?;
+    let services = Services::build(
+        &stage.config,
+        stage.rules.clone(),
+        store.clone(),
+        shared.clone(),
+        key.clone(),
+        Arc::new(Verifier::none()),
+    )?;
     let cases = services.cases;
     let owner = "rehearsal".to_owned();
     let (fired, _) = watch::channel(0);
@@ -258,9 +271,11 @@ pub async fn rehearse_on(bench: &Bench, stage: &Stage, scenario: &Scenario) -> a
     }
 
     let sent = std::mem::take(&mut *recorder.sent.lock().unwrap_or_else(|e| e.into_inner()));
+    let pages: std::collections::BTreeMap<i64, crate::store::PageRecord> =
+        store.pages_of(number).await?.into_iter().map(|p| (p.id, p)).collect();
     for s in sent {
         for id in std::iter::once(s.msg.page_id).chain(s.msg.bundled.iter().copied()) {
-            let Some(page) = store.page(id).await? else { continue };
+            let Some(page) = pages.get(&id) else { continue };
             let text = if s.msg.body.subject.is_empty() { s.msg.body.text.clone() } else { s.msg.body.subject.clone() };
             let is_page = page.kind == PageKind::Page;
             happenings.push(Happening {
@@ -367,7 +382,11 @@ impl Scripted {
                 let pages = store.pages_of(number).await?;
                 let latest = pages.iter().filter(|p| p.kind == PageKind::Page).max_by_key(|p| (p.position, p.id));
                 let Some(by) = latest.and_then(|p| p.person.clone()) else {
-                    return Ok(Some(happening("acknowledged", None, "nobody was paged, so nobody acknowledges".into())));
+                    return Ok(Some(happening(
+                        "acknowledged",
+                        None,
+                        "nobody was paged, so nobody acknowledges".into(),
+                    )));
                 };
                 let action = Action::Ack { by: by.clone(), text: None };
                 Ok(Some(match cases.act(number, &action, &Actor::Person(by.clone()), Via::Api).await {

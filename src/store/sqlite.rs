@@ -92,7 +92,8 @@ impl SqliteStore {
             .await?;
         Sqlite::MIGRATIONS.run(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(2).connect_with(options).await?;
-        Ok((Self::new(writer.clone(), reader), Scratch { writer }))
+        let scratch = Scratch::of(writer.clone()).await?;
+        Ok((Self::new(writer, reader), scratch))
     }
 }
 
@@ -100,35 +101,39 @@ impl SqliteStore {
 #[derive(Debug, Clone)]
 pub struct Scratch {
     writer: sqlx::SqlitePool,
+    /// The statements that empty it, made once.
+    empty: std::sync::Arc<str>,
 }
 
 impl Scratch {
-    /// Empties every table but the record of migrations, as if the
-    /// database were new (no migration seeds rows; one that did would have
-    /// to be run again here). Refuses any database with a file: this is
-    /// for private in-memory ones only.
-    pub async fn clear(&self) -> Result<(), StoreError> {
-        let mut conn = self.writer.acquire().await?;
+    /// Reads the tables of the private database behind `writer`; refuses
+    /// any database with a file.
+    async fn of(writer: sqlx::SqlitePool) -> Result<Scratch, StoreError> {
         let files: Vec<String> =
-            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'").fetch_all(&mut *conn).await?;
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'").fetch_all(&writer).await?;
         if files.iter().any(|f| !f.is_empty()) {
-            return Err(StoreError::Database(sqlx::Error::Configuration("only an in-memory database may be cleared".into())));
+            return Err(StoreError::Database(sqlx::Error::Configuration(
+                "only an in-memory database may be cleared".into(),
+            )));
         }
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != '_sqlx_migrations'",
         )
-        .fetch_all(&mut *conn)
+        .fetch_all(&writer)
         .await?;
-        sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
-        let mut result = Ok(());
+        let mut empty = "PRAGMA foreign_keys = OFF;".to_owned();
         for table in tables {
-            let delete = format!("DELETE FROM \"{}\"", table.replace('"', "\"\""));
-            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(delete)).execute(&mut *conn).await {
-                result = Err(e.into());
-                break;
-            }
+            empty += &format!("DELETE FROM \"{}\";", table.replace('"', "\"\""));
         }
-        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
-        result
+        empty += "PRAGMA foreign_keys = ON;";
+        Ok(Scratch { writer, empty: empty.into() })
+    }
+
+    /// Empties every table but the record of migrations, as if the
+    /// database were new (no migration seeds rows; one that did would have
+    /// to be run again here), in one round trip.
+    pub async fn clear(&self) -> Result<(), StoreError> {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(self.empty.to_string())).execute(&self.writer).await?;
+        Ok(())
     }
 }

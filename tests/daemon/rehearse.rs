@@ -83,7 +83,8 @@ async fn through_the_daemon(rules: &Path, scenario: &Scenario) -> (Vec<Received>
         .into_iter()
         .filter(|f| f.contains("-page-sms"))
         .map(|f| {
-            let v: Value = serde_json::from_slice(&std::fs::read(t.dir.path().join("outbox").join(f)).unwrap()).unwrap();
+            let v: Value =
+                serde_json::from_slice(&std::fs::read(t.dir.path().join("outbox").join(f)).unwrap()).unwrap();
             v["body"].as_str().unwrap().to_owned()
         })
         .collect();
@@ -108,9 +109,7 @@ async fn through_simulate(rules: &Path, scenario: &Scenario) -> (Vec<Received>, 
     let pages: Vec<_> = r.happenings.iter().filter(|h| h.kind == "page").collect();
     let mut received: Vec<Received> = pages
         .iter()
-        .map(|h| {
-            (h.at, h.person.clone().unwrap(), h.channel.unwrap().to_owned(), h.step.unwrap(), h.round.unwrap())
-        })
+        .map(|h| (h.at, h.person.clone().unwrap(), h.channel.unwrap().to_owned(), h.step.unwrap(), h.round.unwrap()))
         .collect();
     received.sort();
     // One SMS per message: a bundle pages several steps in one text.
@@ -401,24 +400,30 @@ async fn compare_reports_exactly_the_differences_of_a_hand_made_change() {
     assert!(diff.is_empty(), "{diff:?}");
 
     // And from the command line: only the two lines, marked "-".
-    let o = tocsin(&repo(), &[
-        "simulate",
-        "--compare",
-        other_dir.path().to_str().unwrap(),
-        "--at",
-        START,
-        "--subject",
-        "Site down",
-        "--requester",
-        "ops@acme.com",
-        "--for",
-        "1h",
-    ]);
+    let o = tocsin(
+        &repo(),
+        &[
+            "simulate",
+            "--compare",
+            other_dir.path().to_str().unwrap(),
+            "--at",
+            START,
+            "--subject",
+            "Site down",
+            "--requester",
+            "ops@acme.com",
+            "--for",
+            "1h",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     let marked: Vec<&str> = out.lines().filter(|l| l.starts_with("- ") || l.starts_with("+ ")).collect();
     assert_eq!(marked.len(), 2, "{out}");
-    assert!(marked.iter().all(|l| l.starts_with("- 2026-11-24 10:") && l.contains("dana") && l.contains("step 2")), "{out}");
+    assert!(
+        marked.iter().all(|l| l.starts_with("- 2026-11-24 10:") && l.contains("dana") && l.contains("step 2")),
+        "{out}"
+    );
 }
 
 #[test]

@@ -125,10 +125,7 @@ fn an_override_that_fills_the_gap_removes_the_hole_and_a_short_one_leaves_the_re
     let start = at("2026-11-23T00:00:00Z");
     let fill = |from: &str, to: &str| {
         let mut o = Overrides::new();
-        o.insert(
-            "primary".into(),
-            vec![Override { person: "dana".parse().unwrap(), start: at(from), end: at(to) }],
-        );
+        o.insert("primary".into(), vec![Override { person: "dana".parse().unwrap(), start: at(from), end: at(to) }]);
         o
     };
     let full = fill("2026-11-23T06:30:00Z", "2026-11-23T08:00:00Z");
@@ -178,7 +175,9 @@ P3 = { respond = "10m", update = "1d", resolve = "3d" }
     let r = rules(&[("rules/sla.toml", sla)]);
     let found = holes(&r, &Overrides::new(), &BTreeSet::new(), at("2026-11-23T08:00:00Z"), TimeDelta::hours(1));
     assert_eq!(found.iter().map(Hole::kind).collect::<Vec<_>>(), ["slow-policy"], "{found:#?}");
-    assert!(found[0].to_string().contains("respond target is 10m but policy urgent pages a second person only after 10m"));
+    assert!(
+        found[0].to_string().contains("respond target is 10m but policy urgent pages a second person only after 10m")
+    );
     let policy = &r.policies["urgent"];
     assert_eq!(second_person_after(&r, policy), Some(TimeDelta::minutes(10)));
 }
