@@ -384,7 +384,8 @@ async fn compare_reports_exactly_the_differences_of_a_hand_made_change() {
     let other = stage_of(other_dir.path()).await;
     let s = scenario(at(START), "Site down", "ops@acme.com", None, 1);
     let (_, diff) = tocsin::rehearse::compare::compare(&base, &other, &s).await.unwrap();
-    let got: Vec<(bool, String, &str, Option<String>, Option<u32>, Option<u32>)> = diff
+    type Line<'a> = (bool, String, &'a str, Option<String>, Option<u32>, Option<u32>);
+    let got: Vec<Line> = diff
         .iter()
         .map(|d| {
             let h = &d.happening;
