@@ -110,6 +110,8 @@ conformance!(
     a_twilio_key_is_claimed_once_even_by_racing_instances,
     mail_openings_are_counted_by_sender_and_domain,
     held_mail_is_listed_and_counted,
+    // --- rehearsing rules (issue 18) ---
+    the_next_page_due_is_a_queued_one_a_retry_or_a_lapsed_lease,
 );
 
 const T0: &str = "2026-11-24T10:00:00.123Z";
@@ -1019,4 +1021,24 @@ async fn held_mail_is_listed_and_counted(b: &Backend) {
     assert_eq!(s.inbox_in(InboxStatus::Held, 1).await.unwrap().len(), 1);
     // Held is settled: the inbox worker does not file it again.
     assert_eq!(s.pending_mail(10).await.unwrap(), vec![ids[2]]);
+}
+
+// --- rehearsing rules (issue 18) ---
+async fn the_next_page_due_is_a_queued_one_a_retry_or_a_lapsed_lease(b: &Backend) {
+    let s = &*b.store;
+    assert_eq!(s.next_page_at().await.unwrap(), None, "nothing queued");
+    let c = open_case(s, t0(), TimeDelta::minutes(5)).await;
+    let created = s.pages_of(c.number).await.unwrap()[0].created_at;
+    assert_eq!(s.next_page_at().await.unwrap(), Some(created), "a new page is due when queued");
+    let lease = TimeDelta::seconds(30);
+    let now = t0() + TimeDelta::seconds(1);
+    let got = s.claim_pages(now, "a", lease, 10).await.unwrap();
+    assert_eq!(s.next_page_at().await.unwrap(), Some(now + lease), "a claimed page is due when its lease lapses");
+    let retry_at = now + TimeDelta::seconds(10);
+    s.finish_pages("a", &[(got[0].id, Delivery::Deferred { at: retry_at })], now).await.unwrap();
+    assert_eq!(s.next_page_at().await.unwrap(), Some(retry_at), "a held-back page is due at its next attempt");
+    let again = s.claim_pages(retry_at, "a", lease, 10).await.unwrap();
+    let sent = Delivery::Sent { provider_id: None, message_id: None };
+    s.finish_pages("a", &[(again[0].id, sent)], retry_at).await.unwrap();
+    assert_eq!(s.next_page_at().await.unwrap(), None, "a sent page is never due again");
 }
