@@ -251,6 +251,7 @@ pub async fn rehearse_on(bench: &Bench, stage: &Stage, scenario: &Scenario) -> a
     let mut happenings = Vec::new();
     let mut deadlines = BTreeSet::new();
     note_deadlines(store.as_ref(), number, end, &mut deadlines).await?;
+    let mut stuck = 0u32;
     loop {
         let timer = store.next_timer_at().await?;
         let page = store.next_page_at().await?;
@@ -258,6 +259,11 @@ pub async fn rehearse_on(bench: &Bench, stage: &Stage, scenario: &Scenario) -> a
         let Some(next) = [timer, page, action].into_iter().flatten().min() else { break };
         if next > end {
             break;
+        }
+        // Something due now that nothing settles would spin here forever.
+        stuck = if next <= clock.now() { stuck + 1 } else { 0 };
+        if stuck > 1000 {
+            anyhow::bail!("the rehearsal stopped moving at {next}: a timer or page there is never settled");
         }
         clock.set(next);
         while let Some((_, what)) = actions.next_if(|(at, _)| *at <= next) {

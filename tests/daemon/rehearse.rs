@@ -476,3 +476,84 @@ fn the_matrix_summarises_a_rotation_swap_hour_by_hour_on_the_plan_clock() {
     let o = tocsin(&repo(), &[&args[..3], &["--compare", base.path().to_str().unwrap()], &args[5..]].concat());
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("no change in any of 168 rehearsals"), "{}", text(&o));
 }
+
+#[tokio::test]
+async fn simulate_honours_the_databases_opt_outs_and_overrides_and_leaves_it_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tocsin.db");
+    let mut config = tocsin::config::Config::default();
+    config.database.url = format!("sqlite://{}", db.display());
+    {
+        let store = tocsin::store::open(&config.database).await.unwrap();
+        // Ana replied STOP; Chen covers the primary rotation this morning.
+        store.set_sms_opt_out(&"ana".parse().unwrap(), true, at(START)).await.unwrap();
+        let cover = tocsin::store::OverrideRecord {
+            id: 0,
+            schedule: "primary".into(),
+            person: "chen".parse().unwrap(),
+            start: at("2026-11-24T10:30:00Z"),
+            end: at("2026-11-24T12:00:00Z"),
+            reason: "dentist".into(),
+            created_by: "max".into(),
+            created_at: at(START),
+        };
+        store.insert_override(&cover).await.unwrap();
+    }
+    // The database and its write-ahead log, byte for byte (SQLite's
+    // shared-memory index, `-shm`, is made by any reader of a WAL database).
+    let snapshot = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().ends_with("-shm"))
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let toml = format!(
+        "[database]\nurl = {:?}\n[paths]\nrules = {:?}\ntemplates = {:?}\n",
+        config.database.url,
+        repo().join("rules").display().to_string(),
+        repo().join("templates").display().to_string()
+    );
+    let cfg = dir.path().join("tocsin.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let before = snapshot(dir.path());
+    let args = [
+        "simulate",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--at",
+        START,
+        "--subject",
+        "Site down",
+        "--requester",
+        "ops@acme.com",
+        "--for",
+        "40m",
+        "--format",
+        "json",
+    ];
+    let o = tocsin(dir.path(), &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let all: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let pages: Vec<(&str, &str, &str)> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["kind"] == "page" && h["step"] == 1)
+        .map(|h| (h["at"].as_str().unwrap(), h["person"].as_str().unwrap(), h["channel"].as_str().unwrap()))
+        .collect();
+    // Ana by email (she stopped SMS); at the repeat, Chen on the override.
+    assert_eq!(pages, [("2026-11-24T10:00:00Z", "ana", "email"), ("2026-11-24T10:30:00Z", "chen", "email")]);
+    let handoff = all.as_array().unwrap().iter().find(|h| h["kind"] == "handoff").unwrap();
+    assert_eq!(handoff["at"], "2026-11-24T10:30:00Z");
+    assert_eq!(handoff["text"], "schedule primary: ana hands over to chen");
+    let after = snapshot(dir.path());
+    let names = |s: &[(String, Vec<u8>)]| s.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&after), names(&before));
+    assert!(after == before, "the database was written to");
+}
