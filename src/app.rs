@@ -274,7 +274,7 @@ pub fn reply_key_path(config: &Config) -> Result<Option<std::path::PathBuf>, Str
         return Ok(Some(path.clone()));
     }
     let url = &config.database.url;
-    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+    if !url.starts_with("sqlite:") {
         return Err(format!(
             "the reply key: with {} every instance must sign reply addresses with the same key; set the \
              environment variable {} (e.g. to the output of `openssl rand -hex 32`), or [secrets] reply_key_file \
@@ -282,14 +282,64 @@ pub fn reply_key_path(config: &Config) -> Result<Option<std::path::PathBuf>, Str
             url.split(':').next().unwrap_or("this database"),
             config.secrets.reply_key_env
         ));
-    };
+    }
+    Ok(sqlite_file(url).map(|file| {
+        let mut path = file.into_os_string();
+        path.push(".reply-key");
+        path.into()
+    }))
+}
+
+/// The file of a SQLite database URL; `None` for PostgreSQL or an
+/// in-memory database.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let file = rest.split('?').next().unwrap_or_default();
     if file.is_empty() || file.contains(":memory:") || file.starts_with("file::memory:") {
-        return Ok(None);
+        return None;
     }
-    let mut path = std::ffi::OsString::from(file);
-    path.push(".reply-key");
-    Ok(Some(path.into()))
+    Some(file.into())
+}
+
+/// The lock a daemon holds on its SQLite database for as long as it runs
+/// (`tocsin.db` → `tocsin.db.lock`, an advisory `flock`, released by the
+/// system however the process ends, `kill -9` included). Holding it, the
+/// daemon knows it is the only one: whatever leases the database shows
+/// were left by an earlier process and are taken over at once.
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: std::fs::File,
+}
+
+impl InstanceLock {
+    /// Takes the lock of the SQLite database `config` names; `Ok(None)`
+    /// for PostgreSQL (several instances share it and tell a dead peer by
+    /// its leases) or an in-memory database. Fails, naming the file, when
+    /// another daemon holds it.
+    pub fn take(config: &Config) -> anyhow::Result<Option<InstanceLock>> {
+        let Some(db) = sqlite_file(&config.database.url) else { return Ok(None) };
+        let mut path = db.into_os_string();
+        path.push(".lock");
+        let path = std::path::PathBuf::from(path);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| anyhow::anyhow!("cannot open the database's lock file {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(InstanceLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "another tocsin daemon is serving {} (it holds {}): stop it first; a SQLite database takes one \
+                 daemon (use PostgreSQL for several instances)",
+                config.database.url,
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                anyhow::bail!("cannot lock {}: {e}", path.display())
+            }
+        }
+    }
 }
 
 /// Writes a new key file, readable by its owner only; fails if one exists.
@@ -364,6 +414,39 @@ pub struct App {
     pub drain_timeout: std::time::Duration,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Held while this daemon runs on a SQLite database.
+    _lock: Option<InstanceLock>,
+    /// Renews the leases of the work this instance holds; stops when the
+    /// app is dropped.
+    renewal: AbortOnDrop,
+}
+
+/// A task that ends when its handle is dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How long a page may be held by a live instance, its lease renewed,
+/// before it is let go to be taken in doubt: longer than any send takes.
+const LONGEST_SEND: TimeDelta = TimeDelta::minutes(2);
+
+/// Renews, every third of `lease`, the leases of the timers and pages
+/// `owner` holds, so that `[scheduler] lease` can be short: a live
+/// instance keeps its work however long a batch takes, and a dead one's is
+/// taken over by another instance a lease after its death.
+async fn renew_leases(store: Arc<dyn Store>, clock: Arc<dyn Clock>, owner: String, lease: TimeDelta) {
+    let every = (lease / 3).to_std().unwrap_or_default().max(std::time::Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        let now = clock.now();
+        if let Err(e) = store.renew_leases(&owner, now + lease, now - LONGEST_SEND).await {
+            tracing::warn!(error = %e, "cannot renew this instance's leases; its work may be taken over as in doubt");
+        }
+    }
 }
 
 /// What [`App::drain`] did.
@@ -419,6 +502,7 @@ impl App {
         dns: Option<Arc<dyn TxtLookup>>,
     ) -> anyhow::Result<App> {
         let Listeners { http: listener, smtp } = listeners;
+        let lock = InstanceLock::take(config)?;
         let rules = Arc::new(rules);
         let key = reply_key(config, store.as_ref()).await?;
         let verifier = Arc::new(verifier(config, dns)?);
@@ -426,6 +510,15 @@ impl App {
         let Services { cases, inbox, overrides, phone } = services;
         let wake = cases.wake.clone();
         let owner = worker_id();
+        if lock.is_some() {
+            // Alone on this database: every lease in it belongs to a process
+            // that is gone. Its timers fire and its pages (in doubt) go out
+            // now, not when the leases would have run out.
+            let (timers, pages) = store.take_over_leases(&owner, clock.now()).await?;
+            if timers + pages > 0 {
+                tracing::info!(timers, pages, "took over the work an earlier process left in flight");
+            }
+        }
         let lease = TimeDelta::from_std(config.scheduler.lease)?;
         let (fired_tx, fired) = watch::channel(0);
         let scheduler = Arc::new(Scheduler {
@@ -488,11 +581,24 @@ impl App {
                 }),
                 _ => None,
             },
+            mailgun: match &config.email.mailgun_signing_key_env {
+                Some(name) => Some(crate::http::hooks::MailgunHooks {
+                    signing_key: secret(name, "[email] mailgun_signing_key_env")?,
+                    max_age: config.email.mailgun_max_age,
+                }),
+                None => None,
+            },
             openapi: Arc::new(openapi.to_pretty_json().unwrap_or_default()),
             web,
         };
         let (shutdown, _) = watch::channel(false);
         let mut tasks = Vec::new();
+        let renewal = AbortOnDrop(tokio::spawn(renew_leases(
+            state.store.clone(),
+            state.clock.clone(),
+            scheduler.owner.clone(),
+            lease,
+        )));
         let addr = listener.local_addr()?;
         let limits = http::Limits::of(&config.server);
         let router = http::app(state.clone(), routes, limits);
@@ -554,6 +660,8 @@ impl App {
             drain_timeout: config.server.drain_timeout,
             shutdown,
             tasks,
+            _lock: lock,
+            renewal,
         })
     }
 
@@ -601,6 +709,8 @@ impl App {
                 "drain: [server] drain_timeout passed; abandoning what is still running"
             );
         }
+        // What is abandoned now keeps its lease only until it runs out.
+        drop(self.renewal);
         let released = match self.scheduler.store.release_timers(&self.scheduler.owner).await {
             Ok(n) => n,
             Err(e) => {
@@ -618,5 +728,6 @@ impl App {
         for t in self.tasks {
             let _ = t.await;
         }
+        drop(self.renewal);
     }
 }

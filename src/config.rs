@@ -136,6 +136,14 @@ pub struct Email {
     /// New cases all senders of one domain may open by mail per hour; 0 =
     /// no limit.
     pub new_cases_per_domain_per_hour: u32,
+    // --- providers' inbound webhooks (issue 17) ---
+    /// The environment variable holding Mailgun's HTTP webhook signing key;
+    /// set, `POST /hooks/email/mailgun` takes Mailgun's signed posts.
+    pub mailgun_signing_key_env: Option<String>,
+    /// How far a Mailgun post's `timestamp` may be from now before it is
+    /// refused as stale (a replay).
+    #[serde(with = "humantime_serde")]
+    pub mailgun_max_age: std::time::Duration,
 }
 
 impl Email {
@@ -187,6 +195,8 @@ impl Default for Email {
             dns_timeout: std::time::Duration::from_secs(5),
             new_cases_per_sender_per_hour: tocsin_core::mail::intake::NewCaseLimits::default().per_sender,
             new_cases_per_domain_per_hour: tocsin_core::mail::intake::NewCaseLimits::default().per_domain,
+            mailgun_signing_key_env: None,
+            mailgun_max_age: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -390,7 +400,7 @@ pub struct Scheduler {
 
 impl Default for Scheduler {
     fn default() -> Self {
-        Self { lease: std::time::Duration::from_secs(30), batch: 256 }
+        Self { lease: std::time::Duration::from_secs(4), batch: 256 }
     }
 }
 

@@ -36,6 +36,8 @@ pub enum AuthError {
     /// feed).
     Forbidden(ApiError),
     Store(ApiError),
+    /// A 401 with its own challenge (basic authentication).
+    Challenge(Response),
 }
 
 impl IntoResponse for AuthError {
@@ -43,6 +45,7 @@ impl IntoResponse for AuthError {
         match self {
             AuthError::Missing(u) => u.into_response(),
             AuthError::Forbidden(e) | AuthError::Store(e) => e.into_response(),
+            AuthError::Challenge(r) => r,
         }
     }
 }
@@ -173,6 +176,50 @@ impl Auth {
                 Ok(Actor::Person(id))
             }
             (None, None) => Ok(Actor::Token(t.name.clone())),
+        }
+    }
+}
+
+/// Authentication for mail providers' inbound webhooks that can send only
+/// HTTP basic authentication, from credentials written into the webhook's
+/// URL (`https://tocsin:TOKEN@host/hooks/email/postmark`): the password is
+/// an API token (RFC 7617), the user name is not checked. A bearer token
+/// is taken too. Which roles may post is the handler's call.
+#[derive(Debug, Clone)]
+pub struct HookAuth(pub TokenInfo);
+
+/// 401 asking for basic authentication, so a client that waits for the
+/// challenge sends its credentials.
+fn basic_challenge(why: &str) -> AuthError {
+    let mut r = ApiError::new(StatusCode::UNAUTHORIZED, why.to_owned()).into_response();
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tocsin\""));
+    AuthError::Challenge(r)
+}
+
+impl FromRequestParts<AppState> for HookAuth {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
+        let missing = "put an integration token in the webhook URL as the password \
+                       (https://tocsin:TOKEN@host/…), or send Authorization: Bearer <token>";
+        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let Some(encoded) = header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic ")) else {
+            if bearer(&parts.headers).is_none() {
+                return Err(basic_challenge(missing));
+            }
+            return bearer_token(parts, state).await.map(HookAuth);
+        };
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok();
+        let Some((_, password)) =
+            decoded.as_deref().and_then(|d| std::str::from_utf8(d).ok()).and_then(|d| d.split_once(':'))
+        else {
+            return Err(basic_challenge("the basic credentials are not base64 of user:password"));
+        };
+        match state.tokens.authenticate(password).await {
+            Ok(info) => Ok(HookAuth(info)),
+            Err(tokens::AuthError::Refused(r)) => Err(basic_challenge(&r.to_string())),
+            Err(tokens::AuthError::Store(e)) => Err(AuthError::Store(e.into())),
         }
     }
 }

@@ -21,11 +21,23 @@ use crate::mail::Envelope;
 use crate::store::PageStatus;
 use crate::token::TokenRole;
 
+mod providers;
+pub use providers::MailgunHooks;
+
 pub fn routes(max_size: usize) -> OpenApiRouter<AppState> {
     // The body limit is raised here only, to the configured mail size.
     OpenApiRouter::new()
         .routes(routes!(email))
         .layer(DefaultBodyLimit::max(max_size))
+        // Providers wrap the message in a form or in JSON (attachments in
+        // base64, the text twice): room for that on top of the mail.
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(providers::mailgun))
+                .routes(routes!(providers::postmark))
+                .routes(routes!(providers::sendgrid))
+                .layer(DefaultBodyLimit::max(max_size.saturating_mul(2).saturating_add(1 << 20))),
+        )
         .routes(routes!(twilio_status))
         .routes(routes!(twilio_sms))
 }
@@ -51,7 +63,8 @@ pub struct Filed {
     note: Option<String>,
 }
 
-/// The raw-mail webhook's route: its requests get `[server]
+/// The raw-mail webhook's route: its requests, and those of the mail
+/// providers' webhooks under it (`/hooks/email/mailgun`, …), get `[server]
 /// mail_hook_timeout` (see [`crate::http::server::time_limit`]).
 pub const MAIL_HOOK: &str = "/hooks/email";
 
@@ -75,14 +88,17 @@ async fn email(
     }
     let envelope = Envelope { from: q.sender, to: q.recipient.into_iter().collect() };
     let (inbox, outcome) = state.inbox.ingest(&body, &envelope, "webhook").await?;
-    let note = match &outcome {
-        crate::service::inbox::Outcome::Unusable(why) => Some(why.clone()),
-        crate::service::inbox::Outcome::Automatic { why, .. } => Some(why.clone()),
-        crate::service::inbox::Outcome::Held(why) => Some(why.clone()),
+    Ok((StatusCode::ACCEPTED, Json(filed(inbox, &outcome))))
+}
+
+/// The answer of a mail webhook: what became of inbox row `inbox`.
+fn filed(inbox: i64, outcome: &crate::service::inbox::Outcome) -> Filed {
+    use crate::service::inbox::Outcome;
+    let note = match outcome {
+        Outcome::Unusable(why) | Outcome::Automatic { why, .. } | Outcome::Held(why) => Some(why.clone()),
         _ => None,
     };
-    let filed = Filed { inbox, status: outcome.status().as_str().into(), case: outcome.case().map(|n| n.0), note };
-    Ok((StatusCode::ACCEPTED, Json(filed)))
+    Filed { inbox, status: outcome.status().as_str().into(), case: outcome.case().map(|n| n.0), note }
 }
 
 /// What the Twilio webhooks need: the token that signs them and the public

@@ -134,13 +134,14 @@ async fn accept(
 /// Answers 408 when a request, its body's upload included, is not answered
 /// in time: a client that trickles its body holds a connection and a task.
 pub async fn time_limit(State(limits): State<Limits>, request: Request, next: Next) -> Response {
-    let limit = if request.uri().path() == MAIL_HOOK { limits.mail_hook_timeout } else { limits.request_timeout };
+    let mail = |path: &str| path == MAIL_HOOK || path.strip_prefix(MAIL_HOOK).is_some_and(|rest| rest.starts_with('/'));
+    let limit = if mail(request.uri().path()) { limits.mail_hook_timeout } else { limits.request_timeout };
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(%method, %path, limit = %humantime::format_duration(limit), "HTTP request timed out");
-            let key = if path == MAIL_HOOK { "mail_hook_timeout" } else { "request_timeout" };
+            let key = if mail(&path) { "mail_hook_timeout" } else { "request_timeout" };
             ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 format!(

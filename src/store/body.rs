@@ -1248,6 +1248,50 @@ where
             .int("n")
     }
 
+    // --- issue 16: recovery ---
+    async fn take_over_leases(&self, owner: &str, now: DateTime<Utc>) -> Result<(u64, u64), StoreError> {
+        let timers =
+            sql::<D>("UPDATE timers SET lease_until = ? WHERE owner IS NOT NULL AND owner <> ? AND lease_until > ?")
+                .bind(ms(now))
+                .bind(owner)
+                .bind(ms(now))
+                .execute(&self.writer)
+                .await?;
+        let pages = sql::<D>(
+            "UPDATE pages SET lease_until = ? WHERE status = 'sending' AND owner IS NOT NULL AND owner <> ? AND lease_until > ?",
+        )
+        .bind(ms(now))
+        .bind(owner)
+        .bind(ms(now))
+        .execute(&self.writer)
+        .await?;
+        Ok((timers.rows(), pages.rows()))
+    }
+
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        until: DateTime<Utc>,
+        claimed_since: DateTime<Utc>,
+    ) -> Result<(u64, u64), StoreError> {
+        // `lease_until >= 0` lets the partial index of leased timers serve
+        // this (a handful of rows), not a scan of every timer.
+        let timers = sql::<D>("UPDATE timers SET lease_until = ? WHERE owner = ? AND lease_until >= 0")
+            .bind(ms(until))
+            .bind(owner)
+            .execute(&self.writer)
+            .await?;
+        // A page's `updated_at` is set when it is claimed.
+        let pages =
+            sql::<D>("UPDATE pages SET lease_until = ? WHERE status = 'sending' AND owner = ? AND updated_at >= ?")
+                .bind(ms(until))
+                .bind(owner)
+                .bind(ms(claimed_since))
+                .execute(&self.writer)
+                .await?;
+        Ok((timers.rows(), pages.rows()))
+    }
+
     // --- issue 18: rehearsing rules ---
     async fn next_page_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let row = sql::<D>(

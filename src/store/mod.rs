@@ -398,6 +398,26 @@ pub trait Store: Send + Sync + 'static {
     /// How many inbox rows are in `status`.
     async fn inbox_count(&self, status: InboxStatus) -> Result<i64, StoreError>;
 
+    // --- issue 16: recovery ---
+    /// Ends at `now` every lease on a timer or a sending page not held by
+    /// `owner`, so the work an earlier process left in flight is taken at
+    /// once instead of when its lease runs out (a page so taken is in
+    /// doubt and looked up before it is sent again, as always). Only for an
+    /// instance that knows no other is alive (a SQLite daemon holding the
+    /// database's lock). Returns (timers, pages) taken over.
+    async fn take_over_leases(&self, owner: &str, now: DateTime<Utc>) -> Result<(u64, u64), StoreError>;
+    /// Moves to `until` the lease of every timer `owner` holds, and of
+    /// every page it has been sending since `claimed_since` or later: a
+    /// live worker keeps its work while a send takes long, so leases can be
+    /// short and a dead worker's work is taken soon, while a send stuck for
+    /// longer than that is let go. Returns (timers, pages) renewed.
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        until: DateTime<Utc>,
+        claimed_since: DateTime<Utc>,
+    ) -> Result<(u64, u64), StoreError>;
+
     // --- issue 18: rehearsing rules ---
     /// When the dispatcher next has a page to claim: the earliest queued
     /// page's next attempt (a page held back by `[sms] min_interval` or a

@@ -30,6 +30,11 @@ pub const TWILIO_TOKEN: &str = "twilio-test-token";
 pub const METRICS_TOKEN_ENV: &str = "TOCSIN_TEST_METRICS_TOKEN";
 pub const METRICS_TOKEN: &str = "metrics-test-token";
 
+/// Mailgun's HTTP webhook signing key in tests that set `[email]
+/// mailgun_signing_key_env` to this variable.
+pub const MAILGUN_KEY_ENV: &str = "TOCSIN_TEST_MAILGUN_KEY";
+pub const MAILGUN_KEY: &str = "mailgun-test-signing-key";
+
 /// Sets the environment the in-process daemons read, once per process and
 /// before the first of them starts. Tests share a process, and changing the
 /// environment while other threads read it is unsound (`std::env::set_var`
@@ -42,6 +47,7 @@ fn environment() {
     SET.call_once(|| unsafe {
         std::env::set_var(TWILIO_TOKEN_ENV, TWILIO_TOKEN);
         std::env::set_var(METRICS_TOKEN_ENV, METRICS_TOKEN);
+        std::env::set_var(MAILGUN_KEY_ENV, MAILGUN_KEY);
     });
 }
 

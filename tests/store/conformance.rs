@@ -110,6 +110,9 @@ conformance!(
     a_twilio_key_is_claimed_once_even_by_racing_instances,
     mail_openings_are_counted_by_sender_and_domain,
     held_mail_is_listed_and_counted,
+    // --- issue 16: recovery ---
+    a_lone_instance_takes_over_every_lease_left_at_once,
+    a_renewed_lease_keeps_the_work_and_a_stuck_send_is_let_go,
     // --- rehearsing rules (issue 18) ---
     the_next_page_due_is_a_queued_one_a_retry_or_a_lapsed_lease,
 );
@@ -1021,6 +1024,69 @@ async fn held_mail_is_listed_and_counted(b: &Backend) {
     assert_eq!(s.inbox_in(InboxStatus::Held, 1).await.unwrap().len(), 1);
     // Held is settled: the inbox worker does not file it again.
     assert_eq!(s.pending_mail(10).await.unwrap(), vec![ids[2]]);
+}
+
+// --- issue 16: recovery ---
+
+async fn a_lone_instance_takes_over_every_lease_left_at_once(b: &Backend) {
+    let s = &*b.store;
+    for i in 0..2 {
+        open_case(s, t0() + TimeDelta::seconds(i), TimeDelta::minutes(5)).await;
+    }
+    let now = t0() + TimeDelta::hours(1);
+    let lease = TimeDelta::seconds(30);
+    // A process that died mid-batch held two timers and two pages; the new
+    // one already holds the other timers.
+    let dead_timers = s.claim_timers(now, "dead", lease, 2).await.unwrap();
+    let own = s.claim_timers(now, "new", lease, 10).await.unwrap();
+    let dead_pages = s.claim_pages(now, "dead", lease, 2).await.unwrap();
+    assert_eq!((dead_timers.len(), own.len(), dead_pages.len()), (2, 2, 2));
+    let later = now + TimeDelta::seconds(1);
+    assert!(s.claim_timers(later, "new", lease, 10).await.unwrap().is_empty(), "leased until now + 30 s");
+    assert_eq!(s.take_over_leases("new", later).await.unwrap(), (2, 2));
+    assert_eq!(s.take_over_leases("new", later).await.unwrap(), (0, 0), "nothing left to take");
+    let timers = s.claim_timers(later, "new", lease, 10).await.unwrap();
+    assert_eq!(
+        timers.iter().map(|t| t.id).collect::<BTreeSet<_>>(),
+        dead_timers.iter().map(|t| t.id).collect::<BTreeSet<_>>(),
+        "the dead process's timers fire now; the new one's own lease is untouched"
+    );
+    let pages = s.claim_pages(later, "new", lease, 10).await.unwrap();
+    assert_eq!(pages.iter().map(|p| p.id).collect::<Vec<_>>(), dead_pages.iter().map(|p| p.id).collect::<Vec<_>>());
+    assert!(pages.iter().all(|p| p.in_doubt && p.attempts == 2), "taken over pages are in doubt: looked up first");
+    let sent = Delivery::Sent { provider_id: None, message_id: None };
+    let outcomes: Vec<_> = dead_pages.iter().map(|p| (p.id, sent.clone())).collect();
+    assert_eq!(
+        s.finish_pages("dead", &outcomes, later).await.unwrap(),
+        0,
+        "the dead owner's late answer counts for nothing"
+    );
+}
+
+async fn a_renewed_lease_keeps_the_work_and_a_stuck_send_is_let_go(b: &Backend) {
+    let s = &*b.store;
+    open_case(s, t0(), TimeDelta::minutes(5)).await;
+    let now = t0() + TimeDelta::hours(1);
+    let lease = TimeDelta::seconds(4);
+    let timers = s.claim_timers(now, "a", lease, 10).await.unwrap();
+    let pages = s.claim_pages(now, "a", lease, 10).await.unwrap();
+    assert!(!timers.is_empty() && !pages.is_empty());
+    // "a" is alive and renews: at now + 5 s nothing is free for "b".
+    let renewed = s.renew_leases("a", now + TimeDelta::seconds(7), now - TimeDelta::minutes(2)).await.unwrap();
+    assert_eq!(renewed, (timers.len() as u64, pages.len() as u64));
+    let at5 = now + TimeDelta::seconds(5);
+    assert!(s.claim_timers(at5, "b", lease, 10).await.unwrap().is_empty());
+    assert!(s.claim_pages(at5, "b", lease, 10).await.unwrap().is_empty());
+    assert_eq!(s.renew_leases("b", at5, now).await.unwrap(), (0, 0), "only the owner's work is renewed");
+    // A send claimed before `claimed_since` is stuck: its lease is not
+    // renewed, the timers' still are, and the page goes to "b" in doubt.
+    let renewed = s.renew_leases("a", now + TimeDelta::seconds(11), now + TimeDelta::seconds(1)).await.unwrap();
+    assert_eq!(renewed, (timers.len() as u64, 0));
+    let at8 = now + TimeDelta::seconds(8);
+    assert!(s.claim_timers(at8, "b", lease, 10).await.unwrap().is_empty());
+    let taken = s.claim_pages(at8, "b", lease, 10).await.unwrap();
+    assert_eq!(taken.len(), pages.len());
+    assert!(taken.iter().all(|p| p.in_doubt));
 }
 
 // --- rehearsing rules (issue 18) ---
