@@ -361,6 +361,41 @@ fn write_key_file(path: &std::path::Path, key: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// What a dispatcher delivers with, besides what `config` says.
+pub struct Delivering {
+    pub store: Arc<dyn Store>,
+    pub rules: LiveRules,
+    pub templates: Live,
+    pub channels: Channels,
+    pub clock: Arc<dyn Clock>,
+    /// Names the dispatcher in leases.
+    pub owner: String,
+    pub key: ReplyKey,
+    pub wake: Arc<Notify>,
+}
+
+/// The dispatcher `config` describes: the daemon's, and the one `tocsin
+/// simulate` runs into a recording channel, built alike so a rehearsal
+/// renders, bundles and holds back SMS exactly as the daemon does.
+pub fn dispatcher(config: &Config, with: Delivering) -> anyhow::Result<Dispatcher> {
+    let from: lettre::message::Mailbox = config.email.from.parse()?;
+    Ok(Dispatcher {
+        store: with.store,
+        rules: with.rules,
+        templates: with.templates,
+        channels: with.channels,
+        clock: with.clock,
+        public_url: config.server.public_url.trim_end_matches('/').to_owned(),
+        owner: with.owner,
+        lease: TimeDelta::from_std(config.scheduler.lease)?,
+        key: with.key,
+        id_domain: config.email.reply_domain.clone(),
+        reply_local: from.email.user().to_owned(),
+        sms_interval: TimeDelta::from_std(config.sms.min_interval)?,
+        wake: with.wake,
+    })
+}
+
 /// A name for this process in leases: unique across restarts and hosts.
 fn worker_id() -> String {
     let mut b = [0u8; 6];
@@ -477,21 +512,19 @@ impl App {
         let templates = Live::new(&config.paths.templates, templates);
         let from: lettre::message::Mailbox = config.email.from.parse()?;
         let channels = channels(config, &from)?;
-        let dispatcher = Arc::new(Dispatcher {
-            store: store.clone(),
-            rules: rules.clone(),
-            templates: templates.clone(),
-            channels,
-            clock: clock.clone(),
-            public_url: config.server.public_url.trim_end_matches('/').to_owned(),
-            owner,
-            lease,
-            key: key.clone(),
-            id_domain: config.email.reply_domain.clone(),
-            reply_local: from.email.user().to_owned(),
-            sms_interval: TimeDelta::from_std(config.sms.min_interval)?,
-            wake: wake.dispatcher.clone(),
-        });
+        let dispatcher = Arc::new(dispatcher(
+            config,
+            Delivering {
+                store: store.clone(),
+                rules: rules.clone(),
+                templates: templates.clone(),
+                channels,
+                clock: clock.clone(),
+                owner,
+                key: key.clone(),
+                wake: wake.dispatcher.clone(),
+            },
+        )?);
         let max_size = parse_size(&config.email.max_size).map_err(anyhow::Error::msg)?;
         let (routes, openapi) = http::routes(max_size);
         let reports = match &config.database.reports_url {

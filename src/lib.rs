@@ -7,11 +7,12 @@
 //! what Tocsin does whichever door asked, with the workers beside it
 //! ([`scheduler`], [`notify`]). The adapters only translate: [`http`] (the
 //! API, the dashboard, the webhooks), [`smtp`], [`cli`] and [`store`].
-//! [`app`] wires them together.
+//! [`app`] wires them together; [`rehearse`] runs that wiring on a fake
+//! clock to show what rules would do.
 
 pub use tocsin_core::{
-    audit, calendar, case, command, digest, escalation, limits, mail, overrides, people, reports, routing, schedule,
-    sla,
+    audit, calendar, case, command, coverage, digest, escalation, limits, mail, overrides, people, reports, routing,
+    schedule, sla,
 };
 
 pub mod app;
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod notify;
+pub mod rehearse;
 pub mod rules;
 pub mod scheduler;
 pub mod service;

@@ -21,6 +21,11 @@ impl LiveRules {
         Self { current: Arc::new(RwLock::new(Arc::new(rules))) }
     }
 
+    /// Rules already shared (`tocsin simulate` runs many cases on one set).
+    pub fn shared(rules: Arc<Rules>) -> Self {
+        Self { current: Arc::new(RwLock::new(rules)) }
+    }
+
     /// The rules in force now.
     pub fn get(&self) -> Arc<Rules> {
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()

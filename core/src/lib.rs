@@ -15,6 +15,8 @@
 //! - [`people`]: people, their channels and phone numbers.
 //! - [`routing`]: which priority, plan and policy a new case gets.
 //! - [`escalation`]: policies, steps and who a step reaches.
+//! - [`coverage`]: holes in the rules ahead: nobody on call, people or
+//!   steps that reach nobody, policies slower than their SLA.
 //! - [`overrides`]: the check every door runs on a requested override.
 //! - [`limits`]: input sizes every door refuses alike.
 //! - [`rules`]: the rules folder's types, checked as one set.
@@ -30,6 +32,7 @@ pub mod audit;
 pub mod calendar;
 pub mod case;
 pub mod command;
+pub mod coverage;
 pub mod delivery;
 pub mod digest;
 pub mod escalation;

@@ -40,6 +40,33 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `tocsin check --coverage`: every hole from now to now + `within`; an
+/// error (exit status 1) when there is any.
+pub async fn coverage(config: &Config, within: &str) -> anyhow::Result<()> {
+    let within = super::simulate::duration(within, "--coverage")?;
+    let rules = super::load_rules(config)?;
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+    let (mut overrides, mut sms_off) = (Default::default(), Default::default());
+    // Only a database a config file names: the built-in default would be
+    // ./tocsin.db of whatever folder this runs in.
+    if config.source.is_some()
+        && let Some(store) = crate::store::open_read_only(&config.database).await.map_err(anyhow::Error::msg)?
+    {
+        overrides = crate::service::overrides::by_schedule(store.as_ref(), now).await?;
+        sms_off = store.sms_opt_outs().await?;
+    }
+    let holes = crate::coverage::holes(&rules, &overrides, &sms_off, now, within);
+    let span = humantime::format_duration(within.to_std().unwrap_or_default());
+    for hole in &holes {
+        println!("hole: {hole}");
+    }
+    if !holes.is_empty() {
+        bail!("{} hole(s) in coverage in the next {span}", holes.len());
+    }
+    println!("coverage: no hole in the next {span}");
+    Ok(())
+}
+
 /// Where the reply key comes from, and whether it is safe (issue 13):
 /// warnings for a weak key, a key file others may read, or PostgreSQL
 /// without a shared key. The count of errors.

@@ -6,6 +6,7 @@ mod check;
 mod ingest;
 mod overrides;
 mod serve;
+mod simulate;
 mod time;
 mod token;
 
@@ -57,7 +58,18 @@ pub enum Command {
     /// from and warns when it is weak, its file readable by others, or
     /// PostgreSQL has no shared key (serve then refuses a new database).
     /// Exit status 1 on errors.
-    Check,
+    ///
+    /// With --coverage [DURATION] (default 28d from now) also every hole
+    /// in that stretch: times a schedule some policy pages has nobody on
+    /// call (with the layers and overrides that leave it empty), people no
+    /// channel reaches (SMS opted out counts, when a config file names a
+    /// database), steps that reach nobody, plans whose respond target ends
+    /// before their policy pages a second person, calendars with no working
+    /// time. Exit status 1 when there is any, so it can gate a deploy.
+    Check {
+        #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "28d")]
+        coverage: Option<String>,
+    },
     /// Read one RFC 5322 message on standard input and file it, for an MTA
     /// pipe (Postfix: `argv=tocsin ingest --sender ${sender} --recipient
     /// ${recipient}`). Exit status after sysexits: 0 filed (or a duplicate
@@ -108,6 +120,14 @@ pub enum Command {
         #[arg(long)]
         within: String,
     },
+    /// Rehearse a case: open it at --at on a fake clock with the real rules,
+    /// templates and the engine the daemon runs, nobody answering unless
+    /// --ack-after, and print every page (person, channel, step, SMS text),
+    /// deadline, warning, breach and each hand-off that changed who a later
+    /// step reached, in time order on the plan calendar's clock. Writes no
+    /// database and sends nothing; with --config it reads the database's
+    /// SMS opt-outs and overrides.
+    Simulate(simulate::SimulateArgs),
     /// Manage on-call overrides (they win over every layer of a schedule).
     Override {
         #[command(subcommand)]
@@ -197,8 +217,11 @@ pub enum TokenCommand {
     Revoke { name: String },
 }
 
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+/// `quiet`: warnings only unless RUST_LOG says otherwise (a rehearsal's
+/// engine would log every case it opens and page it sends).
+fn init_logs(format: LogFormat, quiet: bool) {
+    let default = if quiet { "warn" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -251,7 +274,7 @@ pub(crate) fn parse_instant(s: &str, what: &str) -> anyhow::Result<DateTime<Utc>
 /// dispatches.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
+    init_logs(cli.log_format, matches!(cli.command, Command::Simulate(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -278,7 +301,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         // Handled before: it has exit codes of its own.
         Command::Ingest { .. } => Ok(()),
         Command::Serve => serve::run(config).await,
-        Command::Check => check::run(&config),
+        Command::Check { coverage: None } => check::run(&config),
+        Command::Check { coverage: Some(within) } => {
+            check::run(&config)?;
+            check::coverage(&config, &within).await
+        }
         Command::Migrate => {
             crate::store::open(&config.database).await.map_err(anyhow::Error::msg)?;
             println!("migrations applied to {}", crate::store::redacted(&config.database.url));
@@ -292,6 +319,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit { from, to, format } => token::audit(&config, from.as_deref(), to.as_deref(), format).await,
         Command::Deadline { calendar, from, within } => time::deadline(&config, &calendar, &from, &within),
         Command::Override { command } => overrides::run(&config, command).await,
+        Command::Simulate(args) => simulate::run(&config, args).await,
         Command::Oncall { schedule, at } => time::oncall(&config, schedule.as_deref(), at.as_deref()).await,
     }
 }

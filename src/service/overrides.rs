@@ -125,9 +125,18 @@ impl OverrideService {
 /// The stored overrides that end after `from`, by schedule: what the case
 /// service, the digest and the schedule views resolve targets with.
 pub async fn by_schedule(store: &dyn Store, from: DateTime<Utc>) -> Result<Overrides, StoreError> {
+    Ok(records_by_schedule(&store.overrides(from).await?))
+}
+
+/// `records` by schedule, in the order given.
+pub fn records_by_schedule(records: &[OverrideRecord]) -> Overrides {
     let mut map = Overrides::new();
-    for o in store.overrides(from).await? {
-        map.entry(o.schedule).or_default().push(Override { person: o.person, start: o.start, end: o.end });
+    for o in records {
+        map.entry(o.schedule.clone()).or_default().push(Override {
+            person: o.person.clone(),
+            start: o.start,
+            end: o.end,
+        });
     }
-    Ok(map)
+    map
 }

@@ -19,8 +19,8 @@ use sqlx::{AssertSqlSafe, Database, Encode, Executor, Pool, QueryBuilder, Transa
 use super::dialect::{Affected, Dialect};
 use super::rows::{self, CASE_COLUMNS, Columns, PAGE_COLUMNS, PAGE_FACT_COLUMNS, TOKEN_COLUMNS, Value, ms};
 use super::{
-    AttachmentRecord, CaseQuery, Counts, Delivery, DigestData, EventRecord, InboxRecord, MessageRecord,
-    OverrideRecord, PageRecord, PageStatus, ReportData, SessionRecord, Store, StoreError,
+    AttachmentRecord, CaseQuery, Counts, Delivery, DigestData, EventRecord, InboxRecord, MessageRecord, OverrideRecord,
+    PageRecord, PageStatus, ReportData, SessionRecord, Store, StoreError,
 };
 use crate::audit::{AuditAction, AuditEntry};
 use crate::case::{Case, CaseNumber, NewEvent, NewPage, Status, Timer, Transition};
@@ -1415,5 +1415,17 @@ where
         }
         tx.commit().await?;
         Ok(out)
+    }
+
+    // --- issue 18: rehearsing rules ---
+    async fn next_page_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = sql::<D>(
+            "SELECT MIN(at) AS at FROM (
+                 SELECT MIN(COALESCE(next_attempt_at, created_at)) AS at FROM pages WHERE status = 'queued'
+                 UNION ALL SELECT MIN(lease_until) FROM pages WHERE status = 'sending') AS next",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        row.opt_instant("at")
     }
 }

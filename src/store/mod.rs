@@ -438,6 +438,13 @@ pub trait Store: Send + Sync + 'static {
         shifts: &[(String, String)],
         now: DateTime<Utc>,
     ) -> Result<Vec<(i64, DateTime<Utc>)>, StoreError>;
+
+    // --- issue 18: rehearsing rules ---
+    /// When the dispatcher next has a page to claim: the earliest queued
+    /// page's next attempt (a page held back by `[sms] min_interval` or a
+    /// retry), or an expired lease. `tocsin simulate` moves its clock here
+    /// as it does to [`Store::next_timer_at`].
+    async fn next_page_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 }
 
 /// An attachment listed on a case; its bytes are in the raw message of
@@ -514,6 +521,26 @@ async fn open_with(db: &crate::config::Database, migrate: bool) -> Result<Arc<dy
     } else {
         Err(format!("database url {url:?} is not understood: use sqlite://PATH or postgres://USER@HOST/DB"))
     }
+}
+
+/// The configured database, opened to read only (no migration, nothing
+/// written): `tocsin simulate` and `tocsin check --coverage` read the SMS
+/// opt-outs and overrides this way. `None` for an SQLite file that does not
+/// exist yet, or an in-memory one: nothing to read.
+pub async fn open_read_only(db: &crate::config::Database) -> Result<Option<Arc<dyn Store>>, String> {
+    let url = db.url.as_str();
+    if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        let file = rest.split('?').next().unwrap_or_default();
+        if file.is_empty() || file.contains(":memory:") || !std::path::Path::new(file).exists() {
+            return Ok(None);
+        }
+        let store = sqlite::SqliteStore::open_read_only(url, db.busy_timeout)
+            .await
+            .map_err(|e| format!("cannot read {url}: {e}"))?;
+        return Ok(Some(Arc::new(store)));
+    }
+    // PostgreSQL: connected without migrating, as a reports replica is.
+    open_reports(db).await.map(Some)
 }
 
 /// `url` fit for logs and messages: a password in it becomes `***`.

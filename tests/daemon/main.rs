@@ -33,6 +33,7 @@ mod multi_instance;
 mod phone;
 mod providers;
 mod recovery;
+mod rehearse;
 mod reload;
 mod replies;
 mod replies_e2e;

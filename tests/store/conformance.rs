@@ -122,6 +122,8 @@ conformance!(
     find_cases_filters_pages_by_cursor_and_limits_an_engineer_to_their_cases,
     // --- issue 15: calendar feed versions ---
     a_feed_shift_keeps_its_version_until_its_fingerprint_changes,
+    // --- rehearsing rules (issue 18) ---
+    the_next_page_due_is_a_queued_one_a_retry_or_a_lapsed_lease,
 );
 
 const T0: &str = "2026-11-24T10:00:00.123Z";
@@ -1316,4 +1318,24 @@ async fn a_feed_shift_keeps_its_version_until_its_fingerprint_changes(b: &Backen
     );
     assert_eq!(x.unwrap()[0].0, 2);
     assert_eq!(y.unwrap()[0].0, 2);
+}
+
+// --- rehearsing rules (issue 18) ---
+async fn the_next_page_due_is_a_queued_one_a_retry_or_a_lapsed_lease(b: &Backend) {
+    let s = &*b.store;
+    assert_eq!(s.next_page_at().await.unwrap(), None, "nothing queued");
+    let c = open_case(s, t0(), TimeDelta::minutes(5)).await;
+    let created = s.pages_of(c.number).await.unwrap()[0].created_at;
+    assert_eq!(s.next_page_at().await.unwrap(), Some(created), "a new page is due when queued");
+    let lease = TimeDelta::seconds(30);
+    let now = t0() + TimeDelta::seconds(1);
+    let got = s.claim_pages(now, "a", lease, 10).await.unwrap();
+    assert_eq!(s.next_page_at().await.unwrap(), Some(now + lease), "a claimed page is due when its lease lapses");
+    let retry_at = now + TimeDelta::seconds(10);
+    s.finish_pages("a", &[(got[0].id, Delivery::Deferred { at: retry_at })], now).await.unwrap();
+    assert_eq!(s.next_page_at().await.unwrap(), Some(retry_at), "a held-back page is due at its next attempt");
+    let again = s.claim_pages(retry_at, "a", lease, 10).await.unwrap();
+    let sent = Delivery::Sent { provider_id: None, message_id: None };
+    s.finish_pages("a", &[(again[0].id, sent)], retry_at).await.unwrap();
+    assert_eq!(s.next_page_at().await.unwrap(), None, "a sent page is never due again");
 }

@@ -554,7 +554,9 @@ pub async fn act(
         other => {
             return Err(WebError::new(
                 StatusCode::NOT_FOUND,
-                format!("there is no action {other:?}; use ack, note, reply, escalate, resolve, assign, wait or resume"),
+                format!(
+                    "there is no action {other:?}; use ack, note, reply, escalate, resolve, assign, wait or resume"
+                ),
             ));
         }
     };
@@ -586,6 +588,17 @@ struct Bar {
 struct ScheduleRow {
     name: String,
     bars: Vec<Bar>,
+    /// Stretches with nobody on call on a schedule a policy pages
+    /// (`tocsin check --coverage` finds the same).
+    holes: Vec<HoleRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct HoleRow {
+    x: f64,
+    w: f64,
+    /// When, on the viewer's clock, and why.
+    label: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -665,7 +678,24 @@ async fn schedules_view(
                     }
                 })
                 .collect();
-            ScheduleRow { name: sch.name.clone(), bars }
+            let holes = crate::coverage::schedule_holes(&state.rules.get(), &sch.name, &overrides, start, end)
+                .into_iter()
+                .filter_map(|h| match h {
+                    crate::coverage::Hole::NobodyOnCall { from, to, policies, why, .. } => Some(HoleRow {
+                        x: x(from),
+                        w: x(to) - x(from),
+                        label: format!(
+                            "nobody on call {} to {}, yet policy {} pages it: {}",
+                            local(from, tz),
+                            local(to, tz),
+                            policies.join(", "),
+                            why.join("; ")
+                        ),
+                    }),
+                    _ => None,
+                })
+                .collect();
+            ScheduleRow { name: sch.name.clone(), bars, holes }
         })
         .collect();
     let days = (0..SCHEDULE_DAYS)
