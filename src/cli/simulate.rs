@@ -39,6 +39,11 @@ pub struct SimulateArgs {
     /// The case is resolved this long after it opens.
     #[arg(long, value_name = "DURATION")]
     pub resolve_after: Option<String>,
+    /// Its assignee (else whoever the latest step paged) replies to the
+    /// customer this long after it opens: on a plan with
+    /// `respond_met_by = "reply"` this is what meets the respond clock.
+    #[arg(long, value_name = "DURATION")]
+    pub reply_after: Option<String>,
     /// How long to run the case.
     #[arg(long = "for", value_name = "DURATION", default_value = "24h")]
     pub run_for: String,
@@ -124,6 +129,7 @@ impl SimulateArgs {
             priority,
             ack_after: self.ack_after.as_deref().map(|d| duration(d, "--ack-after")).transpose()?,
             resolve_after: self.resolve_after.as_deref().map(|d| duration(d, "--resolve-after")).transpose()?,
+            reply_after: self.reply_after.as_deref().map(|d| duration(d, "--reply-after")).transpose()?,
             run_for,
         })
     }

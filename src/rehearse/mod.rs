@@ -68,6 +68,9 @@ pub struct Scenario {
     pub ack_after: Option<TimeDelta>,
     /// The case is resolved this long after opening.
     pub resolve_after: Option<TimeDelta>,
+    /// The person working the case (its assignee, else whoever the latest
+    /// step paged) replies to the customer this long after it opens.
+    pub reply_after: Option<TimeDelta>,
     /// How long to run.
     pub run_for: TimeDelta,
 }
@@ -247,6 +250,9 @@ pub async fn rehearse_on(bench: &Bench, stage: &Stage, scenario: &Scenario) -> a
     if let Some(after) = scenario.resolve_after {
         actions.push((scenario.at + after, Scripted::Resolve));
     }
+    if let Some(after) = scenario.reply_after {
+        actions.push((scenario.at + after, Scripted::Reply));
+    }
     actions.sort_by_key(|(at, _)| *at);
     let mut actions = actions.into_iter().peekable();
     let mut happenings = Vec::new();
@@ -362,6 +368,7 @@ fn rank(kind: &str) -> u8 {
 #[derive(Debug, Clone, Copy)]
 enum Scripted {
     Ack,
+    Reply,
     Resolve,
 }
 
@@ -399,6 +406,25 @@ impl Scripted {
                 Ok(Some(match cases.act(number, &action, &Actor::Person(by.clone()), Via::Api).await {
                     Ok(_) => happening("acknowledged", Some(by.to_string()), format!("{by} acknowledges")),
                     Err(e) => happening("acknowledged", Some(by.to_string()), format!("cannot acknowledge: {e}")),
+                }))
+            }
+            Scripted::Reply => {
+                // The assignee answers; on a case nobody took, whoever the
+                // latest step paged.
+                let assignee = store.case(number).await?.and_then(|c| c.assignee);
+                let pages = store.pages_of(number).await?;
+                let latest = pages.iter().filter(|p| p.kind == PageKind::Page).max_by_key(|p| (p.position, p.id));
+                let Some(by) = assignee.or_else(|| latest.and_then(|p| p.person.clone())) else {
+                    return Ok(Some(happening(
+                        "replied",
+                        None,
+                        "nobody was paged or assigned, so nobody replies".into(),
+                    )));
+                };
+                let action = Action::Reply { by: by.clone(), text: "(the reply to the customer)".into() };
+                Ok(Some(match cases.act(number, &action, &Actor::Person(by.clone()), Via::Api).await {
+                    Ok(_) => happening("replied", Some(by.to_string()), format!("{by} replies to the customer")),
+                    Err(e) => happening("replied", Some(by.to_string()), format!("cannot reply: {e}")),
                 }))
             }
             Scripted::Resolve => {

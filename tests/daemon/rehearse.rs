@@ -133,6 +133,7 @@ fn scenario(at: DateTime<Utc>, subject: &str, requester: &str, ack_after: Option
         priority: None,
         ack_after,
         resolve_after: None,
+        reply_after: None,
         run_for: TimeDelta::hours(hours),
     }
 }
@@ -556,4 +557,30 @@ async fn simulate_honours_the_databases_opt_outs_and_overrides_and_leaves_it_unt
     let names = |s: &[(String, Vec<u8>)]| s.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     assert_eq!(names(&after), names(&before));
     assert!(after == before, "the database was written to");
+}
+
+#[tokio::test]
+async fn on_a_reply_measured_plan_only_a_reply_meets_the_respond_clock() {
+    let rules = rules_changed("sla.toml", |t| {
+        t.replacen(
+            "respond_met_by = \"ack\"             # 30 minutes",
+            "respond_met_by = \"reply\"           # 30 minutes",
+            1,
+        )
+    });
+    let stage = stage_of(rules.path()).await;
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z").unwrap().with_timezone(&Utc);
+    let mut s = scenario(at, "Checkout is down", "ops@acme.com", Some(TimeDelta::minutes(5)), 2);
+    let breaches = |r: &tocsin::rehearse::Rehearsal| {
+        r.happenings.iter().filter(|h| h.kind == "breach" && h.text.contains("respond")).count()
+    };
+    // Acknowledged at 10:05, never answered: the 30-minute respond clock
+    // of gold breaches.
+    let acked = rehearse(&stage, &s).await.unwrap();
+    assert_eq!(breaches(&acked), 1, "{:#?}", acked.happenings);
+    // Answered at 10:10: met.
+    s.reply_after = Some(TimeDelta::minutes(10));
+    let replied = rehearse(&stage, &s).await.unwrap();
+    assert_eq!(breaches(&replied), 0, "{:#?}", replied.happenings);
+    assert!(replied.happenings.iter().any(|h| h.kind == "replied" && h.text.contains("replies to the customer")));
 }
